@@ -1,0 +1,3 @@
+from subtitled.cli import main
+
+raise SystemExit(main())

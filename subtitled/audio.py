@@ -1,0 +1,133 @@
+"""Audio extraction: a pure ffmpeg-python graph builder and the one place that runs ffmpeg."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from subtitled.errors import MediaError
+from subtitled.media import AudioStream, ffmpeg_url
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16_000
+BYTES_PER_SAMPLE = 2  # s16le
+BLOCK_SECONDS = 10.0  # what is held in memory from the pipe at once
+_STDERR_LINES_KEPT = 20
+
+
+def build_extract_args(
+    path: Path,
+    stream: AudioStream,
+    *,
+    start_seconds: float | None = None,
+    duration_seconds: float | None = None,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+) -> list[str]:
+    """The ffmpeg argv that writes one track as mono s16le PCM to stdout."""
+    import ffmpeg  # ffmpeg-python; pure graph building, no process is started here
+
+    input_options: dict[str, str] = {}
+    if start_seconds is not None:
+        input_options["ss"] = f"{start_seconds:.3f}"  # input-side seek: fast, keyframe-exact
+    if duration_seconds is not None:
+        input_options["t"] = f"{duration_seconds:.3f}"
+    source = ffmpeg.input(ffmpeg_url(path), **input_options)
+    output = ffmpeg.output(
+        source[str(stream.index)],
+        "pipe:",
+        format="s16le",
+        acodec="pcm_s16le",
+        ac=1,
+        ar=sample_rate_hz,
+    ).global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+    args: list[str] = ffmpeg.compile(output, cmd="ffmpeg")
+    return args
+
+
+def _drain(pipe: IO[bytes], keep: collections.deque[str]) -> None:
+    for raw in iter(pipe.readline, b""):
+        line = raw.decode("utf-8", "replace").strip()
+        if line:
+            keep.append(line)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill ffmpeg's whole process group if it is still running, and reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def stream_pcm(
+    args: list[str], path: Path, *, block_samples: int = int(BLOCK_SECONDS * SAMPLE_RATE_HZ)
+) -> Iterator[np.ndarray]:
+    """Run ffmpeg and yield float32 blocks of at most `block_samples` samples.
+
+    Memory stays at one block however long the file is. Closing the generator early
+    kills ffmpeg. A non-zero exit, or an exit with no audio at all, raises MediaError
+    with ffmpeg's own words.
+    """
+    try:
+        process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, so _stop reaps any children
+        )
+    except OSError as err:
+        raise MediaError(f"cannot run ffmpeg: {err}", path=path, stage="extract") from err
+    assert process.stdout is not None and process.stderr is not None
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES_KEPT)
+    drainer = threading.Thread(target=_drain, args=(process.stderr, stderr_tail), daemon=True)
+    drainer.start()
+    total = 0
+    try:
+        block_bytes = block_samples * BYTES_PER_SAMPLE
+        while True:
+            data = _read_exactly(process.stdout, block_bytes)
+            usable = len(data) - len(data) % BYTES_PER_SAMPLE
+            if usable:
+                total += usable // BYTES_PER_SAMPLE
+                yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            if len(data) < block_bytes:
+                break
+        returncode = process.wait()
+        drainer.join()
+    finally:
+        _stop(process)
+        process.stdout.close()
+        drainer.join(timeout=5)
+        process.stderr.close()
+    if returncode != 0:
+        cause = stderr_tail[-1] if stderr_tail else "no error output"
+        raise MediaError(f"ffmpeg exited with {returncode}: {cause}", path=path, stage="extract")
+    if total == 0:
+        cause = f" ({stderr_tail[-1]})" if stderr_tail else ""
+        raise MediaError(f"the audio track decodes to no samples{cause}", path=path,
+                         stage="extract")
+
+
+def _read_exactly(pipe: IO[bytes], size: int) -> bytes:
+    """Read `size` bytes unless the stream ends first (pipes return short reads)."""
+    parts = []
+    remaining = size
+    while remaining:
+        chunk = pipe.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)

@@ -1,0 +1,145 @@
+"""Command line: subcommands, logging set-up, and SubtitledError → one line + exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from subtitled import __version__, languages
+from subtitled.config import (
+    DEVICES,
+    ENGINES,
+    LANGUAGE_MODES,
+    TASKS,
+    CueLimits,
+    LanguageSettings,
+    ModelSettings,
+    OutputSettings,
+    TranscribeSettings,
+)
+from subtitled.errors import ConfigError, SubtitledError
+
+logger = logging.getLogger("subtitled")
+
+
+def _codes(value: str) -> tuple[str, ...]:
+    codes = []
+    for raw in value.split(","):
+        code = languages.normalize(raw)
+        if code is None:
+            raise argparse.ArgumentTypeError(f"unknown language code {raw!r}")
+        codes.append(code)
+    return tuple(codes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="subtitled", description="Subtitles for a media library, written by Whisper.")
+    parser.add_argument("--version", action="version", version=f"subtitled {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-v info, -vv debug)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_transcribe(commands.add_parser(
+        "transcribe", help="write subtitles for the given media files now",
+        description="Write <stem>.<lang>.srt beside each media file."))
+    return parser
+
+
+def _add_transcribe(p: argparse.ArgumentParser) -> None:
+    defaults = TranscribeSettings()
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--model", default=defaults.model.name,
+                   help="model name (large-v3, base, tiny.en, ...) or the path of a .pt "
+                        "checkpoint or a CTranslate2 folder (default: %(default)s)")
+    p.add_argument("--engine", choices=ENGINES, default=defaults.model.engine)
+    p.add_argument("--device", choices=DEVICES, default=defaults.model.device)
+    p.add_argument("--model-dir", type=Path, default=defaults.model.model_dir,
+                   help="where models are looked for and downloaded (default: %(default)s)")
+    p.add_argument("--offline", action="store_true",
+                   help="never download; fail with instructions when the model is missing")
+    p.add_argument("--language", default="auto",
+                   help="'auto' or the spoken language as an ISO code (default: auto)")
+    p.add_argument("--language-mode", choices=LANGUAGE_MODES, default=defaults.language.mode,
+                   help="vote: one language per file, voted over windows spread over it; "
+                        "per-chunk: detect each stretch of speech, for files that switch")
+    p.add_argument("--allowed-languages", type=_codes, default=(), metavar="CODES",
+                   help="comma-separated ISO codes that detection may choose from")
+    p.add_argument("--audio-language", type=_codes, default=(), metavar="CODES",
+                   help="preferred audio track languages, in order (e.g. en,de)")
+    p.add_argument("--task", choices=TASKS, default=defaults.language.task,
+                   help="translate writes English subtitles for speech in any language")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing subtitle for the same language")
+    p.add_argument("--template", default=defaults.output.template,
+                   help="output name; fields {stem}, {lang}, {name} (default: %(default)s)")
+    limits = defaults.cues
+    p.add_argument("--max-line-chars", type=int, default=limits.max_line_chars)
+    p.add_argument("--max-lines", type=int, default=limits.max_lines)
+    p.add_argument("--min-duration", type=float, default=limits.min_duration_seconds,
+                   help="seconds a cue stays on screen at least (default: %(default)s)")
+    p.add_argument("--max-duration", type=float, default=limits.max_duration_seconds,
+                   help="seconds a cue stays on screen at most (default: %(default)s)")
+    p.add_argument("--min-gap", type=float, default=limits.min_gap_seconds,
+                   help="seconds between two cues at least (default: %(default)s)")
+    p.add_argument("--max-cps", type=float, default=limits.max_chars_per_second,
+                   help="reading speed in characters per second (default: %(default)s)")
+
+
+def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
+    cues = CueLimits(max_line_chars=args.max_line_chars, max_lines=args.max_lines,
+                     min_duration_seconds=args.min_duration,
+                     max_duration_seconds=args.max_duration, min_gap_seconds=args.min_gap,
+                     max_chars_per_second=args.max_cps)
+    problems = []
+    if cues.max_line_chars < 10 or cues.max_lines < 1:
+        problems.append("--max-line-chars must be at least 10 and --max-lines at least 1")
+    if not 0 < cues.min_duration_seconds < cues.max_duration_seconds:
+        problems.append("need 0 < --min-duration < --max-duration")
+    if cues.min_gap_seconds < 0 or cues.max_chars_per_second <= 0:
+        problems.append("--min-gap must be >= 0 and --max-cps > 0")
+    if args.language != "auto" and languages.normalize(args.language) is None:
+        problems.append(f"--language: unknown language code {args.language!r}")
+    if problems:
+        raise ConfigError("; ".join(problems), stage="options")
+    defaults = TranscribeSettings()
+    return replace(
+        defaults,
+        model=ModelSettings(name=args.model, engine=args.engine, device=args.device,
+                            model_dir=args.model_dir, offline=args.offline),
+        language=LanguageSettings(language=args.language, mode=args.language_mode,
+                                  allowed=args.allowed_languages, task=args.task),
+        cues=cues,
+        output=OutputSettings(template=args.template, overwrite=args.force),
+        preferred_audio_languages=args.audio_language,
+    )
+
+
+def configure_logging(verbosity: int) -> None:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
+    # journald stamps each line itself; a terminal user wants the time.
+    under_journal = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else \
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        if args.command == "transcribe":
+            from subtitled.commands import transcribe
+
+            return transcribe(settings_from_args(args), args.paths)
+    except SubtitledError as err:
+        print(f"subtitled: error: {err.one_line()}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("subtitled: interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")

@@ -1,0 +1,99 @@
+"""Settings as frozen dataclasses; every value carries its unit in its name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+EngineName = Literal["openai-whisper", "faster-whisper"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+Task = Literal["transcribe", "translate"]
+LanguageMode = Literal["vote", "per-chunk"]
+
+ENGINES: tuple[EngineName, ...] = ("openai-whisper", "faster-whisper")
+DEVICES: tuple[DeviceName, ...] = ("auto", "cpu", "cuda")
+TASKS: tuple[Task, ...] = ("transcribe", "translate")
+LANGUAGE_MODES: tuple[LanguageMode, ...] = ("vote", "per-chunk")
+
+
+def default_model_dir() -> Path:
+    """systemd's CacheDirectory= when set, else the XDG cache of the user."""
+    cache = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if cache:
+        return Path(cache) / "models"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "subtitled" / "models"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str = "large-v3"
+    engine: EngineName = "openai-whisper"
+    device: DeviceName = "auto"
+    model_dir: Path = field(default_factory=default_model_dir)
+    # Never reach for the network; fail with instructions instead of downloading.
+    offline: bool = False
+    beam_size: int = 5
+    cpu_threads: int = 0  # 0: all cores
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    language: str = "auto"  # "auto" or an ISO 639-1 code
+    mode: LanguageMode = "vote"
+    allowed: tuple[str, ...] = ()  # empty: any language the model knows
+    vote_windows: int = 5
+    vote_window_seconds: float = 30.0
+    task: Task = "transcribe"
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    threshold: float = 0.5
+    neg_threshold: float = 0.35
+    min_speech_ms: int = 250
+    min_silence_ms: int = 500
+    speech_pad_ms: int = 200
+    max_chunk_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """Whisper's own signals that a segment is not speech or is a decoding loop."""
+
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    min_loop_repeats: int = 4
+
+
+@dataclass(frozen=True)
+class CueLimits:
+    max_line_chars: int = 42
+    max_lines: int = 2
+    min_duration_seconds: float = 1.0
+    max_duration_seconds: float = 7.0
+    min_gap_seconds: float = 0.08  # two frames at 25 fps
+    max_chars_per_second: float = 20.0
+    # A pause this long between words always starts a new cue.
+    max_word_gap_seconds: float = 1.5
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    template: str = "{stem}.{lang}.srt"
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class TranscribeSettings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    language: LanguageSettings = field(default_factory=LanguageSettings)
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    filters: FilterSettings = field(default_factory=FilterSettings)
+    cues: CueLimits = field(default_factory=CueLimits)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    # Container language tags to prefer when choosing the audio track, in order.
+    preferred_audio_languages: tuple[str, ...] = ()

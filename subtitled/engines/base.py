@@ -1,0 +1,60 @@
+"""The one seam every speech-recognition engine sits behind, with typed results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from subtitled.config import Task
+
+
+@dataclass(frozen=True)
+class Word:
+    start_seconds: float
+    end_seconds: float
+    text: str  # as the model wrote it, usually with its leading space
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_seconds: float
+    end_seconds: float
+    text: str
+    words: tuple[Word, ...]
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+
+
+class Transcriber(Protocol):
+    """A loaded model. Audio is 16 kHz mono float32 of at most 30 s."""
+
+    @property
+    def description(self) -> str:
+        """Engine, model and device in a few words, for logs."""
+        ...
+
+    @property
+    def multilingual(self) -> bool: ...
+
+    def detect_language(self, audio: np.ndarray) -> dict[str, float]:
+        """Probability per Whisper language code."""
+        ...
+
+    def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
+        """Segments with word timings, in seconds from the start of `audio`."""
+        ...
+
+    def release_memory(self) -> None:
+        """Give cached accelerator memory back (after an out-of-memory error)."""
+        ...
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError, or the RuntimeError older torch and CTranslate2 raise."""
+    if type(error).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()

@@ -1,0 +1,180 @@
+"""openai-whisper engine: the model stays resident; FP16 on CUDA, FP32 on the CPU."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from subtitled import models
+from subtitled.config import ModelSettings, Task
+from subtitled.engines import resolve_device
+from subtitled.engines.base import Segment, Word
+from subtitled.engines.ct2_weights import alignment_heads, read_model_bin, state_dict
+from subtitled.engines.ct2_weights import dimensions as ct2_dimensions
+from subtitled.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+# Whisper's own fallback schedule: retry a window at higher temperature when the text
+# looks like a loop (compression ratio) or is improbable (log probability).
+_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class OpenAIWhisperEngine:
+    def __init__(self, model: Any, device: str, name: str, beam_size: int) -> None:
+        self.model = model
+        self.device = device
+        self.name = name
+        self.beam_size = beam_size
+        self.fp16 = device == "cuda"
+
+    @property
+    def description(self) -> str:
+        precision = "fp16" if self.fp16 else "fp32"
+        return f"openai-whisper {self.name} on {self.device} ({precision})"
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.is_multilingual)
+
+    def detect_language(self, audio: np.ndarray) -> dict[str, float]:
+        if not self.multilingual:
+            return {"en": 1.0}
+        import whisper
+
+        mel = whisper.log_mel_spectrogram(
+            audio, self.model.dims.n_mels, padding=whisper.audio.N_SAMPLES
+        )
+        mel = whisper.pad_or_trim(mel, whisper.audio.N_FRAMES).to(self.device)
+        if self.fp16:
+            mel = mel.half()
+        _, probabilities = self.model.detect_language(mel)
+        return {str(code): float(p) for code, p in probabilities.items()}
+
+    def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
+        import whisper
+
+        result = whisper.transcribe(
+            self.model,
+            audio,
+            language=language,
+            task=task,
+            temperature=_TEMPERATURES,
+            beam_size=self.beam_size,
+            best_of=self.beam_size,
+            condition_on_previous_text=False,  # chunks are independent; no loop carry-over
+            word_timestamps=True,
+            fp16=self.fp16,
+            verbose=None,
+        )
+        return [_segment(raw) for raw in result["segments"]]
+
+    def release_memory(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _segment(raw: dict[str, Any]) -> Segment:
+    words = tuple(
+        Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w.get("probability", 1)))
+        for w in raw.get("words", [])
+    )
+    return Segment(
+        start_seconds=float(raw["start"]),
+        end_seconds=float(raw["end"]),
+        text=str(raw["text"]),
+        words=words,
+        avg_logprob=float(raw.get("avg_logprob", 0.0)),
+        no_speech_prob=float(raw.get("no_speech_prob", 0.0)),
+        compression_ratio=float(raw.get("compression_ratio", 1.0)),
+    )
+
+
+def load(settings: ModelSettings) -> OpenAIWhisperEngine:
+    import torch
+
+    device = resolve_device(settings.device, torch.cuda.is_available)
+    if settings.cpu_threads > 0:
+        torch.set_num_threads(settings.cpu_threads)
+    source = models.resolve(settings)
+    started = time.monotonic()
+    model = _load_model(source, settings)
+    model = model.to(device)
+    if device == "cuda":
+        half_precision(model)
+    model.eval()
+    logger.info("loaded openai-whisper %s on %s in %.1f s", source.name, device,
+                time.monotonic() - started)
+    return OpenAIWhisperEngine(model, device, source.name, settings.beam_size)
+
+
+def _load_model(source: models.ModelSource, settings: ModelSettings) -> Any:
+    import whisper
+
+    try:
+        if source.kind == "ctranslate2":
+            assert source.path is not None
+            return model_from_ctranslate2(source.path)
+        if source.kind == "openai-checkpoint":
+            assert source.path is not None
+            model = whisper.load_model(str(source.path), device="cpu")
+            if source.name in whisper._ALIGNMENT_HEADS:
+                model.set_alignment_heads(whisper._ALIGNMENT_HEADS[source.name])
+            return model
+        if source.name not in whisper.available_models():
+            raise ModelError(f"unknown model name '{source.name}' (known: "
+                             f"{', '.join(whisper.available_models())})", stage="model")
+        settings.model_dir.mkdir(parents=True, exist_ok=True)
+        # openai-whisper downloads into model_dir and verifies the file's SHA-256.
+        return whisper.load_model(source.name, device="cpu", download_root=str(settings.model_dir))
+    except ModelError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError) as err:
+        hint = models.missing_model_message(settings) if source.kind == "download" else ""
+        raise ModelError(f"cannot load model '{source.name}': {err}. {hint}".strip(),
+                         stage="model") from err
+
+
+def model_from_ctranslate2(folder: Any) -> Any:
+    """Build an openai-whisper model from a CTranslate2 folder, converting in memory."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    variables = read_model_bin(folder / "model.bin")
+    model = Whisper(ModelDimensions(**ct2_dimensions(variables)))
+    weights = {k: torch.from_numpy(np.array(v, dtype=np.float32))
+               for k, v in state_dict(variables).items()}
+    model.load_state_dict(weights, strict=True)
+    heads = alignment_heads(folder)
+    if heads:
+        mask = torch.zeros(model.dims.n_text_layer, model.dims.n_text_head, dtype=torch.bool)
+        for layer, head in heads:
+            mask[layer, head] = True
+        model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
+    return model
+
+
+def half_precision(model: torch.nn.Module) -> None:
+    """FP16 weights everywhere but LayerNorm, which openai-whisper runs in FP32 on purpose
+    (its LayerNorm casts input to float32, so FP16 weights there would not match)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            continue
+        for name, parameter in module.named_parameters(recurse=False):
+            if parameter.is_floating_point():
+                setattr(module, name, torch.nn.Parameter(parameter.data.half(),
+                                                         requires_grad=False))
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer.is_floating_point():
+                module.register_buffer(name, buffer.half(),
+                                       persistent=name in module.state_dict())

@@ -1,0 +1,155 @@
+"""Probing media with ffprobe and choosing the audio track (a pure function over the JSON)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from subtitled import languages
+from subtitled.errors import MediaError
+
+ProbeJson = Mapping[str, Any]
+
+# Titles that mark a track as something other than the programme's dialogue.
+_AVOID_TITLE = re.compile(
+    r"comment|descri|karaoke|visual(ly)?[ -]impaired|\bAD\b|sing[ -]?along", re.IGNORECASE
+)
+_AVOID_DISPOSITIONS = ("comment", "visual_impaired", "karaoke", "descriptions")
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int  # ffmpeg's stream index in the container, for `-map 0:<index>`
+    language: str | None  # ISO 639-1 from the container tag, if any
+    title: str
+    channels: int
+    default: bool
+    avoided: bool  # commentary, audio description or karaoke
+    # Where the track starts relative to the start of the programme, so cues match the picture.
+    start_offset_seconds: float
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    audio: AudioStream
+    duration_seconds: float | None
+    audio_stream_count: int
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def audio_streams(probe: ProbeJson) -> list[AudioStream]:
+    """Every audio stream of a probe result, as typed values."""
+    start = _float(probe.get("format", {}).get("start_time")) or 0.0
+    streams = []
+    for raw in probe.get("streams", []):
+        if raw.get("codec_type") != "audio":
+            continue
+        tags = {str(k).lower(): str(v) for k, v in (raw.get("tags") or {}).items()}
+        disposition = raw.get("disposition") or {}
+        title = tags.get("title", "")
+        avoided = any(disposition.get(key) for key in _AVOID_DISPOSITIONS) or bool(
+            _AVOID_TITLE.search(title)
+        )
+        stream_start = _float(raw.get("start_time"))
+        streams.append(
+            AudioStream(
+                index=int(raw["index"]),
+                language=languages.normalize(tags.get("language", "")),
+                title=title,
+                channels=int(raw.get("channels") or 0),
+                default=bool(disposition.get("default")),
+                avoided=avoided,
+                start_offset_seconds=(stream_start - start) if stream_start is not None else 0.0,
+            )
+        )
+    return streams
+
+
+def choose_audio_stream(
+    probe: ProbeJson, preferred_languages: Sequence[str] = ()
+) -> AudioStream | None:
+    """The track to transcribe: not commentary/description/karaoke if avoidable, then the
+    first preferred language, then the default track, then the first track."""
+    streams = audio_streams(probe)
+    if not streams:
+        return None
+    wanted = [code for code in (languages.normalize(p) for p in preferred_languages) if code]
+
+    def rank(stream: AudioStream) -> tuple[int, int, int, int]:
+        language_rank = (
+            wanted.index(stream.language) if stream.language in wanted else len(wanted)
+        )
+        return (int(stream.avoided), language_rank, int(not stream.default), stream.index)
+
+    return min(streams, key=rank)
+
+
+def duration_seconds(probe: ProbeJson) -> float | None:
+    duration = _float(probe.get("format", {}).get("duration"))
+    if duration is not None and duration > 0:
+        return duration
+    durations = [_float(s.get("duration")) for s in probe.get("streams", [])]
+    known = [d for d in durations if d is not None and d > 0]
+    return max(known) if known else None
+
+
+def check_readable(path: Path) -> None:
+    """Fail early with a plain reason for the inputs ffprobe would describe badly."""
+    try:
+        info = path.stat()
+    except FileNotFoundError as err:
+        raise MediaError("no such file", path=path, stage="open") from err
+    except OSError as err:
+        raise MediaError(err.strerror or str(err), path=path, stage="open") from err
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise MediaError(f"{kind}, not a media file", path=path, stage="open")
+    if info.st_size == 0:
+        raise MediaError("file is empty (0 bytes)", path=path, stage="open")
+    if not os.access(path, os.R_OK):
+        raise MediaError("permission denied", path=path, stage="open")
+
+
+def ffmpeg_url(path: Path) -> str:
+    """`file:` keeps names with a colon or a leading dash from being read as options/protocols."""
+    return "file:" + str(path.absolute())
+
+
+def probe(path: Path, preferred_languages: Sequence[str] = ()) -> MediaInfo:
+    """Run ffprobe once and choose the audio track; MediaError when it is not usable media."""
+    import ffmpeg  # ffmpeg-python, imported here so the CLI starts fast
+
+    check_readable(path)
+    try:
+        result: ProbeJson = ffmpeg.probe(ffmpeg_url(path))
+    except ffmpeg.Error as err:
+        raise MediaError(
+            f"ffprobe cannot read it: {last_line(err.stderr)}", path=path, stage="probe"
+        ) from err
+    chosen = choose_audio_stream(result, preferred_languages)
+    if chosen is None:
+        kinds = sorted({str(s.get("codec_type")) for s in result.get("streams", [])})
+        found = ", ".join(kinds) if kinds else "none"
+        raise MediaError(f"no audio stream (streams found: {found})", path=path, stage="probe")
+    count = sum(1 for s in result.get("streams", []) if s.get("codec_type") == "audio")
+    return MediaInfo(path, chosen, duration_seconds(result), count)
+
+
+def last_line(stderr: bytes | None) -> str:
+    """The most telling line of a tool's stderr (its last non-empty one)."""
+    text = (stderr or b"").decode("utf-8", "replace").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"

@@ -1,0 +1,255 @@
+"""Speech detection (silero-vad) and cutting the speech into chunks of at most 30 s, streaming."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from subtitled.audio import SAMPLE_RATE_HZ
+from subtitled.config import SpeechSettings
+
+FRAME_SAMPLES = 512  # silero-vad's frame at 16 kHz (32 ms)
+_CONTEXT_SAMPLES = 64
+_FRAMES_PER_CALL = 512
+
+SpeechProbabilities = Callable[[np.ndarray], np.ndarray]
+"""Maps the next samples of a stream to one speech probability per completed frame."""
+
+
+class SileroSpeechProbabilities:
+    """silero-vad's sequence ONNX model, fed block by block with its state carried over."""
+
+    def __init__(self) -> None:
+        import onnxruntime  # heavy; only needed once audio is being processed
+
+        model = resources.files("silero_vad.data") / "silero_vad_16k_sequence.onnx"
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1
+        self._session: Any = onnxruntime.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        self._hidden = np.zeros((1, 1, 128), dtype=np.float32)
+        self._cell = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(_CONTEXT_SAMPLES, dtype=np.float32)
+        self._leftover = np.zeros(0, dtype=np.float32)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        data = np.concatenate((self._leftover, samples.astype(np.float32, copy=False)))
+        count = len(data) // FRAME_SAMPLES
+        self._leftover = data[count * FRAME_SAMPLES :]
+        if count == 0:
+            return np.zeros(0, dtype=np.float32)
+        frames = data[: count * FRAME_SAMPLES].reshape(count, FRAME_SAMPLES)
+        contexts = np.empty((count, _CONTEXT_SAMPLES), dtype=np.float32)
+        contexts[0] = self._context
+        contexts[1:] = frames[:-1, -_CONTEXT_SAMPLES:]
+        self._context = frames[-1, -_CONTEXT_SAMPLES:].copy()
+        inputs = np.concatenate((contexts, frames), axis=1)
+        probabilities = []
+        for first in range(0, count, _FRAMES_PER_CALL):
+            values, self._hidden, self._cell = self._session.run(
+                ["speech_probs", "hn", "cn"],
+                {"input": inputs[first : first + _FRAMES_PER_CALL], "h": self._hidden,
+                 "c": self._cell},
+            )
+            probabilities.append(np.asarray(values, dtype=np.float32).reshape(-1))
+        return np.concatenate(probabilities)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of source audio placed at `chunk_start_seconds` inside a chunk."""
+
+    chunk_start_seconds: float
+    source_start_seconds: float
+    duration_seconds: float
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """At most `max_chunk_seconds` of speech, glued from one or more speech regions."""
+
+    audio: np.ndarray
+    pieces: tuple[Piece, ...]
+
+    @property
+    def source_start_seconds(self) -> float:
+        return self.pieces[0].source_start_seconds
+
+    @property
+    def source_end_seconds(self) -> float:
+        last = self.pieces[-1]
+        return last.source_start_seconds + last.duration_seconds
+
+    @property
+    def duration_seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE_HZ
+
+    def to_source(self, start: float, end: float) -> tuple[float, float]:
+        """Chunk time → source time. Both ends map through the piece that holds `start`,
+        so a word never stretches across the silence that was cut out between pieces."""
+        piece = self.pieces[0]
+        for candidate in self.pieces:
+            if candidate.chunk_start_seconds <= start:
+                piece = candidate
+        piece_end = piece.chunk_start_seconds + piece.duration_seconds
+        start = min(max(start, piece.chunk_start_seconds), piece_end)
+        end = min(max(end, start), piece_end)
+        shift = piece.source_start_seconds - piece.chunk_start_seconds
+        return start + shift, end + shift
+
+    def halves(self) -> list[Chunk]:
+        """Two smaller chunks, cut between pieces where there are several (for retrying
+        after running out of GPU memory)."""
+        if len(self.pieces) > 1:
+            middle = len(self.pieces) // 2
+            return [self.sub(0, middle), self.sub(middle, len(self.pieces))]
+        half = len(self.audio) // 2
+        piece = self.pieces[0]
+        half_seconds = half / SAMPLE_RATE_HZ
+        first = Piece(0.0, piece.source_start_seconds, half_seconds)
+        second = Piece(0.0, piece.source_start_seconds + half_seconds,
+                       self.duration_seconds - half_seconds)
+        return [Chunk(self.audio[:half], (first,)), Chunk(self.audio[half:], (second,))]
+
+    def sub(self, first_piece: int, end_piece: int) -> Chunk:
+        """The chunk made of pieces [first_piece, end_piece), re-based to start at 0."""
+        pieces = self.pieces[first_piece:end_piece]
+        first = round(pieces[0].chunk_start_seconds * SAMPLE_RATE_HZ)
+        last = pieces[-1]
+        end = round((last.chunk_start_seconds + last.duration_seconds) * SAMPLE_RATE_HZ)
+        shift = pieces[0].chunk_start_seconds
+        moved = tuple(
+            Piece(p.chunk_start_seconds - shift, p.source_start_seconds, p.duration_seconds)
+            for p in pieces
+        )
+        return Chunk(self.audio[first:end], moved)
+
+
+class _RegionTracker:
+    """Hysteresis over frame probabilities → closed speech regions as (start, end) frames."""
+
+    def __init__(self, settings: SpeechSettings) -> None:
+        frame_ms = FRAME_SAMPLES * 1000 / SAMPLE_RATE_HZ
+        self._on = settings.threshold
+        self._off = settings.neg_threshold
+        self._min_silence = max(1, round(settings.min_silence_ms / frame_ms))
+        self._min_speech = max(1, round(settings.min_speech_ms / frame_ms))
+        pad_frames = settings.speech_pad_ms / frame_ms
+        self._max_frames = int(settings.max_chunk_seconds * 1000 / frame_ms - 2 * pad_frames) - 1
+        self.frame = 0  # index of the next frame to be seen
+        self.start: int | None = None  # first frame of the open region
+        self._quiet_since: int | None = None
+        self._probs: list[float] = []
+
+    def feed(self, probabilities: Iterable[float]) -> Iterator[tuple[int, int]]:
+        for probability in probabilities:
+            yield from self._step(float(probability))
+            self.frame += 1
+
+    def _step(self, probability: float) -> Iterator[tuple[int, int]]:
+        if self.start is not None:
+            self._probs.append(probability)
+        if probability >= self._on:
+            self._quiet_since = None
+            if self.start is None:
+                self.start, self._probs = self.frame, [probability]
+        elif self.start is not None and probability < self._off:
+            if self._quiet_since is None:
+                self._quiet_since = self.frame
+            if self.frame + 1 - self._quiet_since >= self._min_silence:
+                yield from self._close(self._quiet_since)
+                return
+        if self.start is not None and self.frame + 1 - self.start >= self._max_frames:
+            yield from self._split()
+
+    def _split(self) -> Iterator[tuple[int, int]]:
+        """Cut an over-long region at its least speech-like frame in the second half."""
+        assert self.start is not None
+        half = len(self._probs) // 2
+        cut = half + int(np.argmin(self._probs[half:]))
+        start = self.start
+        yield (start, start + cut)
+        self.start, self._probs = start + cut, self._probs[cut:]
+        self._quiet_since = None
+
+    def _close(self, end: int) -> Iterator[tuple[int, int]]:
+        assert self.start is not None
+        start, self.start, self._quiet_since, self._probs = self.start, None, None, []
+        if end - start >= self._min_speech:
+            yield (start, end)
+
+    def finish(self) -> Iterator[tuple[int, int]]:
+        if self.start is not None:
+            yield from self._close(self._quiet_since or self.frame)
+
+
+class SpeechChunker:
+    """Feed PCM blocks in; get chunks of speech out, holding at most about one chunk of audio."""
+
+    def __init__(self, probabilities: SpeechProbabilities, settings: SpeechSettings) -> None:
+        self._probabilities = probabilities
+        self._tracker = _RegionTracker(settings)
+        self._pad = int(settings.speech_pad_ms * SAMPLE_RATE_HZ / 1000)
+        self._max_samples = int(settings.max_chunk_seconds * SAMPLE_RATE_HZ)
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # source sample index of _buffer[0]
+        self._received = 0
+        self._last_end = 0
+        self._pending: list[tuple[int, np.ndarray]] = []  # (source start sample, audio)
+        self.speech_seconds = 0.0
+
+    def feed(self, samples: np.ndarray) -> list[Chunk]:
+        self._buffer = np.concatenate((self._buffer, samples))
+        self._received += len(samples)
+        chunks = self._take(self._tracker.feed(self._probabilities(samples)))
+        self._trim()
+        return chunks
+
+    def finish(self) -> list[Chunk]:
+        chunks = self._take(self._tracker.finish())
+        if self._pending:
+            chunks.append(self._emit())
+        self._buffer = np.zeros(0, dtype=np.float32)
+        return chunks
+
+    def _take(self, regions: Iterable[tuple[int, int]]) -> list[Chunk]:
+        chunks = []
+        for first_frame, end_frame in regions:
+            start = max(first_frame * FRAME_SAMPLES - self._pad, self._last_end, 0)
+            end = min(end_frame * FRAME_SAMPLES + self._pad, self._received)
+            if end <= start:
+                continue
+            self._last_end = end
+            audio = self._buffer[start - self._buffer_start : end - self._buffer_start].copy()
+            self.speech_seconds += len(audio) / SAMPLE_RATE_HZ
+            if sum(len(a) for _, a in self._pending) + len(audio) > self._max_samples:
+                chunks.append(self._emit())
+            self._pending.append((start, audio))
+        return chunks
+
+    def _trim(self) -> None:
+        """Drop audio that no region can reach any more."""
+        open_start = self._tracker.start
+        first_frame = open_start if open_start is not None else self._tracker.frame
+        keep_from = max(self._buffer_start, first_frame * FRAME_SAMPLES - self._pad)
+        self._buffer = self._buffer[keep_from - self._buffer_start :]
+        self._buffer_start = keep_from
+
+    def _emit(self) -> Chunk:
+        pieces, offset = [], 0
+        for start, audio in self._pending:
+            pieces.append(Piece(offset / SAMPLE_RATE_HZ, start / SAMPLE_RATE_HZ,
+                                len(audio) / SAMPLE_RATE_HZ))
+            offset += len(audio)
+        audio = np.concatenate([a for _, a in self._pending])
+        self._pending = []
+        return Chunk(audio, tuple(pieces))

@@ -1,0 +1,78 @@
+"""Subtitle files: Plex/Jellyfin naming, SRT text via `srt`, and the atomic write."""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import srt
+
+from subtitled.cues import Cue
+from subtitled.errors import ConfigError, SubtitledError, TransientError
+
+# Errors that may clear up by themselves (space freed, quota raised, a flaky share).
+_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EBUSY}
+
+
+class OutputError(SubtitledError):
+    """The subtitle cannot be written where it belongs (read-only folder, permissions)."""
+
+
+def output_path(media: Path, language: str, template: str) -> Path:
+    """`Movie.mkv` + `en` → `Movie.en.srt` beside it (template fields: stem, lang, name)."""
+    try:
+        name = template.format(stem=media.stem, lang=language, name=media.name)
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(f"bad output template {template!r}: {err}", stage="config") from err
+    if not name or "/" in name or name in (".", ".."):
+        raise ConfigError(f"output template {template!r} must give a plain file name",
+                          stage="config")
+    return media.parent / name
+
+
+def render_srt(cues: Sequence[Cue]) -> str:
+    subtitles = [
+        srt.Subtitle(
+            index=number,
+            start=datetime.timedelta(seconds=cue.start_seconds),
+            end=datetime.timedelta(seconds=cue.end_seconds),
+            content=cue.text,
+        )
+        for number, cue in enumerate(cues, start=1)
+    ]
+    text: str = srt.compose(subtitles, reindex=False)
+    return text
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Write `target.tmp` beside it, fsync, rename over `target`, fsync the folder: a media
+    server scanning the folder sees the old file or the whole new one, never a part."""
+    partial = target.with_name(target.name + ".tmp")
+    data = text.encode("utf-8")
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        partial.replace(target)
+        _fsync_dir(target.parent)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        kind = TransientError if err.errno in _TRANSIENT_ERRNOS else OutputError
+        raise kind(f"cannot write {target.name}: {err.strerror or err}", path=target,
+                   stage="write") from err
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

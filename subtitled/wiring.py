@@ -1,0 +1,39 @@
+"""Builds the pipeline's real collaborators: ffprobe, ffmpeg, silero-vad and the writer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from subtitled import audio, media, subtitles
+from subtitled.config import TranscribeSettings
+from subtitled.cues import Cue
+from subtitled.engines.base import Transcriber
+from subtitled.pipeline import Tools
+from subtitled.speech import SileroSpeechProbabilities
+
+
+def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
+    preferred = settings.preferred_audio_languages
+
+    def probe(path: Path) -> media.MediaInfo:
+        return media.probe(path, preferred)
+
+    def open_audio(info: media.MediaInfo, start: float | None,
+                   duration: float | None) -> Iterable[np.ndarray]:
+        args = audio.build_extract_args(info.path, info.audio, start_seconds=start,
+                                        duration_seconds=duration)
+        return audio.stream_pcm(args, info.path)
+
+    def write(target: Path, cues: list[Cue]) -> None:
+        subtitles.write_atomic(target, subtitles.render_srt(cues))
+
+    vad = SileroSpeechProbabilities()
+
+    def speech_probabilities() -> SileroSpeechProbabilities:
+        vad.reset()  # one ONNX session for every pass; files are processed one at a time
+        return vad
+
+    return Tools(probe, open_audio, transcriber, write, speech_probabilities)
