@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import os
@@ -64,10 +65,16 @@ def write_atomic(target: Path, text: str) -> None:
         partial.replace(target)
         _fsync_dir(target.parent)
     except OSError as err:
-        partial.unlink(missing_ok=True)
+        _remove_quietly(partial)
         kind = TransientError if err.errno in _TRANSIENT_ERRNOS else OutputError
         raise kind(f"cannot write {target.name}: {err.strerror or err}", path=target,
                    stage="write") from err
+
+
+def _remove_quietly(path: Path) -> None:
+    """Best effort: the write already failed, and that error is the one to report."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:

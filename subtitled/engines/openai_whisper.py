@@ -152,6 +152,9 @@ def model_from_ctranslate2(folder: Any) -> Any:
     model = Whisper(ModelDimensions(**ct2_dimensions(variables)))
     weights = {k: torch.from_numpy(np.array(v, dtype=np.float32))
                for k, v in state_dict(variables).items()}
+    # The encoder's positions are fixed sinusoids; the model's own are exact, the stored
+    # copy is rounded to float16.
+    weights["encoder.positional_embedding"] = model.encoder.positional_embedding
     model.load_state_dict(weights, strict=True)
     heads = alignment_heads(folder)
     if heads:

@@ -1,0 +1,87 @@
+"""Fakes for what the unit tests cannot have: a model, and a CUDA device that runs out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from subtitled.config import Task
+from subtitled.cues import Cue
+from subtitled.engines.base import Segment, Word
+from subtitled.media import AudioStream, MediaInfo
+from subtitled.pipeline import Tools
+from tests.unit.test_speech import LoudnessProbabilities
+
+RATE = 16_000
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch.cuda.OutOfMemoryError, which is what the engine seam sees on a GPU."""
+
+
+@dataclass
+class FakeTranscriber:
+    """Says one word per second of loud audio; the language is the audio's loudness level."""
+
+    multilingual: bool = True
+    memory_seconds: float = 1e9  # longer audio "runs out of GPU memory"
+    calls: list[tuple[float, str]] = field(default_factory=list)
+    released: int = 0
+    description: str = "fake"
+
+    def detect_language(self, audio: np.ndarray) -> dict[str, float]:
+        loud = float(np.abs(audio).max())
+        return {"de": 0.9, "en": 0.1} if loud > 0.7 else {"en": 0.8, "de": 0.2}
+
+    def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
+        seconds = len(audio) / RATE
+        if seconds > self.memory_seconds:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.calls.append((seconds, language))
+        words = tuple(Word(float(i), i + 0.5, f" {language}{i}") for i in range(int(seconds)))
+        return [Segment(0.0, seconds, "".join(w.text for w in words), words)] if words else []
+
+    def release_memory(self) -> None:
+        self.released += 1
+
+
+def media_info(path: Path, duration: float | None, offset: float = 0.0) -> MediaInfo:
+    stream = AudioStream(0, None, "", 1, True, False, offset)
+    return MediaInfo(path, stream, duration, 1)
+
+
+@dataclass
+class FakeMedia:
+    """A file whose audio is the given samples; records what the pipeline wrote."""
+
+    audio: np.ndarray
+    offset: float = 0.0
+    written: dict[Path, list[Cue]] = field(default_factory=dict)
+
+    def tools(self, transcriber: FakeTranscriber) -> Tools:
+        return Tools(self.probe, self.open_audio, transcriber, self.write,
+                     LoudnessProbabilities)
+
+    def probe(self, path: Path) -> MediaInfo:
+        return media_info(path, len(self.audio) / RATE, self.offset)
+
+    def open_audio(self, info: MediaInfo, start: float | None,
+                   duration: float | None) -> Iterable[np.ndarray]:
+        first = int((start or 0.0) * RATE)
+        last = len(self.audio) if duration is None else first + int(duration * RATE)
+        part = self.audio[first:last]
+        return (part[i:i + 4 * RATE] for i in range(0, len(part), 4 * RATE))
+
+    def write(self, target: Path, cues: list[Cue]) -> None:
+        self.written[target] = cues
+
+
+def tone(seconds: float, level: float = 0.5) -> np.ndarray:
+    return np.full(int(seconds * RATE), level, dtype=np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), dtype=np.float32)

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from subtitled.audio import build_extract_args
+from subtitled.media import AudioStream
+
+TRACK = AudioStream(index=3, language="en", title="", channels=6, default=True, avoided=False,
+                    start_offset_seconds=0.0)
+
+
+def test_extracts_the_chosen_track_as_16khz_mono_pcm_to_stdout() -> None:
+    args = build_extract_args(Path("/media/-odd: name.mkv"), TRACK)
+    assert args == [
+        "ffmpeg", "-i", "file:/media/-odd: name.mkv", "-map", "0:3", "-f", "s16le",
+        "-ac", "1", "-acodec", "pcm_s16le", "-ar", "16000", "pipe:",
+        "-nostdin", "-hide_banner", "-loglevel", "error",
+    ]
+
+
+def test_a_window_seeks_on_the_input_side() -> None:
+    args = build_extract_args(Path("/m/a.mkv"), TRACK, start_seconds=95.25, duration_seconds=30)
+    assert args[:6] == ["ffmpeg", "-ss", "95.250", "-t", "30.000", "-i"]

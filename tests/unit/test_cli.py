@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from subtitled.cli import build_parser, main, settings_from_args
+from subtitled.errors import ConfigError
+
+
+def parse(*argv: str) -> object:
+    return build_parser().parse_args(["transcribe", *argv, "film.mkv"])
+
+
+def test_options_become_settings() -> None:
+    settings = settings_from_args(parse(  # type: ignore[arg-type]
+        "--model", "base", "--engine", "faster-whisper", "--language", "de",
+        "--language-mode", "per-chunk", "--allowed-languages", "eng,ger", "--task", "translate",
+        "--audio-language", "jpn", "--force", "--max-line-chars", "37", "--max-cps", "17",
+        "--model-dir", "/m", "--offline"))
+    assert settings.model.name == "base" and settings.model.engine == "faster-whisper"
+    assert settings.model.model_dir == Path("/m") and settings.model.offline
+    assert settings.language.language == "de" and settings.language.mode == "per-chunk"
+    assert settings.language.allowed == ("en", "de") and settings.language.task == "translate"
+    assert settings.preferred_audio_languages == ("ja",)
+    assert settings.output.overwrite
+    assert settings.cues.max_line_chars == 37 and settings.cues.max_chars_per_second == 17
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [(("--language", "klingon"), "unknown language code"),
+     (("--min-duration", "8"), "--min-duration < --max-duration"),
+     (("--max-line-chars", "3"), "--max-line-chars must be at least 10")],
+)
+def test_bad_options_are_reported_together(argv: tuple[str, ...], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        settings_from_args(parse(*argv))  # type: ignore[arg-type]
+
+
+def test_unknown_allowed_language_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        parse("--allowed-languages", "en,zz9")
+    assert raised.value.code == 2
+    assert "unknown language code 'zz9'" in capsys.readouterr().err
+
+
+def test_option_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["transcribe", "--language", "klingon", "film.mkv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "subtitled: error: options: --language: unknown language code 'klingon'"

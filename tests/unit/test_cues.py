@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import srt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from subtitled.config import CueLimits
+from subtitled.cues import Cue, layout, segment_words, shape_cues
+from subtitled.engines.base import Segment, Word
+from subtitled.evaluation import readability_problems, reading_speed_share
+from subtitled.subtitles import render_srt
+
+LIMITS = CueLimits()
+
+
+def words_at(text: str, start: float = 0.0, seconds_per_word: float = 0.3,
+             pause: float = 0.05) -> list[Word]:
+    words, t = [], start
+    for token in text.split():
+        words.append(Word(t, t + seconds_per_word, " " + token))
+        t += seconds_per_word + pause
+    return words
+
+
+def test_short_sentence_is_one_single_line_cue() -> None:
+    cues = shape_cues(words_at("Hello there."), LIMITS)
+    assert [c.lines for c in cues] == [("Hello there.",)]
+
+
+def test_sentences_start_new_cues() -> None:
+    text = "We left at dawn and rode all day long. Nobody spoke until the river came in sight."
+    cues = shape_cues(words_at(text), LIMITS)
+    assert cues[0].text.replace("\n", " ") == "We left at dawn and rode all day long."
+    assert cues[1].text.replace("\n", " ").startswith("Nobody")
+
+
+def test_lines_break_at_punctuation_and_never_inside_words() -> None:
+    text = "If you want to come with us tomorrow, bring a coat and some food for the road"
+    (cue,) = shape_cues(words_at(text, seconds_per_word=0.2), LIMITS)
+    assert cue.lines == ("If you want to come with us tomorrow,",
+                         "bring a coat and some food for the road")
+
+
+def test_a_long_pause_always_starts_a_new_cue() -> None:
+    words = words_at("Who is there") + words_at("Nobody", start=10.0)
+    cues = shape_cues(words, LIMITS)
+    assert [c.text for c in cues] == ["Who is there", "Nobody"]
+    assert cues[1].start_seconds == 10.0
+
+
+def test_timing_is_extended_for_reading_but_never_overlaps() -> None:
+    words = [Word(0.0, 0.5, " Extraordinary"), Word(0.5, 1.0, " circumstances."),
+             Word(1.1, 1.3, " Yes.")]
+    cues = shape_cues(words, LIMITS)
+    assert cues[0].start_seconds == 0.0
+    assert cues[0].end_seconds - cues[0].start_seconds >= LIMITS.min_duration_seconds
+    assert cues[1].start_seconds >= cues[0].end_seconds + LIMITS.min_gap_seconds
+    assert cues[1].start_seconds == 1.1  # the reading time gave way to the next cue
+    assert readability_problems(cues, LIMITS) == []
+
+
+def test_one_word_longer_than_a_line_is_split_as_a_last_resort() -> None:
+    url = "https://example.org/" + "a" * 60
+    cues = shape_cues([Word(0.0, 2.0, " " + url)], LIMITS)
+    assert readability_problems(cues, LIMITS) == []
+    assert "".join("".join(c.lines) for c in cues) == url
+
+
+def test_layout_prefers_balanced_lines() -> None:
+    words = words_at("one two three four five six seven eight nine ten eleven twelve")
+    assert layout(words, LIMITS) == ("one two three four five six seven",
+                                     "eight nine ten eleven twelve")
+
+
+def test_segments_without_word_timings_share_their_time_by_length() -> None:
+    words = segment_words(Segment(10.0, 12.0, " ab abcd ab", ()))
+    assert [(w.text, round(w.start_seconds, 2)) for w in words] == [
+        (" ab", 10.0), (" abcd", 10.5), (" ab", 11.5)]
+
+
+word_text = st.text(alphabet="abcdefghijklmnopqrstuvwxyzäé", min_size=1, max_size=14).map(
+    lambda s: s + "") | st.sampled_from(["yes.", "no,", "well;", "right?", "Ok!"])
+
+
+@st.composite
+def word_streams(draw: st.DrawFn) -> list[Word]:
+    texts = draw(st.lists(word_text, min_size=1, max_size=80))
+    words, t = [], draw(st.floats(0, 100))
+    for text in texts:
+        t += draw(st.floats(0.0, 3.0))
+        length = draw(st.floats(0.05, 1.5))
+        words.append(Word(t, t + length, " " + text))
+        t += length
+    return words
+
+
+@settings(max_examples=150, deadline=None)
+@given(word_streams())
+def test_every_cue_holds_the_hard_limits_and_round_trips_through_srt(words: list[Word]) -> None:
+    cues = shape_cues(words, LIMITS)
+    assert readability_problems(cues, LIMITS) == []
+    assert " ".join(" ".join(c.lines) for c in cues).split() == \
+        " ".join(w.text for w in words).split()
+    parsed = list(srt.parse(render_srt(cues)))
+    assert [(p.start.total_seconds(), p.end.total_seconds(), p.content) for p in parsed] == [
+        (c.start_seconds, c.end_seconds, c.text) for c in cues]
+
+
+def test_reading_speed_share_counts_fast_cues() -> None:
+    slow = Cue(0.0, 2.0, ("twenty characters!!!",))
+    fast = Cue(3.0, 4.0, ("forty characters in one second, too fast",))
+    assert reading_speed_share([slow, fast], LIMITS) == 0.5

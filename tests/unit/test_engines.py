@@ -1,0 +1,157 @@
+"""Engine seams that need no real weights: device choice, FP16 layout, OOM recognition,
+and the CTranslate2 → openai-whisper conversion on a random model of large-v3's shape."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from whisper.model import ModelDimensions, Whisper
+
+from subtitled.engines import is_out_of_memory, resolve_device
+from subtitled.engines.ct2_weights import dimensions, read_model_bin
+from subtitled.engines.openai_whisper import half_precision, model_from_ctranslate2
+from subtitled.errors import ConfigError
+
+# large-v3's vocabulary and mel bins, with a tiny width so the test runs in a second.
+LARGE_V3_SHAPE = ModelDimensions(n_mels=128, n_audio_ctx=1500, n_audio_state=64,
+                                 n_audio_head=4, n_audio_layer=2, n_vocab=51866,
+                                 n_text_ctx=448, n_text_state=64, n_text_head=4,
+                                 n_text_layer=2)
+
+
+@pytest.mark.parametrize(
+    ("requested", "gpu", "expected"),
+    [("auto", True, "cuda"), ("auto", False, "cpu"), ("cpu", True, "cpu"),
+     ("cuda", True, "cuda")],
+)
+def test_device_choice(requested: str, gpu: bool, expected: str) -> None:
+    assert resolve_device(requested, lambda: gpu) == expected
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="no usable CUDA GPU"):
+        resolve_device("cuda", lambda: False)
+
+
+class OutOfMemoryError(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(OutOfMemoryError("CUDA out of memory"), True),
+     (RuntimeError("CUDA failed: out of memory"), True),
+     (RuntimeError("CUDA error: device-side assert triggered"), False),
+     (ValueError("out of memory"), False)],
+)
+def test_out_of_memory_is_recognised_by_type_or_message(error: Exception,
+                                                        expected: bool) -> None:
+    assert is_out_of_memory(error) is expected
+
+
+def test_fp16_keeps_layernorm_in_fp32_and_still_runs() -> None:
+    torch.manual_seed(0)
+    model = Whisper(LARGE_V3_SHAPE)
+    half_precision(model)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(p.dtype == torch.float32 for m in norms for p in m.parameters())
+    assert model.encoder.conv1.weight.dtype == torch.float16
+    assert model.decoder.token_embedding.weight.dtype == torch.float16
+    assert model.encoder.positional_embedding.dtype == torch.float16
+    if torch.cuda.is_available():  # pragma: no cover - no GPU on CI
+        model = model.cuda()
+    mel = torch.zeros(1, 128, 3000, dtype=torch.float16, device=model.device)
+    try:
+        audio_features = model.embed_audio(mel)
+    except RuntimeError as err:  # some CPU builds lack half kernels; the layout is the point
+        pytest.skip(f"this torch has no FP16 kernels on {model.device}: {err}")
+    assert audio_features.dtype == torch.float16
+
+
+def _write_ct2(path: Path, variables: dict[str, np.ndarray]) -> None:
+    """The CTranslate2 model.bin layout, written independently of the reader under test."""
+    def string(text: str) -> bytes:
+        data = text.encode() + b"\0"
+        return struct.pack("<H", len(data)) + data
+
+    dtype_ids = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2,
+                 np.dtype(np.int32): 3, np.dtype(np.float16): 4}
+    with open(path, "wb") as out:
+        out.write(struct.pack("<I", 6) + string("WhisperSpec") + struct.pack("<I", 3))
+        out.write(struct.pack("<I", len(variables)))
+        for name, value in variables.items():
+            out.write(string(name) + struct.pack("<B", value.ndim))
+            out.write(struct.pack(f"<{value.ndim}I", *value.shape))
+            out.write(struct.pack("<BI", dtype_ids[value.dtype], value.nbytes))
+            out.write(value.tobytes())
+        out.write(struct.pack("<I", 1) + string("decoder/projection/weight")
+                  + string("decoder/embeddings/weight"))
+
+
+def _ct2_variables(model: Whisper) -> dict[str, np.ndarray]:
+    """What CTranslate2's converter stores for `model`: fused q/k/v with a zero key bias."""
+    sd = {k: v.detach().numpy().astype(np.float16) for k, v in model.state_dict().items()}
+    v: dict[str, np.ndarray] = {}
+
+    def linear(dst: str, *srcs: str) -> None:
+        v[f"{dst}/weight"] = np.concatenate([sd[f"{s}.weight"] for s in srcs])
+        v[f"{dst}/bias"] = np.concatenate([
+            sd.get(f"{s}.bias", np.zeros(sd[f"{s}.weight"].shape[0], np.float16))
+            for s in srcs])
+
+    def norm(dst: str, src: str) -> None:
+        v[f"{dst}/gamma"], v[f"{dst}/beta"] = sd[f"{src}.weight"], sd[f"{src}.bias"]
+
+    dims = model.dims
+    for side, layers, heads in (("encoder", dims.n_audio_layer, dims.n_audio_head),
+                                ("decoder", dims.n_text_layer, dims.n_text_head)):
+        v[f"{side}/num_heads"] = np.array(heads, dtype=np.int16)
+        for i in range(layers):
+            s, d = f"{side}.blocks.{i}", f"{side}/layer_{i}"
+            norm(f"{d}/self_attention/layer_norm", f"{s}.attn_ln")
+            linear(f"{d}/self_attention/linear_0", f"{s}.attn.query", f"{s}.attn.key",
+                   f"{s}.attn.value")
+            linear(f"{d}/self_attention/linear_1", f"{s}.attn.out")
+            if side == "decoder":
+                norm(f"{d}/attention/layer_norm", f"{s}.cross_attn_ln")
+                linear(f"{d}/attention/linear_0", f"{s}.cross_attn.query")
+                linear(f"{d}/attention/linear_1", f"{s}.cross_attn.key",
+                       f"{s}.cross_attn.value")
+                linear(f"{d}/attention/linear_2", f"{s}.cross_attn.out")
+            norm(f"{d}/ffn/layer_norm", f"{s}.mlp_ln")
+            linear(f"{d}/ffn/linear_0", f"{s}.mlp.0")
+            linear(f"{d}/ffn/linear_1", f"{s}.mlp.2")
+    for conv in ("conv1", "conv2"):
+        linear(f"encoder/{conv}", f"encoder.{conv}")
+    v["encoder/position_encodings/encodings"] = sd["encoder.positional_embedding"]
+    norm("encoder/layer_norm", "encoder.ln_post")
+    v["decoder/embeddings/weight"] = sd["decoder.token_embedding.weight"]
+    v["decoder/position_encodings/encodings"] = sd["decoder.positional_embedding"]
+    norm("decoder/layer_norm", "decoder.ln")
+    return v
+
+
+def test_ctranslate2_weights_convert_exactly_for_a_large_v3_shaped_model(
+        tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    original = Whisper(LARGE_V3_SHAPE)
+    with torch.no_grad():  # small values that survive float16 exactly, so equality is exact
+        for parameter in original.parameters():
+            parameter.copy_(torch.randn_like(parameter).mul(0.05).half().float())
+    _write_ct2(tmp_path / "model.bin", _ct2_variables(original))
+    (tmp_path / "config.json").write_text(json.dumps({"alignment_heads": [[1, 0], [1, 3]]}))
+
+    assert dimensions(read_model_bin(tmp_path / "model.bin")) == vars(LARGE_V3_SHAPE)
+    converted = model_from_ctranslate2(tmp_path)
+    for name, tensor in original.state_dict().items():
+        assert torch.equal(converted.state_dict()[name], tensor), name
+    assert converted.alignment_heads.to_dense().nonzero().tolist() == [[1, 0], [1, 3]]
+    mel = torch.randn(1, 128, 3000)
+    tokens = torch.tensor([[50258, 50259, 50360]])
+    assert torch.allclose(converted(mel, tokens), original(mel, tokens), atol=1e-5)
+    assert converted.is_multilingual and converted.num_languages == 100

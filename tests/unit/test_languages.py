@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from subtitled import languages
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("eng", "en"), ("en", "en"), ("EN-us", "en"), ("ger", "de"), ("deu", "de"),
+     ("chi", "zh"), ("zho", "zh"), ("fre", "fr"), ("jw", "jv"), ("und", None), ("", None),
+     ("xyzzy", None), ("pt_BR", "pt"), ("yue", "yue")],
+)
+def test_normalizes_container_tags_and_user_codes(code: str, expected: str | None) -> None:
+    assert languages.normalize(code) == expected
+
+
+def test_whisper_codes_round_trip_through_iso() -> None:
+    assert languages.from_whisper("jw") == "jv"
+    assert languages.to_whisper("jv") == "jw"
+    assert languages.to_whisper(languages.from_whisper("de")) == "de"

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from subtitled.config import LanguageSettings, OutputSettings, TranscribeSettings
+from subtitled.engines.base import Segment
+from subtitled.errors import ConfigError, TransientError
+from subtitled.pipeline import process_media_file
+from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
+
+SETTINGS = TranscribeSettings()
+MOVIE = Path("/films/Movie.mkv")
+
+
+def with_language(**changes: object) -> TranscribeSettings:
+    return replace(SETTINGS, language=replace(SETTINGS.language, **changes))  # type: ignore[arg-type]
+
+
+def test_speech_becomes_a_subtitle_named_after_the_voted_language() -> None:
+    media = FakeMedia(np.concatenate([silence(2), tone(6), silence(2)]))
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(FakeTranscriber()))
+    assert outcome.status == "written"
+    assert outcome.output == Path("/films/Movie.en.srt")
+    assert outcome.language == "en"
+    assert outcome.audio_seconds == pytest.approx(10.0)
+    cues = media.written[Path("/films/Movie.en.srt")]
+    assert outcome.cue_count == len(cues) > 0
+    # Words are placed back on the programme's timeline, after the 2 s of silence.
+    assert cues[0].start_seconds == pytest.approx(1.8, abs=0.05)
+
+
+def test_the_track_start_offset_moves_every_cue() -> None:
+    media = FakeMedia(np.concatenate([silence(2), tone(6)]), offset=1.5)
+    process_media_file(MOVIE, SETTINGS, media.tools(FakeTranscriber()))
+    (cues,) = media.written.values()
+    assert cues[0].start_seconds == pytest.approx(3.3, abs=0.05)
+
+
+def test_no_speech_writes_nothing() -> None:
+    media = FakeMedia(silence(60))
+    transcriber = FakeTranscriber()
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert outcome.status == "no-speech"
+    assert media.written == {} and transcriber.calls == []
+
+
+def test_an_existing_subtitle_is_kept_unless_forced(tmp_path: Path) -> None:
+    movie = tmp_path / "Movie.mkv"
+    (tmp_path / "Movie.en.srt").write_text("mine")
+    media = FakeMedia(tone(5))
+    transcriber = FakeTranscriber()
+    outcome = process_media_file(movie, SETTINGS, media.tools(transcriber))
+    assert outcome.status == "exists" and transcriber.calls == []
+    forced = replace(SETTINGS, output=OutputSettings(overwrite=True))
+    assert process_media_file(movie, forced, media.tools(transcriber)).status == "written"
+
+
+def test_the_vote_spans_the_whole_file_not_its_start() -> None:
+    # English for 30 s, then German (louder) for 270 s: the file is German.
+    media = FakeMedia(np.concatenate([tone(30), tone(270, level=0.9)]))
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(FakeTranscriber()))
+    assert outcome.language == "de"
+
+
+def test_allowed_languages_limit_the_vote() -> None:
+    media = FakeMedia(tone(20, level=0.9))
+    settings = with_language(allowed=("en", "fr"))
+    assert process_media_file(MOVIE, settings, media.tools(FakeTranscriber())).language == "en"
+
+
+def test_per_chunk_mode_decodes_each_stretch_in_its_own_language() -> None:
+    media = FakeMedia(np.concatenate([tone(5), silence(2), tone(5, level=0.9)]))
+    transcriber = FakeTranscriber()
+    process_media_file(MOVIE, with_language(mode="per-chunk"), media.tools(transcriber))
+    assert [language for _, language in transcriber.calls] == ["en", "de"]
+    (cues,) = media.written.values()
+    assert cues[0].text.startswith("en0") and cues[-1].text.startswith("de")
+
+
+def test_translation_is_named_english() -> None:
+    media = FakeMedia(tone(5, level=0.9))
+    outcome = process_media_file(MOVIE, with_language(task="translate"),
+                                 media.tools(FakeTranscriber()))
+    assert outcome.output == Path("/films/Movie.en.srt")
+
+
+def test_english_only_models_refuse_other_languages() -> None:
+    media = FakeMedia(tone(5))
+    with pytest.raises(ConfigError, match="only English"):
+        process_media_file(MOVIE, with_language(language="de"),
+                           media.tools(FakeTranscriber(multilingual=False)))
+
+
+def test_out_of_gpu_memory_retries_on_halves_and_frees_the_cache() -> None:
+    media = FakeMedia(tone(24))
+    transcriber = FakeTranscriber(memory_seconds=10.0)
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert outcome.status == "written"
+    assert transcriber.released >= 2
+    assert all(seconds <= 10.0 for seconds, _ in transcriber.calls)
+    assert sum(seconds for seconds, _ in transcriber.calls) == pytest.approx(24.0, abs=0.1)
+
+
+def test_out_of_gpu_memory_on_tiny_work_fails_the_file_as_transient() -> None:
+    media = FakeMedia(tone(8))
+    with pytest.raises(TransientError, match="out of GPU memory") as raised:
+        process_media_file(MOVIE, SETTINGS, media.tools(FakeTranscriber(memory_seconds=1.0)))
+    assert raised.value.path == MOVIE
+    assert raised.value.stage == "transcribe"
+
+
+def test_other_engine_errors_are_not_mistaken_for_memory() -> None:
+    class Broken(FakeTranscriber):
+        def transcribe(self, audio: np.ndarray, *, language: str, task: str) -> list[Segment]:
+            raise ValueError("shape mismatch")
+
+    with pytest.raises(ValueError, match="shape mismatch"):
+        process_media_file(MOVIE, SETTINGS, FakeMedia(tone(5)).tools(Broken()))
+
+
+def test_language_settings_default_to_a_vote() -> None:
+    assert LanguageSettings().mode == "vote"

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from subtitled.config import SpeechSettings
+from subtitled.speech import FRAME_SAMPLES, Chunk, Piece, SpeechChunker
+
+RATE = 16_000
+
+
+class LoudnessProbabilities:
+    """Stands in for the VAD in unit tests: a frame is speech when it is loud."""
+
+    def __init__(self) -> None:
+        self.leftover = np.zeros(0, dtype=np.float32)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        data = np.concatenate((self.leftover, samples))
+        count = len(data) // FRAME_SAMPLES
+        self.leftover = data[count * FRAME_SAMPLES:]
+        frames = data[: count * FRAME_SAMPLES].reshape(count, FRAME_SAMPLES)
+        loud: np.ndarray = (np.abs(frames).mean(axis=1) > 0.1).astype(np.float32)
+        return loud
+
+
+def signal(*parts: tuple[str, float]) -> np.ndarray:
+    """("speech", 3.0), ("silence", 2.0) ... → samples; speech is a loud ramp."""
+    out = []
+    for kind, seconds in parts:
+        n = int(seconds * RATE)
+        out.append(np.full(n, 0.5 if kind == "speech" else 0.0, dtype=np.float32))
+    return np.concatenate(out)
+
+
+def chunks_of(audio: np.ndarray, block_seconds: float = 1.0,
+              settings: SpeechSettings | None = None) -> list[Chunk]:
+    chunker = SpeechChunker(LoudnessProbabilities(), settings or SpeechSettings())
+    block = int(block_seconds * RATE)
+    chunks = []
+    for start in range(0, len(audio), block):
+        chunks += chunker.feed(audio[start:start + block])
+    return chunks + chunker.finish()
+
+
+def test_silence_gives_no_chunks() -> None:
+    assert chunks_of(signal(("silence", 60.0))) == []
+
+
+def test_speech_regions_are_found_with_padding() -> None:
+    chunks = chunks_of(signal(("silence", 5.0), ("speech", 3.0), ("silence", 5.0)))
+    assert len(chunks) == 1
+    (piece,) = chunks[0].pieces
+    assert piece.source_start_seconds == pytest.approx(5.0 - 0.2, abs=0.04)
+    assert piece.duration_seconds == pytest.approx(3.4, abs=0.08)
+
+
+def test_regions_are_glued_until_a_chunk_is_full() -> None:
+    parts: list[tuple[str, float]] = []
+    for _ in range(8):
+        parts += [("speech", 6.0), ("silence", 4.0)]
+    chunks = chunks_of(signal(*parts))
+    assert all(c.duration_seconds <= 30.0 for c in chunks)
+    assert [len(c.pieces) for c in chunks] == [4, 4]
+    assert sum(c.duration_seconds for c in chunks) == pytest.approx(8 * 6.4, abs=0.5)
+
+
+def test_endless_speech_is_cut_into_chunks_of_at_most_30_seconds() -> None:
+    chunks = chunks_of(signal(("speech", 100.0)), block_seconds=7.0)
+    assert all(c.duration_seconds <= 30.0 for c in chunks)
+    assert sum(c.duration_seconds for c in chunks) == pytest.approx(100.0, abs=0.3)
+    starts = [p.source_start_seconds for c in chunks for p in c.pieces]
+    assert starts == sorted(starts)
+
+
+def test_short_blips_are_not_speech() -> None:
+    assert chunks_of(signal(("silence", 2.0), ("speech", 0.1), ("silence", 2.0))) == []
+
+
+def test_memory_stays_bounded_however_long_the_stream() -> None:
+    chunker = SpeechChunker(LoudnessProbabilities(), SpeechSettings())
+    block = signal(("speech", 4.0), ("silence", 6.0))
+    largest = 0
+    for _ in range(200):  # 2000 s of audio
+        chunker.feed(block)
+        largest = max(largest, len(chunker._buffer))
+    assert largest <= 20 * RATE
+
+
+def test_chunk_times_map_back_to_the_source() -> None:
+    chunk = Chunk(np.zeros(5 * RATE, dtype=np.float32),
+                  (Piece(0.0, 10.0, 2.0), Piece(2.0, 50.0, 3.0)))
+    assert chunk.to_source(0.5, 1.0) == pytest.approx((10.5, 11.0))
+    assert chunk.to_source(2.5, 3.0) == pytest.approx((50.5, 51.0))
+    # A word running over the cut stays in its own piece instead of spanning 38 s.
+    assert chunk.to_source(1.8, 2.4) == pytest.approx((11.8, 12.0))
+
+
+def test_halves_cut_between_pieces_or_in_the_middle() -> None:
+    chunk = Chunk(np.arange(5 * RATE, dtype=np.float32),
+                  (Piece(0.0, 10.0, 2.0), Piece(2.0, 50.0, 3.0)))
+    first, second = chunk.halves()
+    assert first.pieces == (Piece(0.0, 10.0, 2.0),)
+    assert second.pieces == (Piece(0.0, 50.0, 3.0),)
+    assert second.audio[0] == 2 * RATE
+    left, right = second.halves()
+    assert left.duration_seconds == right.duration_seconds == pytest.approx(1.5)
+    assert right.source_start_seconds == pytest.approx(51.5)
