@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +24,8 @@ SAMPLE_RATE_HZ = 16_000
 BYTES_PER_SAMPLE = 2  # s16le
 BLOCK_SECONDS = 10.0  # what is held in memory from the pipe at once
 _STDERR_LINES_KEPT = 20
+# Decoded audio shorter than this share of the stated length means the file is cut short.
+_COMPLETE_SHARE = 0.9
 
 
 def build_extract_args(
@@ -55,9 +57,16 @@ def build_extract_args(
     return args
 
 
-def _drain(pipe: IO[bytes], keep: collections.deque[str]) -> None:
+_POINTER = re.compile(r" @ 0x[0-9a-f]+")
+
+
+def _drain(pipe: IO[bytes], keep: list[str]) -> None:
+    """Keep the first lines of ffmpeg's stderr (a broken file can print millions)."""
     for raw in iter(pipe.readline, b""):
-        line = raw.decode("utf-8", "replace").strip()
+        if len(keep) >= _STDERR_LINES_KEPT:
+            continue
+        # "[matroska,webm @ 0x55ce7a138940] File ended prematurely" → "[matroska,webm] ..."
+        line = _POINTER.sub("", raw.decode("utf-8", "replace")).strip()
         if line:
             keep.append(line)
 
@@ -71,12 +80,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def stream_pcm(
-    args: list[str], path: Path, *, block_samples: int = int(BLOCK_SECONDS * SAMPLE_RATE_HZ)
-) -> Iterator[np.ndarray]:
+    args: list[str],
+    path: Path,
+    *,
+    expected_seconds: float | None = None,
+    block_samples: int = int(BLOCK_SECONDS * SAMPLE_RATE_HZ),
+) -> Generator[np.ndarray, None, None]:
     """Run ffmpeg and yield float32 blocks of at most `block_samples` samples.
 
     Memory stays at one block however long the file is. Closing the generator early
-    kills ffmpeg. A non-zero exit, or an exit with no audio at all, raises MediaError
+    kills ffmpeg. A non-zero exit, an exit with no audio at all, or audio far shorter than
+    `expected_seconds` (a truncated file, or one still being copied) raises MediaError
     with ffmpeg's own words.
     """
     try:
@@ -90,8 +104,8 @@ def stream_pcm(
     except OSError as err:
         raise MediaError(f"cannot run ffmpeg: {err}", path=path, stage="extract") from err
     assert process.stdout is not None and process.stderr is not None
-    stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES_KEPT)
-    drainer = threading.Thread(target=_drain, args=(process.stderr, stderr_tail), daemon=True)
+    stderr_head: list[str] = []
+    drainer = threading.Thread(target=_drain, args=(process.stderr, stderr_head), daemon=True)
     drainer.start()
     total = 0
     try:
@@ -111,13 +125,21 @@ def stream_pcm(
         process.stdout.close()
         drainer.join(timeout=5)
         process.stderr.close()
+    # With -loglevel error, ffmpeg's first line is the cause; later ones are consequences
+    # ("Conversion failed!", "To ignore this, add a trailing '?'...").
     if returncode != 0:
-        cause = stderr_tail[-1] if stderr_tail else "no error output"
+        cause = stderr_head[0] if stderr_head else "no error output"
         raise MediaError(f"ffmpeg exited with {returncode}: {cause}", path=path, stage="extract")
+    cause = f" ({stderr_head[0]})" if stderr_head else ""
     if total == 0:
-        cause = f" ({stderr_tail[-1]})" if stderr_tail else ""
         raise MediaError(f"the audio track decodes to no samples{cause}", path=path,
                          stage="extract")
+    decoded_seconds = total / SAMPLE_RATE_HZ
+    if expected_seconds and decoded_seconds < expected_seconds * _COMPLETE_SHARE - 1.0:
+        raise MediaError(
+            f"the audio ends after {decoded_seconds:.1f} s but the file says it lasts "
+            f"{expected_seconds:.1f} s: truncated, or still being written{cause}",
+            path=path, stage="extract")
 
 
 def _read_exactly(pipe: IO[bytes], size: int) -> bytes:

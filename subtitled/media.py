@@ -32,6 +32,7 @@ class AudioStream:
     avoided: bool  # commentary, audio description or karaoke
     # Where the track starts relative to the start of the programme, so cues match the picture.
     start_offset_seconds: float
+    duration_seconds: float | None = None  # the track's own length, when the container says
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,17 @@ def _float(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+def _clock_seconds(text: str) -> float | None:
+    """Matroska's DURATION tag, "01:02:03.500000000", in seconds."""
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        return None
+    hours, minutes, seconds = (_float(p) for p in parts)
+    if hours is None or minutes is None or seconds is None:
+        return None
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def audio_streams(probe: ProbeJson) -> list[AudioStream]:
     """Every audio stream of a probe result, as typed values."""
     start = _float(probe.get("format", {}).get("start_time")) or 0.0
@@ -64,6 +76,7 @@ def audio_streams(probe: ProbeJson) -> list[AudioStream]:
             _AVOID_TITLE.search(title)
         )
         stream_start = _float(raw.get("start_time"))
+        length = _float(raw.get("duration")) or _clock_seconds(tags.get("duration", ""))
         streams.append(
             AudioStream(
                 index=int(raw["index"]),
@@ -73,6 +86,7 @@ def audio_streams(probe: ProbeJson) -> list[AudioStream]:
                 default=bool(disposition.get("default")),
                 avoided=avoided,
                 start_offset_seconds=(stream_start - start) if stream_start is not None else 0.0,
+                duration_seconds=length,
             )
         )
     return streams
@@ -136,9 +150,8 @@ def probe(path: Path, preferred_languages: Sequence[str] = ()) -> MediaInfo:
     try:
         result: ProbeJson = ffmpeg.probe(ffmpeg_url(path))
     except ffmpeg.Error as err:
-        raise MediaError(
-            f"ffprobe cannot read it: {last_line(err.stderr)}", path=path, stage="probe"
-        ) from err
+        cause = last_line(err.stderr).replace(f"{ffmpeg_url(path)}: ", "")
+        raise MediaError(f"ffprobe cannot read it: {cause}", path=path, stage="probe") from err
     chosen = choose_audio_stream(result, preferred_languages)
     if chosen is None:
         kinds = sorted({str(s.get("codec_type")) for s in result.get("streams", [])})

