@@ -20,6 +20,7 @@ from subtitled.config import (
     LanguageSettings,
     ModelSettings,
     OutputSettings,
+    SkipSettings,
     TranscribeSettings,
 )
 from subtitled.errors import ConfigError, SubtitledError
@@ -47,7 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe(commands.add_parser(
         "transcribe", help="write subtitles for the given media files now",
         description="Write <stem>.<lang>.srt beside each media file."))
+    run = commands.add_parser("run", help="watch the configured folders (the daemon)")
+    run.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("config", type=Path, nargs="?", default=None, help=_CONFIG_HELP)
+    status = commands.add_parser("status", help="what the daemon has done and is doing")
+    status.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
+    retry = commands.add_parser("retry", help="queue failed files again")
+    retry.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
+    target = retry.add_mutually_exclusive_group(required=True)
+    target.add_argument("path", type=Path, nargs="?", help="one media file")
+    target.add_argument("--failed", action="store_true", help="every failed and dead file")
     return parser
+
+
+_CONFIG_HELP = "configuration file (default: $SUBTITLED_CONFIG or /etc/subtitled/config.yaml)"
+
+
+def config_path(given: Path | None) -> Path:
+    from subtitled.config_file import DEFAULT_PATH
+
+    return given or Path(os.environ.get("SUBTITLED_CONFIG") or DEFAULT_PATH)
 
 
 def _add_transcribe(p: argparse.ArgumentParser) -> None:
@@ -115,12 +136,14 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
                                   allowed=args.allowed_languages, task=args.task),
         cues=cues,
         output=OutputSettings(template=args.template, overwrite=args.force),
+        # Asked for by name: only a subtitle already beside the file stops us.
+        skip=SkipSettings(embedded_text_subtitles=False, marker_file=""),
         preferred_audio_languages=args.audio_language,
     )
 
 
-def configure_logging(verbosity: int) -> None:
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
+def configure_logging(verbosity: int, base: int = logging.WARNING) -> None:
+    level = max(logging.DEBUG, base - 10 * verbosity)
     # journald stamps each line itself; a terminal user wants the time.
     under_journal = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else \
@@ -130,12 +153,29 @@ def configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
     try:
         if args.command == "transcribe":
             from subtitled.commands import transcribe
 
+            configure_logging(args.verbose)
             return transcribe(settings_from_args(args), args.paths)
+        from subtitled import commands, config_file
+
+        path = config_path(args.config)
+        settings = config_file.load(path)
+        if args.command == "check-config":
+            print(f"{path}: ok")
+            return 0
+        if args.command == "run":
+            from subtitled.daemon import Daemon
+
+            configure_logging(args.verbose, getattr(logging, settings.log_level.upper()))
+            return Daemon(path, settings).run()
+        configure_logging(args.verbose)
+        if args.command == "status":
+            return commands.status(settings)
+        if args.command == "retry":
+            return commands.retry(settings, None if args.failed else args.path)
     except SubtitledError as err:
         print(f"subtitled: error: {err.one_line()}", file=sys.stderr)
         return err.exit_code

@@ -1,4 +1,5 @@
-"""The one-shot `transcribe` command: load the model once, then each file in turn."""
+"""The commands besides the daemon: one-shot `transcribe`, and `status`/`retry`, which read
+the daemon's job store while it runs."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from subtitled.config import TranscribeSettings
+from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
-from subtitled.errors import SubtitledError
+from subtitled.errors import ConfigError, SubtitledError
+from subtitled.jobs import JobStore
 from subtitled.pipeline import Outcome, process_media_file
 from subtitled.progress import ProgressBar
 from subtitled.wiring import real_tools
@@ -21,6 +23,8 @@ def describe(outcome: Outcome) -> str:
     """The one result line for a file."""
     if outcome.status == "exists":
         return f"{outcome.path}: {outcome.output} already exists (--force replaces it)"
+    if outcome.status == "skipped":
+        return f"{outcome.path}: skipped, {outcome.reason}"
     if outcome.status == "no-speech":
         return f"{outcome.path}: no speech found, no subtitle written " \
                f"({outcome.audio_seconds:.1f} s audio)"
@@ -58,3 +62,43 @@ def transcribe(settings: TranscribeSettings, paths: Sequence[Path]) -> int:
 def _clear(bar: ProgressBar | None) -> None:
     if bar is not None:
         bar.clear()
+
+
+def _open_store(settings: DaemonSettings) -> JobStore:
+    from subtitled.daemon import DATABASE_NAME
+
+    database = settings.state_dir / DATABASE_NAME
+    if not database.exists():
+        raise ConfigError(f"no job database at {database}: has `subtitled run` started with "
+                          "this configuration?", stage="state_dir")
+    return JobStore(database)
+
+
+def status(settings: DaemonSettings) -> int:
+    store = _open_store(settings)
+    try:
+        counts = store.counts()
+        print(" · ".join(f"{state} {count}" for state, count in counts.items()))
+        for job in store.in_state("running", limit=1):
+            done, total = store.progress(job)
+            share = f", {done / total:.0%}" if done is not None and total else ""
+            seconds = f"{done:.0f}/{total:.0f} s" if done is not None and total else "starting"
+            print(f"running: {job.path} ({seconds}{share}, attempt {job.attempts})")
+        failures = store.in_state("failed", limit=5) + store.in_state("dead", limit=5)
+        if failures:
+            print("recent failures:")
+            for job in sorted(failures, key=lambda j: -j.updated)[:5]:
+                print(f"  {job.state}: {job.last_error} [{job.error_class}]")
+    finally:
+        store.close()
+    return 0
+
+
+def retry(settings: DaemonSettings, path: Path | None) -> int:
+    store = _open_store(settings)
+    try:
+        count = store.retry(path.absolute() if path else None)
+    finally:
+        store.close()
+    print(f"queued again: {count}")
+    return 0 if count or path is None else 1

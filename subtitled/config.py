@@ -88,6 +88,16 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class SkipSettings:
+    """Files that need no subtitle from us."""
+
+    existing_sidecar: bool = True
+    embedded_text_subtitles: bool = True
+    marker_file: str = ".subtitled-skip"
+    min_duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class TranscribeSettings:
     model: ModelSettings = field(default_factory=ModelSettings)
     language: LanguageSettings = field(default_factory=LanguageSettings)
@@ -95,5 +105,46 @@ class TranscribeSettings:
     filters: FilterSettings = field(default_factory=FilterSettings)
     cues: CueLimits = field(default_factory=CueLimits)
     output: OutputSettings = field(default_factory=OutputSettings)
+    skip: SkipSettings = field(default_factory=SkipSettings)
     # Container language tags to prefer when choosing the audio track, in order.
     preferred_audio_languages: tuple[str, ...] = ()
+
+
+VIDEO_EXTENSIONS = (".mkv", ".mp4", ".m4v", ".avi", ".mov", ".wmv", ".webm", ".ts", ".m2ts",
+                    ".mts", ".mpg", ".mpeg", ".vob", ".flv", ".ogv", ".3gp", ".divx")
+PollingMode = Literal["auto", "on", "off"]
+
+
+@dataclass(frozen=True)
+class WatchRoot:
+    path: Path
+    recursive: bool = True
+    languages: tuple[str, ...] = ()  # allow-list for language detection in this folder
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    include_extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+    ignore_globs: tuple[str, ...] = ("*/@eaDir/*", "*/.Trash-*/*", "*/#recycle/*",
+                                     "*-sample.*", "*.sample.*", "*/Sample/*")
+    settle_seconds: float = 30.0
+    polling: PollingMode = "auto"
+    polling_interval_seconds: float = 10.0
+    rescan_interval_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 3
+    backoff_seconds: float = 60.0
+    backoff_max_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    watch: tuple[WatchRoot, ...]
+    state_dir: Path
+    scan: ScanSettings = field(default_factory=ScanSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    log_level: str = "info"

@@ -20,6 +20,7 @@ _AVOID_TITLE = re.compile(
     r"comment|descri|karaoke|visual(ly)?[ -]impaired|\bAD\b|sing[ -]?along", re.IGNORECASE
 )
 _AVOID_DISPOSITIONS = ("comment", "visual_impaired", "karaoke", "descriptions")
+_TEXT_SUBTITLE_CODECS = ("subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class MediaInfo:
     audio: AudioStream
     duration_seconds: float | None
     audio_stream_count: int
+    # Languages of embedded subtitle streams that are text (not bitmaps like PGS).
+    text_subtitle_languages: tuple[str, ...] = ()
 
 
 def _float(value: Any) -> float | None:
@@ -90,6 +93,16 @@ def audio_streams(probe: ProbeJson) -> list[AudioStream]:
             )
         )
     return streams
+
+
+def text_subtitle_languages(probe: ProbeJson) -> tuple[str, ...]:
+    found = []
+    for raw in probe.get("streams", []):
+        if raw.get("codec_type") == "subtitle" and raw.get("codec_name") in _TEXT_SUBTITLE_CODECS:
+            code = languages.normalize(str((raw.get("tags") or {}).get("language", "")))
+            if code:
+                found.append(code)
+    return tuple(found)
 
 
 def choose_audio_stream(
@@ -158,7 +171,8 @@ def probe(path: Path, preferred_languages: Sequence[str] = ()) -> MediaInfo:
         found = ", ".join(kinds) if kinds else "none"
         raise MediaError(f"no audio stream (streams found: {found})", path=path, stage="probe")
     count = sum(1 for s in result.get("streams", []) if s.get("codec_type") == "audio")
-    return MediaInfo(path, chosen, duration_seconds(result), count)
+    return MediaInfo(path, chosen, duration_seconds(result), count,
+                     text_subtitle_languages(result))
 
 
 def last_line(stderr: bytes | None) -> str:

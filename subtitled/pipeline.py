@@ -21,11 +21,11 @@ from subtitled.filters import keep_speech
 from subtitled.language import LanguageGuess, label_pieces, vote, window_starts
 from subtitled.media import MediaInfo
 from subtitled.speech import Chunk, SpeechChunker, SpeechProbabilities
-from subtitled.subtitles import output_path
+from subtitled.subtitles import existing_subtitle, output_path
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["written", "no-speech", "exists"]
+Status = Literal["written", "no-speech", "exists", "skipped"]
 Probe = Callable[[Path], MediaInfo]
 OpenAudio = Callable[[MediaInfo, float | None, float | None], Iterable[np.ndarray]]
 """(media, start seconds, duration seconds) → 16 kHz mono float32 blocks."""
@@ -48,6 +48,7 @@ class Outcome:
     audio_seconds: float
     speech_seconds: float
     wall_seconds: float
+    reason: str | None = None  # why it was skipped, or which subtitle already exists
 
     @property
     def realtime_factor(self) -> float:
@@ -92,25 +93,45 @@ class _Job:
 
     def run(self) -> Outcome:
         media = self.tools.probe(self.path)
+        skip = self.settings.skip
+        if media.duration_seconds is not None and \
+                media.duration_seconds < skip.min_duration_seconds:
+            return self._outcome("skipped", None, None, 0, 0.0,
+                                 f"shorter than {skip.min_duration_seconds:g} s")
         guess = self._file_language(media)
-        target = self._target(guess) if guess else None
-        if target is not None and target.exists() and not self.settings.output.overwrite:
-            return self._outcome("exists", target, guess, 0, 0.0)
+        if guess is not None and (done := self._already_done(media, guess)):
+            return done
         words, speech_seconds, guess = self._transcribe(media, guess)
         if guess is None or not words:
             return self._outcome("no-speech", None, guess, 0, speech_seconds)
-        target = self._target(guess)
-        if target.exists() and not self.settings.output.overwrite:
-            return self._outcome("exists", target, guess, 0, speech_seconds)
+        if done := self._already_done(media, guess):
+            return done
         cues = shape_cues(words, self.settings.cues)
+        target = self._target(guess)
         self.tools.write(target, cues)
         return self._outcome("written", target, guess, len(cues), speech_seconds)
 
+    def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:
+        """A subtitle in this language exists beside the file or inside it."""
+        if self.settings.output.overwrite:
+            return None
+        label, target = self._label(guess), self._target(guess)
+        existing = target if target.exists() else None
+        if existing is None and self.settings.skip.existing_sidecar:
+            existing = existing_subtitle(self.path, label)
+        if existing is not None:
+            return self._outcome("exists", existing, guess, 0, 0.0, str(existing))
+        if self.settings.skip.embedded_text_subtitles and \
+                label in media.text_subtitle_languages:
+            return self._outcome("skipped", None, guess, 0, 0.0,
+                                 f"has an embedded {label} text subtitle")
+        return None
+
     def _outcome(self, status: Status, target: Path | None, guess: LanguageGuess | None,
-                 cue_count: int, speech_seconds: float) -> Outcome:
+                 cue_count: int, speech_seconds: float, reason: str | None = None) -> Outcome:
         return Outcome(self.path, status, target, self._label(guess) if guess else None,
                        guess.confidence if guess else None, cue_count, self.audio_seconds,
-                       speech_seconds, time.monotonic() - self.started)
+                       speech_seconds, time.monotonic() - self.started, reason)
 
     def _label(self, guess: LanguageGuess) -> str:
         """The language the subtitle is in: English when translating."""

@@ -34,6 +34,29 @@ def output_path(media: Path, language: str, template: str) -> Path:
     return media.parent / name
 
 
+_SIDECAR_SUFFIXES = (".srt", ".ass", ".ssa", ".vtt")
+_SIDECAR_FLAGS = {"forced", "sdh", "hi", "cc", "default"}
+
+
+def existing_subtitle(media: Path, language: str) -> Path | None:
+    """A sidecar subtitle for `language` beside `media`: `Movie.en.srt`, `Movie.eng.ass`,
+    `Movie.en.forced.srt`, `Movie.en.sdh.vtt`..."""
+    from subtitled.languages import normalize
+
+    prefix = media.stem + "."
+    try:
+        names = [p for p in media.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return None
+    for path in names:
+        if path.suffix.lower() not in _SIDECAR_SUFFIXES:
+            continue
+        parts = path.name[len(prefix):-len(path.suffix)].lower().split(".")
+        if normalize(parts[0]) == language and set(parts[1:]) <= _SIDECAR_FLAGS:
+            return path
+    return None
+
+
 def render_srt(cues: Sequence[Cue]) -> str:
     subtitles = [
         srt.Subtitle(

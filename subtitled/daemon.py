@@ -1,0 +1,269 @@
+"""`subtitled run`: owns the threads, the signals and the reload; the worker loop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from subtitled import config_file, failpoints
+from subtitled.config import DaemonSettings, TranscribeSettings
+from subtitled.cues import Cue
+from subtitled.engines import build_transcriber
+from subtitled.engines.base import Transcriber
+from subtitled.errors import ConfigError, MediaError, SubtitledError, TransientError
+from subtitled.jobs import Fingerprint, Job, JobStore, Result
+from subtitled.pipeline import Outcome, Tools, Write, process_media_file
+from subtitled.settle import Settler
+from subtitled.watcher import Watcher
+from subtitled.wiring import real_tools
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "jobs.sqlite3"
+_IDLE_SECONDS = 0.5
+
+
+class Cancelled(Exception):
+    """The daemon is stopping; the current job is abandoned and requeued."""
+
+
+def prepare_state_dir(folder: Path) -> Path:
+    """Create the state folder and prove it writable, or say why in one line."""
+    probe = folder / ".write-test"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"state directory {folder} is not writable: {err.strerror or err}",
+                          stage="state_dir") from err
+    return folder / DATABASE_NAME
+
+
+def remove_temp_subtitles(media: Path) -> None:
+    """Temp files a crash left beside `media` (`Movie.en.srt.tmp`)."""
+    try:
+        for leftover in media.parent.glob(f"{_glob_escape(media.stem)}.*.srt.tmp"):
+            leftover.unlink(missing_ok=True)
+    except OSError as err:
+        logger.warning("%s: cannot remove temp files: %s", media, err)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+class Daemon:
+    def __init__(self, config_path: Path, settings: DaemonSettings) -> None:
+        self.config_path, self.settings = config_path, settings
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.store: JobStore | None = None
+        self.transcriber: Transcriber | None = None
+        self.tools: Tools | None = None
+        self.watcher: Watcher | None = None
+        self.settler = Settler(settings.scan.settle_seconds)
+        self._settle_thread: threading.Thread | None = None
+
+    def run(self) -> int:
+        database = prepare_state_dir(self.settings.state_dir)
+        self.store = JobStore(database)
+        for path in self.store.recover(self.settings.retry.max_attempts):
+            logger.warning("%s: was being worked on when the process stopped; requeued", path)
+            remove_temp_subtitles(path)
+        self._load_model(self.settings.transcribe)
+        self._install_signals()
+        self._start_watching()
+        logger.info("watching %s", ", ".join(str(r.path) for r in self.settings.watch))
+        try:
+            while not self._stop.is_set():
+                if self._reload.is_set():
+                    self._do_reload()
+                job = self.store.claim()
+                if job is None:
+                    self._stop.wait(_IDLE_SECONDS)
+                    continue
+                self._work(job)
+        finally:
+            self._shutdown()
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _install_signals(self) -> None:
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            del frame
+            logger.info("signal %d: stopping", signum)
+            self._stop.set()
+
+        def on_reload(signum: int, frame: FrameType | None) -> None:
+            del signum, frame
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_reload)
+
+    def _load_model(self, settings: TranscribeSettings) -> None:
+        self.transcriber = build_transcriber(settings.model)
+        self.tools = real_tools(settings, self.transcriber)
+
+    def _start_watching(self) -> None:
+        self.settler.settle_seconds = self.settings.scan.settle_seconds
+        self.watcher = Watcher(self.settings.watch, self.settings.scan, self.settler,
+                               self._gone)
+        self.watcher.start()
+        if self._settle_thread is None:
+            self._settle_thread = threading.Thread(target=self._settle_loop, name="settle",
+                                                   daemon=True)
+            self._settle_thread.start()
+
+    def _settle_loop(self) -> None:
+        assert self.store is not None
+        while not self._stop.wait(_IDLE_SECONDS):
+            for path, fingerprint, priority in self.settler.due():
+                if self.store.enqueue(path, fingerprint, priority):
+                    logger.debug("%s: queued", path)
+
+    def _gone(self, path: Path) -> None:
+        if self.store is not None and self.store.forget_queued(path):
+            logger.info("%s: moved away or deleted; dropped from the queue", path)
+
+    def _do_reload(self) -> None:
+        self._reload.clear()
+        try:
+            new = config_file.load(self.config_path)
+        except ConfigError as err:
+            logger.error("reload failed, keeping the running configuration:\n%s", err.message)
+            return
+        old, self.settings = self.settings, new
+        if new.transcribe.model != old.transcribe.model:
+            logger.info("model settings changed: loading %s", new.transcribe.model.name)
+            self._load_model(new.transcribe)
+        elif self.transcriber is not None:
+            self.tools = real_tools(new.transcribe, self.transcriber)
+        if (new.watch, new.scan) != (old.watch, old.scan) and self.watcher is not None:
+            self.watcher.stop()
+            self._start_watching()
+        logger.info("configuration reloaded")
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._settle_thread is not None:
+            self._settle_thread.join(timeout=10)
+        if self.store is not None:
+            self.store.close()
+        logger.info("stopped")
+
+    def _settings_for(self, path: Path) -> TranscribeSettings:
+        """The folder's own language allow-list, when it has one."""
+        settings = self.settings.transcribe
+        for root in self.settings.watch:
+            if root.languages and (root.path == path or root.path in path.parents):
+                return replace(settings, language=replace(settings.language,
+                                                          allowed=root.languages))
+        return settings
+
+    def _skip_marker(self, path: Path) -> Path | None:
+        name = self.settings.transcribe.skip.marker_file
+        if not name:
+            return None
+        for folder in path.parents:
+            if (folder / name).exists():
+                return folder / name
+            if any(folder == root.path for root in self.settings.watch):
+                break
+        return None
+
+    def _work(self, job: Job) -> None:
+        assert self.store is not None and self.tools is not None
+        path = job.path
+        try:
+            current = Fingerprint.of(path)
+        except OSError:
+            self.store.forget(job)
+            logger.info("%s: gone before it was processed; no subtitle written", path)
+            return
+        if current != job.fingerprint:
+            self.store.requeue_changed(job, current, time.time() + self.settler.settle_seconds)
+            logger.info("%s: changed since it was queued; waiting for it to settle", path)
+            return
+        marker = self._skip_marker(path)
+        if marker is not None:
+            self.store.finish(job, "skipped", None, f"skip marker {marker}")
+            return
+        failpoints.hit("after-claim", str(path))
+        self._process(job)
+
+    def _process(self, job: Job) -> None:
+        assert self.store is not None and self.tools is not None
+        store, path = self.store, job.path
+        retry = self.settings.retry
+        tools = replace(self.tools, write=self._guarded_write(job, self.tools))
+
+        def progress(done: float, total: float | None) -> None:
+            store.set_progress(job, done, total)
+            if self._stop.is_set():
+                raise Cancelled
+
+        try:
+            outcome = process_media_file(path, self._settings_for(path), tools, progress)
+        except Cancelled:
+            store.release(job)
+            logger.info("%s: abandoned for shutdown; requeued", path)
+            return
+        except SubtitledError as err:
+            transient = isinstance(err, TransientError)
+            state = store.fail(job, err.one_line(), type(err).__name__, transient=transient,
+                               max_attempts=retry.max_attempts,
+                               backoff_seconds=retry.backoff_seconds,
+                               backoff_max_seconds=retry.backoff_max_seconds)
+            logger.error("%s (%s)", err.one_line(), state)
+            return
+        except Exception as err:  # a bug: record it, keep the daemon alive
+            logger.exception("%s: unexpected failure", path)
+            store.fail(job, f"{path}: {type(err).__name__}: {err}", type(err).__name__,
+                       transient=False, max_attempts=retry.max_attempts,
+                       backoff_seconds=0, backoff_max_seconds=0)
+            return
+        self._record(job, outcome)
+
+    @staticmethod
+    def _guarded_write(job: Job, tools: Tools) -> Write:
+        """Write only if the source is still the file that was transcribed."""
+        def write(target: Path, cues: list[Cue]) -> None:
+            try:
+                current = Fingerprint.of(job.path)
+            except OSError as err:
+                raise MediaError("the file vanished while it was being transcribed; no "
+                                 "subtitle written", path=job.path, stage="write") from err
+            if current != job.fingerprint:
+                raise TransientError("the file changed while it was being transcribed",
+                                     path=job.path, stage="write")
+            failpoints.hit("before-write", str(job.path))
+            tools.write(target, cues)
+            failpoints.hit("after-write", str(job.path))
+        return write
+
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        assert self.store is not None
+        result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
+                        outcome.wall_seconds, outcome.output)
+        if outcome.status == "written":
+            self.store.finish(job, "done", result)
+            logger.info("%s: %s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues",
+                        job.path, outcome.output, outcome.language, outcome.audio_seconds,
+                        outcome.wall_seconds, outcome.realtime_factor, outcome.cue_count)
+            return
+        reason = {"no-speech": "no speech", "exists": f"subtitle exists: {outcome.reason}",
+                  "skipped": outcome.reason or "skipped"}[outcome.status]
+        self.store.finish(job, "skipped", result, reason)
+        logger.info("%s: skipped (%s)", job.path, reason)

@@ -1,0 +1,22 @@
+"""Named crash points for tests of crash safety; inert unless SUBTITLED_FAILPOINTS is set.
+
+SUBTITLED_FAILPOINTS="after-claim:poison,before-write" kills the process with SIGKILL at
+`after-claim` for paths containing "poison", and at every `before-write`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENVIRONMENT = "SUBTITLED_FAILPOINTS"
+
+
+def hit(name: str, subject: str = "") -> None:
+    spec = os.environ.get(ENVIRONMENT)
+    if not spec:
+        return
+    for item in spec.split(","):
+        point, _, match = item.strip().partition(":")
+        if point == name and match in subject:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,287 @@
+"""The durable job store: one SQLite row per media file (WAL, synchronous=FULL).
+
+A job is claimed in a transaction that also counts the attempt, so a file that kills the
+process every time runs out of attempts instead of crash-looping the service.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+State = Literal["queued", "running", "done", "failed", "skipped", "dead"]
+STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "skipped", "dead")
+PRIORITY_NEW = 10  # a file that just arrived
+PRIORITY_BACKFILL = 0  # the existing library
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued','running','done','failed','skipped','dead')),
+    priority INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    error_class TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    language TEXT,
+    cue_count INTEGER,
+    audio_seconds REAL,
+    wall_seconds REAL,
+    output TEXT,
+    progress_seconds REAL,
+    total_seconds REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
+"""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> Fingerprint:
+        info = path.stat()
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    path: Path
+    fingerprint: Fingerprint
+    state: State
+    priority: int
+    attempts: int
+    last_error: str | None
+    error_class: str | None
+    updated: float
+    started: float | None
+    language: str | None
+    audio_seconds: float | None
+    wall_seconds: float | None
+    output: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    language: str | None
+    cue_count: int
+    audio_seconds: float
+    wall_seconds: float
+    output: Path | None
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(row["id"], Path(row["path"]),
+               Fingerprint(row["size"], row["mtime_ns"], row["inode"]), row["state"],
+               row["priority"], row["attempts"], row["last_error"], row["error_class"],
+               row["updated"], row["started"], row["language"], row["audio_seconds"],
+               row["wall_seconds"], row["output"])
+
+
+class JobStore:
+    def __init__(self, database: Path) -> None:
+        self.path = database
+        self._db = sqlite3.connect(database, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        # One connection shared by the worker and the settle thread; sqlite3 objects are
+        # not safe to use from two threads at once.
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def enqueue(self, path: Path, fingerprint: Fingerprint, priority: int) -> bool:
+        """Queue a complete file. A file already known with the same fingerprint is left
+        as it is (done stays done); a changed one starts over. True when queued anew."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM jobs WHERE path = ?", (str(path),)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO jobs (path, size, mtime_ns, inode, state, priority, created,"
+                    " updated) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                    (str(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
+                     priority, now, now))
+                return True
+            if _job(row).fingerprint == fingerprint:
+                if row["state"] == "queued" and priority > row["priority"]:
+                    db.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, row["id"]))
+                return False
+            if row["state"] == "running":  # the worker notices the change itself
+                return False
+            db.execute(
+                "UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
+                " priority = ?, attempts = 0, not_before = 0, last_error = NULL,"
+                " error_class = NULL, updated = ? WHERE id = ?",
+                (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, priority, now,
+                 row["id"]))
+            return True
+
+    def claim(self) -> Job | None:
+        """The next job, now `running`, with this attempt already counted."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ?"
+                " ORDER BY priority DESC, id LIMIT 1", (now,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+                       " started = ?, updated = ? WHERE id = ?", (now, now, row["id"]))
+            return self.get_by_id(row["id"])
+
+    def get_by_id(self, job_id: int) -> Job | None:
+        rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def get(self, path: Path) -> Job | None:
+        rows = self._query("SELECT * FROM jobs WHERE path = ?", (str(path),))
+        return _job(rows[0]) if rows else None
+
+    def set_progress(self, job: Job, done_seconds: float, total_seconds: float | None) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET progress_seconds = ?, total_seconds = ? WHERE id = ?",
+                       (done_seconds, total_seconds, job.id))
+
+    def progress(self, job: Job) -> tuple[float | None, float | None]:
+        rows = self._query("SELECT progress_seconds, total_seconds FROM jobs WHERE id = ?",
+                           (job.id,))
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def requeue_changed(self, job: Job, fingerprint: Fingerprint, not_before: float) -> None:
+        """The file changed after it was queued: start over with its new fingerprint."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
+                       " attempts = 0, not_before = ?, updated = ? WHERE id = ?",
+                       (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, not_before,
+                        time.time(), job.id))
+
+    def forget_queued(self, path: Path) -> int:
+        """A path (or folder) moved away or deleted: drop its queued jobs."""
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM jobs WHERE state = 'queued' AND (path = ? OR"
+                                " substr(path, 1, ?) = ?)",
+                                (str(path), len(str(path)) + 1, f"{path}/"))
+            return cursor.rowcount
+
+    def finish(self, job: Job, state: Literal["done", "skipped"], result: Result | None,
+               reason: str | None = None) -> None:
+        values = (result.language, result.cue_count, result.audio_seconds,
+                  result.wall_seconds, str(result.output) if result.output else None) \
+            if result else (None, None, None, None, None)
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET state = ?, language = ?, cue_count = ?,"
+                       " audio_seconds = ?, wall_seconds = ?, output = ?, last_error = ?,"
+                       " error_class = NULL, updated = ? WHERE id = ?",
+                       (state, *values, reason, time.time(), job.id))
+
+    def fail(self, job: Job, error: str, error_class: str, *, transient: bool,
+             max_attempts: int, backoff_seconds: float, backoff_max_seconds: float) -> State:
+        """Record a failure: transient ones wait and retry until attempts run out (dead);
+        permanent ones fail at once."""
+        state: State = "failed"
+        delay = 0.0
+        if transient:
+            state = "queued" if job.attempts < max_attempts else "dead"
+            delay = min(backoff_max_seconds, backoff_seconds * 2 ** (job.attempts - 1))
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET state = ?, last_error = ?, error_class = ?,"
+                       " not_before = ?, updated = ? WHERE id = ?",
+                       (state, error, error_class, time.time() + delay, time.time(), job.id))
+        return state
+
+    def release(self, job: Job) -> None:
+        """Put back a job abandoned at shutdown; the attempt does not count."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),"
+                       " updated = ? WHERE id = ? AND state = 'running'", (time.time(), job.id))
+
+    def forget(self, job: Job) -> None:
+        """The file is gone: nothing to do for it any more."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+
+    def recover(self, max_attempts: int) -> list[Path]:
+        """After a crash: `running` jobs go back to the queue, or are dead-lettered when
+        the crash has already used up their attempts. Returns their paths."""
+        now = time.time()
+        with self._transaction() as db:
+            paths = [Path(r[0]) for r in
+                     db.execute("SELECT path FROM jobs WHERE state = 'running'")]
+            db.execute("UPDATE jobs SET state = 'dead', last_error = 'the process died while"
+                       " working on it ' || attempts || ' times', error_class = 'Crash',"
+                       " updated = ? WHERE state = 'running' AND attempts >= ?",
+                       (now, max_attempts))
+            db.execute("UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running'",
+                       (now,))
+        return paths
+
+    def retry(self, path: Path | None = None) -> int:
+        """Requeue one file (any state but running), or every failed and dead one."""
+        args: tuple[str, ...] = ()
+        with self._transaction() as db:
+            if path is None:
+                where = "state IN ('failed', 'dead')"
+            else:
+                where, args = "path = ? AND state != 'running'", (str(path),)
+            cursor = db.execute(
+                f"UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0,"
+                f" priority = {PRIORITY_NEW}, updated = ? WHERE {where}", (time.time(), *args))
+            return cursor.rowcount
+
+    def known(self) -> dict[str, tuple[Fingerprint, State]]:
+        """Every path with its fingerprint and state, for a fast rescan."""
+        rows = self._query("SELECT path, size, mtime_ns, inode, state FROM jobs")
+        return {r["path"]: (Fingerprint(r["size"], r["mtime_ns"], r["inode"]), r["state"])
+                for r in rows}
+
+    def counts(self) -> dict[State, int]:
+        rows = self._query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        found = {r["state"]: r["n"] for r in rows}
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    def in_state(self, state: State, limit: int = 10) -> list[Job]:
+        rows = self._query("SELECT * FROM jobs WHERE state = ? ORDER BY updated DESC LIMIT ?",
+                           (state, limit))
+        return [_job(r) for r in rows]
+
+    def integrity_ok(self) -> bool:
+        return bool(self._query("PRAGMA integrity_check")[0][0] == "ok")

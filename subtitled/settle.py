@@ -1,0 +1,106 @@
+"""When a file is complete: not a copier's temporary name, and unchanged for a quiet period."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from subtitled.config import ScanSettings
+from subtitled.jobs import Fingerprint
+
+# Names that copiers, browsers and download clients write to before the final rename.
+_TEMPORARY_SUFFIXES = (".part", ".tmp", ".!qb", ".crdownload", ".partial~", ".partial",
+                       ".download", ".filepart", ".temp", ".~tmp~")
+
+
+def is_temporary(path: Path) -> bool:
+    """Hidden files (rsync writes `.name.XXXXXX`), and the usual temporary suffixes."""
+    name = path.name.lower()
+    return name.startswith(".") or name.endswith(_TEMPORARY_SUFFIXES) or ".~tmp~" in name \
+        or any(part == ".~tmp~" for part in path.parts)
+
+
+def is_candidate(path: Path, scan: ScanSettings) -> bool:
+    """A media file by extension, not temporary, not ignored."""
+    if path.suffix.lower() not in scan.include_extensions or is_temporary(path):
+        return False
+    text = str(path)
+    return not any(fnmatch.fnmatch(text, pattern) for pattern in scan.ignore_globs)
+
+
+@dataclass
+class _Pending:
+    fingerprint: Fingerprint | None
+    quiet_since: float
+    priority: int
+
+
+Stat = Callable[[Path], Fingerprint]
+
+
+class Settler:
+    """Collects candidate paths; `due()` hands back those whose size, mtime and inode have
+    not changed for `settle_seconds`. Thread-safe: the watcher notes, the worker asks."""
+
+    def __init__(self, settle_seconds: float, *, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time,
+                 stat: Stat = Fingerprint.of) -> None:
+        self.settle_seconds = settle_seconds
+        self._clock, self._wall_clock, self._stat = clock, wall_clock, stat
+        self._pending: dict[Path, _Pending] = {}
+        self._lock = threading.Lock()
+
+    def note(self, path: Path, priority: int, *, trust_mtime: bool = False) -> None:
+        """Something happened to `path` (or a scan found it). With `trust_mtime`, a file
+        whose mtime is already older than the quiet period is taken as quiet since then."""
+        now = self._clock()
+        quiet_since = now
+        fingerprint = None
+        if trust_mtime:
+            try:
+                fingerprint = self._stat(path)
+            except OSError:
+                return
+            age = self._wall_clock() - fingerprint.mtime_ns / 1e9
+            quiet_since = now - max(0.0, age)
+        with self._lock:
+            known = self._pending.get(path)
+            if known is not None and trust_mtime:
+                return  # an event already follows this file more closely
+            priority = max(priority, known.priority) if known else priority
+            self._pending[path] = _Pending(fingerprint, quiet_since, priority)
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            for pending in [p for p in self._pending if p == path or path in p.parents]:
+                del self._pending[pending]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def due(self) -> list[tuple[Path, Fingerprint, int]]:
+        """Paths that have been quiet long enough, with the fingerprint they settled at."""
+        now = self._clock()
+        ready = []
+        with self._lock:
+            for path, pending in list(self._pending.items()):
+                try:
+                    current = self._stat(path)
+                except OSError:
+                    del self._pending[path]  # gone (renamed at the end of a download)
+                    continue
+                if current != pending.fingerprint:
+                    if pending.fingerprint is not None:
+                        pending.quiet_since = now
+                    pending.fingerprint = current
+                    if now - pending.quiet_since < self.settle_seconds:
+                        continue
+                if now - pending.quiet_since >= self.settle_seconds:
+                    ready.append((path, current, pending.priority))
+                    del self._pending[path]
+        return ready

@@ -1,0 +1,163 @@
+"""Finding work: watchdog observers on every root (polling on network and FUSE mounts) and
+a full rescan, feeding candidate paths to the settler. Never blocks the worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+from subtitled.config import ScanSettings, WatchRoot
+from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
+from subtitled.settle import Settler, is_candidate
+
+logger = logging.getLogger(__name__)
+
+# Where inotify sees nothing of changes made by other machines or by the FUSE daemon.
+_REMOTE_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph",
+                       "glusterfs", "lustre", "davfs", "virtiofs", "fuse", "fuseblk")
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str:
+    """The type of the mount holding `path`, from /proc/self/mounts (longest prefix)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/self/mounts").read_text(encoding="utf-8")
+        except OSError:
+            return ""
+    best, kind = "", ""
+    target = str(path)
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def needs_polling(path: Path, mode: str, mounts: str | None = None) -> bool:
+    if mode != "auto":
+        return mode == "on"
+    kind = filesystem_type(path, mounts)
+    return kind.startswith("fuse.") or kind in _REMOTE_FILESYSTEMS
+
+
+class _Handler(FileSystemEventHandler):
+    """watchdog events → settler notes; a moved or deleted path is forgotten."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        source = Path(os.fsdecode(event.src_path))
+        if kind in ("deleted", "moved"):
+            self.watcher.gone(source)
+        if kind == "moved":
+            source = Path(os.fsdecode(event.dest_path))
+        if kind in ("opened", "closed_no_write", "deleted"):
+            return
+        if event.is_directory:
+            if kind in ("created", "moved"):
+                self.watcher.scan_folder(source, PRIORITY_NEW)
+            return
+        self.watcher.offer(source, PRIORITY_NEW)
+
+
+class Watcher:
+    def __init__(self, roots: tuple[WatchRoot, ...], scan: ScanSettings, settler: Settler,
+                 on_gone: Callable[[Path], None]) -> None:
+        self.roots, self.scan, self.settler, self.on_gone = roots, scan, settler, on_gone
+        self.degraded: list[str] = []
+        self._observers: list[Any] = []
+        self._stop = threading.Event()
+        self._rescan_thread: threading.Thread | None = None
+
+    def offer(self, path: Path, priority: int, *, trust_mtime: bool = False) -> None:
+        if is_candidate(path, self.scan):
+            self.settler.note(path, priority, trust_mtime=trust_mtime)
+
+    def gone(self, path: Path) -> None:
+        self.settler.forget(path)
+        self.on_gone(path)
+
+    def start(self) -> None:
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        for root in self.roots:
+            polling = needs_polling(root.path, self.scan.polling)
+            observer = PollingObserver(timeout=self.scan.polling_interval_seconds) \
+                if polling else Observer()
+            if polling:
+                self.degraded.append(f"polling {root.path} (network or FUSE filesystem)")
+            try:
+                observer.schedule(_Handler(self), str(root.path), recursive=root.recursive)
+                observer.start()
+            except OSError as err:
+                self._watch_failed(root.path, err)
+                continue
+            self._observers.append(observer)
+        self._rescan_thread = threading.Thread(target=self._rescan_loop, name="rescan",
+                                               daemon=True)
+        self._rescan_thread.start()
+
+    def _watch_failed(self, path: Path, err: OSError) -> None:
+        hint = ""
+        if err.errno in (28, 24):  # ENOSPC: inotify watches, EMFILE: inotify instances
+            hint = ("; raise the limit with `sysctl fs.inotify.max_user_watches=1048576` "
+                    "(and fs.inotify.max_user_instances)")
+        logger.error("cannot watch %s: %s%s; the periodic rescan covers it", path, err, hint)
+        self.degraded.append(f"not watching {path}: {err.strerror or err}")
+
+    def alive(self) -> bool:
+        return all(o.is_alive() for o in self._observers)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join(timeout=10)
+        if self._rescan_thread is not None:
+            self._rescan_thread.join(timeout=10)
+        self._observers = []
+
+    def _rescan_loop(self) -> None:
+        while not self._stop.is_set():
+            self.rescan()
+            self._stop.wait(self.scan.rescan_interval_seconds)
+
+    def rescan(self) -> None:
+        for root in self.roots:
+            self.scan_folder(root.path, PRIORITY_BACKFILL, recursive=root.recursive)
+
+    def scan_folder(self, folder: Path, priority: int, *, recursive: bool = True) -> None:
+        for path in walk(folder, recursive, self._stop):
+            self.offer(path, priority, trust_mtime=True)
+
+
+def walk(folder: Path, recursive: bool, stop: threading.Event) -> Iterator[Path]:
+    """Regular files under `folder`; unreadable folders are logged and skipped, symlinked
+    folders are not followed (a loop or a link to / must not run forever)."""
+    pending = [folder]
+    while pending and not stop.is_set():
+        current = pending.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if recursive:
+                            pending.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=True):
+                        yield Path(entry.path)
+        except OSError as err:
+            logger.warning("cannot read folder %s: %s", current, err.strerror or err)

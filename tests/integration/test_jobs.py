@@ -1,0 +1,118 @@
+"""The job store on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint, JobStore, Result
+
+FP = Fingerprint(100, 1, 1)
+RETRY = {"max_attempts": 3, "backoff_seconds": 0.0, "backoff_max_seconds": 0.0}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(tmp_path / "jobs.sqlite3")
+
+
+def test_the_database_is_wal_with_full_sync(store: JobStore, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.integrity_ok()
+
+
+def test_new_arrivals_come_before_the_backfill(store: JobStore) -> None:
+    store.enqueue(Path("/m/old1.mkv"), FP, PRIORITY_BACKFILL)
+    store.enqueue(Path("/m/old2.mkv"), FP, PRIORITY_BACKFILL)
+    store.enqueue(Path("/m/new.mkv"), FP, PRIORITY_NEW)
+    claimed = [store.claim(), store.claim(), store.claim()]
+    assert [j.path.name for j in claimed if j] == ["new.mkv", "old1.mkv", "old2.mkv"]
+    assert store.claim() is None
+
+
+def test_a_claim_counts_the_attempt_before_work_starts(store: JobStore) -> None:
+    store.enqueue(Path("/m/a.mkv"), FP, 0)
+    job = store.claim()
+    assert job is not None and job.state == "running" and job.attempts == 1
+
+
+def test_done_files_are_not_queued_again_but_changed_ones_are(store: JobStore) -> None:
+    path = Path("/m/a.mkv")
+    assert store.enqueue(path, FP, 0)
+    job = store.claim()
+    assert job is not None
+    store.finish(job, "done", Result("en", 3, 11.0, 2.0, Path("/m/a.en.srt")))
+    assert not store.enqueue(path, FP, 0)
+    assert store.get(path).state == "done"  # type: ignore[union-attr]
+    assert store.enqueue(path, Fingerprint(200, 2, 1), 0)
+    assert store.get(path).state == "queued"  # type: ignore[union-attr]
+
+
+def test_a_crash_loop_ends_dead_after_the_attempts(store: JobStore) -> None:
+    store.enqueue(Path("/m/poison.mkv"), FP, 0)
+    for attempt in (1, 2, 3):
+        job = store.claim()
+        assert job is not None and job.attempts == attempt
+        recovered = store.recover(max_attempts=3)  # the process died mid-job
+        assert recovered == [Path("/m/poison.mkv")]
+    job = store.get(Path("/m/poison.mkv"))
+    assert job is not None and job.state == "dead" and job.error_class == "Crash"
+    assert store.claim() is None
+
+
+def test_transient_failures_retry_until_attempts_run_out(store: JobStore) -> None:
+    store.enqueue(Path("/m/busy.mkv"), FP, 0)
+    states = []
+    for _ in range(3):
+        job = store.claim()
+        assert job is not None
+        states.append(store.fail(job, "GPU busy", "TransientError", transient=True, **RETRY))
+    assert states == ["queued", "queued", "dead"]
+
+
+def test_permanent_failures_fail_at_once(store: JobStore) -> None:
+    store.enqueue(Path("/m/corrupt.mkv"), FP, 0)
+    job = store.claim()
+    assert job is not None
+    assert store.fail(job, "bad data", "MediaError", transient=False, **RETRY) == "failed"
+    failed = store.get(job.path)
+    assert failed is not None and failed.last_error == "bad data"
+    assert store.claim() is None
+
+
+def test_backoff_delays_the_next_claim(store: JobStore) -> None:
+    store.enqueue(Path("/m/a.mkv"), FP, 0)
+    job = store.claim()
+    assert job is not None
+    store.fail(job, "disk full", "TransientError", transient=True, max_attempts=3,
+               backoff_seconds=60, backoff_max_seconds=3600)
+    assert store.claim() is None
+
+
+def test_retry_and_release(store: JobStore) -> None:
+    store.enqueue(Path("/m/a.mkv"), FP, 0)
+    job = store.claim()
+    assert job is not None
+    store.fail(job, "bad", "MediaError", transient=False, **RETRY)
+    assert store.retry() == 1
+    job = store.claim()
+    assert job is not None and job.attempts == 1
+    store.release(job)
+    released = store.get(job.path)
+    assert released is not None and released.state == "queued" and released.attempts == 0
+
+
+def test_moved_away_folders_drop_their_queued_jobs(store: JobStore) -> None:
+    for name in ("Show/e1.mkv", "Show/e2.mkv", "Shower.mkv"):
+        store.enqueue(Path("/m") / name, FP, 0)
+    assert store.forget_queued(Path("/m/Show")) == 2
+    assert list(store.known()) == ["/m/Shower.mkv"]
+
+
+def test_counts_cover_every_state(store: JobStore) -> None:
+    store.enqueue(Path("/m/a.mkv"), FP, 0)
+    assert store.counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0,
+                              "skipped": 0, "dead": 0}
