@@ -143,12 +143,15 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
 
 
 def configure_logging(verbosity: int, base: int = logging.WARNING) -> None:
+    """Our own loggers at the asked level; other libraries only warn (numba and watchdog
+    are very chatty at DEBUG)."""
     level = max(logging.DEBUG, base - 10 * verbosity)
     # journald stamps each line itself; a terminal user wants the time.
     under_journal = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else \
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+    logging.basicConfig(level=max(level, logging.WARNING), format=fmt, stream=sys.stderr)
+    logging.getLogger("subtitled").setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,97 @@
+"""Starts the real daemon as a subprocess on a temp library and looks at what it did."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.integration.conftest import DATA, ffmpeg, picture
+
+
+def make_video(path: Path, seconds: float = 5.0, source: str = "en_jfk_inaugural.flac") -> Path:
+    ffmpeg(*picture(seconds), "-i", str(DATA / source), "-map", "0:v", "-map", "1:a",
+           "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+           str(path))
+    return path
+
+
+class DaemonRun:
+    def __init__(self, root: Path, model_dir: Path, **overrides: Any) -> None:
+        self.root = root
+        self.media = root / "media"
+        self.state = root / "state"
+        self.media.mkdir(exist_ok=True)
+        self.config = root / "config.yaml"
+        self.logs: list[str] = []
+        document: dict[str, Any] = {
+            "watch": [{"path": str(self.media)}],
+            "state_dir": str(self.state),
+            "scan": {"settle_seconds": 2, "rescan_interval_seconds": 3600},
+            "model": {"name": "tiny.en", "model_dir": str(model_dir), "offline": True},
+            "retry": {"max_attempts": 3, "backoff_seconds": 0},
+        }
+        for section, values in overrides.items():
+            if isinstance(values, dict):
+                document.setdefault(section, {}).update(values)
+            else:
+                document[section] = values
+        self.config.write_text(yaml.safe_dump(document))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_file = root / "daemon.log"
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        # The log goes to a file: a pipe nobody reads would block the daemon when full.
+        with open(self.log_file, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "subtitled", "-v", "run", "--config", str(self.config)],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def finish(self, sig: int | None = None, timeout: float = 60) -> int:
+        """Send `sig` (if any), wait, keep the log; returns the exit status."""
+        assert self.process is not None
+        if sig is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self.logs.append(self.log_file.read_text(errors="replace"))
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.finish(signal.SIGKILL)
+
+    def rows(self) -> list[dict[str, Any]]:
+        database = self.state / "jobs.sqlite3"
+        if not database.exists():
+            return []
+        with sqlite3.connect(database) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM jobs ORDER BY id")]
+
+    def integrity(self) -> str:
+        with sqlite3.connect(self.state / "jobs.sqlite3") as db:
+            return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def wait_until(self, condition: Callable[[], bool], seconds: float = 120) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                self.finish()
+                raise AssertionError("the daemon exited:\n" + self.logs[-1])
+            time.sleep(0.2)
+        raise AssertionError(f"timed out; jobs: {self.rows()}")
+
+    def all_settled(self, count: int) -> bool:
+        rows = self.rows()
+        return len(rows) == count and all(r["state"] in ("done", "skipped", "failed", "dead")
+                                          for r in rows)

@@ -1,0 +1,139 @@
+"""The real daemon process: watching, settling, one job per file, signals, bad configs."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import srt
+import yaml
+
+from subtitled.evaluation import word_error_rate
+from tests.integration.daemon_harness import DaemonRun, make_video
+
+JFK_5S = "And so my fellow Americans, ask not"
+
+
+def test_a_slowly_copied_video_is_one_job_started_after_the_copy(
+        tmp_path: Path, model_dir: Path) -> None:
+    source = make_video(tmp_path / "source.mkv", seconds=5.0)
+    daemon = DaemonRun(tmp_path, model_dir)
+    daemon.start()
+    try:
+        time.sleep(3)
+        target = daemon.media / "Film (2020).mkv"
+        data = source.read_bytes()
+        with open(target, "wb") as out:  # pauses shorter than the 2 s quiet period
+            for start in range(0, len(data), len(data) // 6 + 1):
+                out.write(data[start:start + len(data) // 6 + 1])
+                out.flush()
+                time.sleep(1.0)
+        copied_at = time.time()
+        subtitle = daemon.media / "Film (2020).en.srt"
+        daemon.wait_until(subtitle.exists)
+        (row,) = daemon.rows()
+        assert row["attempts"] == 1 and row["state"] == "done"
+        assert row["started"] >= copied_at + 1.5  # waited for the quiet period
+        text = " ".join(s.content for s in srt.parse(subtitle.read_text()))
+        assert word_error_rate(JFK_5S, text) <= 0.2, text
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert "Film (2020).en.srt, en" in daemon.logs[-1]
+
+
+def test_a_download_renamed_at_the_end_is_one_job_for_the_final_name(
+        tmp_path: Path, model_dir: Path) -> None:
+    source = make_video(tmp_path / "source.mkv", seconds=4.0)
+    daemon = DaemonRun(tmp_path, model_dir)
+    daemon.start()
+    try:
+        time.sleep(3)
+        partial = daemon.media / "Show.S01E01.mkv.part"
+        shutil.copyfile(source, partial)
+        time.sleep(3)  # longer than the quiet period: a temp name is never a job
+        assert daemon.rows() == []
+        partial.rename(daemon.media / "Show.S01E01.mkv")
+        daemon.wait_until(lambda: daemon.all_settled(1))
+        (row,) = daemon.rows()
+        assert row["path"].endswith("/Show.S01E01.mkv") and row["state"] == "done"
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+
+
+def test_the_existing_library_is_backfilled_and_done_files_are_not_redone(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    make_video(daemon.media / "a.mkv", seconds=3.0)
+    make_video(daemon.media / "b.mp4", seconds=3.0)
+    (daemon.media / "b.en.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nmine\n")
+    daemon.start()
+    daemon.wait_until(lambda: daemon.all_settled(2))
+    assert daemon.finish(signal.SIGTERM) == 0
+    states = {Path(r["path"]).name: (r["state"], r["last_error"]) for r in daemon.rows()}
+    assert states["a.mkv"][0] == "done"
+    assert states["b.mp4"][0] == "skipped" and "subtitle exists" in states["b.mp4"][1]
+    daemon.start()
+    time.sleep(6)
+    assert daemon.finish(signal.SIGTERM) == 0
+    assert [r["attempts"] for r in daemon.rows()] == [1, 1]
+
+
+def test_sigterm_abandons_the_current_job_and_requeues_it(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir, model={"name": "base"})
+    make_video(daemon.media / "long.mkv", seconds=50.0, source="mul_en-de_mit_license.mp3")
+    daemon.start()
+    daemon.wait_until(lambda: any(r["state"] == "running" and (r["progress_seconds"] or 0) > 0
+                                  for r in daemon.rows()))
+    stopped = time.monotonic()
+    assert daemon.finish(signal.SIGTERM, timeout=120) == 0
+    assert time.monotonic() - stopped < 60
+    (row,) = daemon.rows()
+    assert row["state"] == "queued" and row["attempts"] == 0
+    assert "abandoned for shutdown; requeued" in daemon.logs[-1]
+    assert not list(daemon.media.glob("*.tmp")) and not list(daemon.media.glob("*.srt"))
+
+
+def run_check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "subtitled", *args, "--config", str(config)]
+                          if args else
+                          [sys.executable, "-m", "subtitled", "check-config", str(config)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bad_configurations_stop_before_anything_starts(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("watch: [unclosed\n")
+    result = run_check(config, "run")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"subtitled: error: config: {config} is not valid YAML (line ")
+
+    config.write_text(yaml.safe_dump({"watch": ["/no/such/folder"], "state_dir": str(tmp_path)}))
+    result = run_check(config, "run")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "subtitled: error: config: At 'watch[0].path': " \
+                                    "directory /no/such/folder does not exist"
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config.write_text(yaml.safe_dump({"watch": [str(tmp_path)],
+                                      "state_dir": str(blocker / "state")}))
+    result = run_check(config, "run")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"subtitled: error: state_dir: state directory " \
+                                    f"{blocker}/state is not writable: Not a directory"
+    assert run_check(config).stdout.strip() == f"{config}: ok"
+
+
+def test_check_config_lists_every_problem_and_fails(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"watch": [str(tmp_path)], "model": {"engine": "x"},
+                                      "cues": {"max_lines": "two"}}))
+    result = run_check(config)
+    assert result.returncode == 2
+    assert "At 'model.engine'" in result.stderr and "At 'cues.max_lines'" in result.stderr
