@@ -71,13 +71,17 @@ class Daemon:
         self._settle_thread: threading.Thread | None = None
 
     def run(self) -> int:
+        # First, so that a SIGTERM while the model loads still ends in a clean exit.
+        self._install_signals()
         database = prepare_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
         for path in self.store.recover(self.settings.retry.max_attempts):
             logger.warning("%s: was being worked on when the process stopped; requeued", path)
             remove_temp_subtitles(path)
         self._load_model(self.settings.transcribe)
-        self._install_signals()
+        if self._stop.is_set():
+            self._shutdown()
+            return 0
         self._start_watching()
         logger.info("watching %s", ", ".join(str(r.path) for r in self.settings.watch))
         try:
@@ -200,7 +204,7 @@ class Daemon:
         if marker is not None:
             self.store.finish(job, "skipped", None, f"skip marker {marker}")
             return
-        failpoints.hit("after-claim", str(path))
+        failpoints.hit("after-claim", path.name)
         self._process(job)
 
     def _process(self, job: Job) -> None:
@@ -248,9 +252,9 @@ class Daemon:
             if current != job.fingerprint:
                 raise TransientError("the file changed while it was being transcribed",
                                      path=job.path, stage="write")
-            failpoints.hit("before-write", str(job.path))
+            failpoints.hit("before-write", job.path.name)
             tools.write(target, cues)
-            failpoints.hit("after-write", str(job.path))
+            failpoints.hit("after-write", job.path.name)
         return write
 
     def _record(self, job: Job, outcome: Outcome) -> None:

@@ -1,7 +1,7 @@
 """Named crash points for tests of crash safety; inert unless SUBTITLED_FAILPOINTS is set.
 
 SUBTITLED_FAILPOINTS="after-claim:poison,before-write" kills the process with SIGKILL at
-`after-claim` for paths containing "poison", and at every `before-write`.
+`after-claim` for files whose name contains "poison", and at every `before-write`.
 """
 
 from __future__ import annotations

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
 from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint, JobStore, Result
 
 FP = Fingerprint(100, 1, 1)
-RETRY = {"max_attempts": 3, "backoff_seconds": 0.0, "backoff_max_seconds": 0.0}
+class Retry(TypedDict):
+    max_attempts: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+
+
+RETRY = Retry(max_attempts=3, backoff_seconds=0.0, backoff_max_seconds=0.0)
 
 
 @pytest.fixture
