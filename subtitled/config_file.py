@@ -120,7 +120,12 @@ def _codes(codes: tuple[str, ...], where: str, problems: _Problems) -> tuple[str
     return tuple(normal)
 
 
-def _watch(raw: Any, problems: _Problems) -> tuple[WatchRoot, ...]:
+def _anchored(path: Path, base: Path | None) -> Path:
+    """Relative paths in a file are relative to the file's folder."""
+    return path if path.is_absolute() or base is None else (base / path).resolve()
+
+
+def _watch(raw: Any, problems: _Problems, base: Path | None) -> tuple[WatchRoot, ...]:
     if not isinstance(raw, list) or not raw:
         problems.add("watch", "must be a list of folders, each with at least a 'path'")
         return ()
@@ -133,6 +138,7 @@ def _watch(raw: Any, problems: _Problems) -> tuple[WatchRoot, ...]:
             problems.add(where, "needs a 'path'")
             continue
         root = _section(WatchRoot, item, where, problems)
+        root = dataclasses.replace(root, path=_anchored(root.path, base))
         if not root.path.is_absolute():
             problems.add(f"{where}.path", f"must be an absolute path, not {root.path}")
         elif not root.path.is_dir():
@@ -162,8 +168,9 @@ def _cross_checks(settings: DaemonSettings, problems: _Problems) -> None:
         problems.add("scan.include_extensions", "each extension starts with a dot (.mkv)")
 
 
-def parse(document: Any) -> DaemonSettings:
-    """Validate a loaded YAML document; raise ConfigError listing every problem."""
+def parse(document: Any, base: Path | None = None) -> DaemonSettings:
+    """Validate a loaded YAML document; raise ConfigError listing every problem. Relative
+    paths are taken from `base` (the config file's folder), or refused without one."""
     problems = _Problems()
     if not isinstance(document, Mapping):
         raise ConfigError("the configuration must be a mapping of keys to values",
@@ -181,8 +188,8 @@ def parse(document: Any) -> DaemonSettings:
     if log_level not in _LOG_LEVELS:
         problems.add("log_level", f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
     settings = DaemonSettings(
-        watch=_watch(document.get("watch"), problems),
-        state_dir=state_dir or Path("/var/lib/subtitled"),
+        watch=_watch(document.get("watch"), problems, base),
+        state_dir=_anchored(state_dir or Path("/var/lib/subtitled"), base),
         scan=sections["scan"], retry=sections["retry"],
         transcribe=TranscribeSettings(
             model=sections["model"], language=sections["language"],
@@ -209,4 +216,4 @@ def load(path: Path) -> DaemonSettings:
         line = f" (line {where.line + 1})" if where is not None else ""
         raise ConfigError(f"{path} is not valid YAML{line}: "
                           f"{getattr(err, 'problem', None) or err}", stage="config") from err
-    return parse(document)
+    return parse(document, path.absolute().parent)

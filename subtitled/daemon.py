@@ -225,6 +225,10 @@ class Daemon:
             logger.info("%s: abandoned for shutdown; requeued", path)
             return
         except SubtitledError as err:
+            if not path.exists():  # whatever broke, the file is gone: nothing to redo
+                store.forget(job)
+                logger.info("%s: gone while being transcribed; no subtitle written", path)
+                return
             transient = isinstance(err, TransientError)
             state = store.fail(job, err.one_line(), type(err).__name__, transient=transient,
                                max_attempts=retry.max_attempts,

@@ -104,6 +104,7 @@ class Watcher:
                 observer.start()
             except OSError as err:
                 self._watch_failed(root.path, err)
+                _discard(observer)
                 continue
             self._observers.append(observer)
         self._rescan_thread = threading.Thread(target=self._rescan_loop, name="rescan",
@@ -143,6 +144,13 @@ class Watcher:
     def scan_folder(self, folder: Path, priority: int, *, recursive: bool = True) -> None:
         for path in walk(folder, recursive, self._stop):
             self.offer(path, priority, trust_mtime=True)
+
+
+def _discard(observer: Any) -> None:
+    """Stop an observer that failed to start, with any thread it had already begun."""
+    observer.stop()
+    if observer.is_alive():
+        observer.join(timeout=10)
 
 
 def walk(folder: Path, recursive: bool, stop: threading.Event) -> Iterator[Path]:

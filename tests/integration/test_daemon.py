@@ -137,3 +137,73 @@ def test_check_config_lists_every_problem_and_fails(tmp_path: Path) -> None:
     result = run_check(config)
     assert result.returncode == 2
     assert "At 'model.engine'" in result.stderr and "At 'cues.max_lines'" in result.stderr
+
+
+def test_status_and_retry_read_the_queue_while_the_daemon_runs(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    (daemon.media / "broken.mkv").write_bytes(b"\x1aE\xdf\xa3 this is not a film" * 100)
+    extras = daemon.media / "extras"
+    extras.mkdir()
+    (extras / ".subtitled-skip").write_text("")
+    make_video(extras / "trailer.mkv", seconds=2.0)
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: daemon.all_settled(2))
+        status = run_check(daemon.config, "status")
+        assert status.returncode == 0
+        lines = status.stdout.splitlines()
+        assert lines[0] == "queued 0 · running 0 · done 0 · failed 1 · skipped 1 · dead 0"
+        assert lines[1] == "recent failures:"
+        assert lines[2].startswith(f"  failed: {daemon.media}/broken.mkv: probe: ffprobe "
+                                   "cannot read it:")
+        assert lines[2].endswith("[MediaError]")
+        retried = run_check(daemon.config, "retry", "--failed")
+        assert retried.stdout.strip() == "queued again: 1"
+        daemon.wait_until(lambda: daemon.all_settled(2))
+        broken = [r for r in daemon.rows() if r["path"].endswith("broken.mkv")][0]
+        assert broken["state"] == "failed" and broken["attempts"] == 1
+        trailer = [r for r in daemon.rows() if r["path"].endswith("trailer.mkv")][0]
+        assert trailer["last_error"] == f"skip marker {extras}/.subtitled-skip"
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+
+
+def test_sighup_adds_a_folder_without_reloading_the_model(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    second = tmp_path / "more media"
+    second.mkdir()
+    daemon.start()
+    try:
+        time.sleep(4)
+        document = yaml.safe_load(daemon.config.read_text())
+        document["watch"].append({"path": str(second)})
+        daemon.config.write_text(yaml.safe_dump(document))
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        make_video(second / "new.mkv", seconds=3.0)
+        daemon.wait_until((second / "new.en.srt").exists)
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    log = daemon.logs[-1]
+    assert "configuration reloaded" in log
+    assert log.count("loaded openai-whisper") == 1
+
+
+def test_a_file_deleted_while_it_is_transcribed_gets_no_subtitle(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    video = make_video(daemon.media / "gone.mkv", seconds=50.0,
+                       source="mul_en-de_mit_license.mp3")
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: any(r["state"] == "running" for r in daemon.rows()))
+        video.unlink()
+        daemon.wait_until(lambda: daemon.rows() == [])
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert list(daemon.media.iterdir()) == []
+    assert daemon.rows() == []
+    assert "gone.mkv: gone while being transcribed; no subtitle written" in daemon.logs[-1]

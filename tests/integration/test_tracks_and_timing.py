@@ -28,3 +28,20 @@ def test_a_track_that_starts_late_gives_cues_that_start_late(
     # The speech starts about 0.3 s into the audio, and the audio 2 s into the film.
     assert cues[0].start_seconds == pytest.approx(2.3, abs=0.4)
     assert cues[-1].end_seconds > 12.0
+
+
+def test_an_embedded_text_subtitle_in_the_language_means_nothing_to_do(
+        tmp_path: Path, transcribe: Transcribe) -> None:
+    from tests.integration.conftest import DATA, ffmpeg, picture
+
+    subtitle = tmp_path / "in.srt"
+    subtitle.write_text("1\n00:00:00,500 --> 00:00:02,000\nAnd so\n")
+    video = tmp_path / "with subs.mkv"
+    ffmpeg(*picture(), "-i", str(DATA / "en_jfk_inaugural.flac"), "-i", str(subtitle),
+           "-map", "0:v", "-map", "1:a", "-map", "2:s", "-shortest", "-c:v", "libx264",
+           "-preset", "ultrafast", "-c:a", "aac", "-c:s", "srt",
+           "-metadata:s:s:0", "language=eng", str(video))
+    outcome = transcribe(video, model="tiny.en")
+    assert outcome.status == "skipped"
+    assert outcome.reason == "has an embedded en text subtitle"
+    assert not (tmp_path / "with subs.en.srt").exists()

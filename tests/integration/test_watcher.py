@@ -99,3 +99,24 @@ def test_a_download_renamed_at_the_end_is_one_candidate_under_its_final_name(
     (folder / "film.mkv").rename(folder / "renamed.mkv")
     wait_for(lambda: folder / "film.mkv" in gone)
     assert collect(settler) == {"renamed.mkv": PRIORITY_NEW}
+
+
+def test_a_folder_that_cannot_be_watched_is_logged_once_with_the_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+
+    from watchdog.observers import Observer
+
+    def no_watches_left(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(Observer, "schedule", no_watches_left)  # the kernel's ENOSPC
+    watcher = Watcher((WatchRoot(tmp_path),), ScanSettings(polling="off"), Settler(1.0),
+                      lambda _: None)
+    watcher.start()
+    watcher.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "fs.inotify.max_user_watches" in errors[0] and "rescan covers it" in errors[0]
+    assert watcher.degraded == [f"not watching {tmp_path}: inotify watch limit reached"]

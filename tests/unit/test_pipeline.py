@@ -124,3 +124,18 @@ def test_other_engine_errors_are_not_mistaken_for_memory() -> None:
 
 def test_language_settings_default_to_a_vote() -> None:
     assert LanguageSettings().mode == "vote"
+
+
+def test_files_shorter_than_the_minimum_are_skipped() -> None:
+    settings = replace(SETTINGS, skip=replace(SETTINGS.skip, min_duration_seconds=60.0))
+    transcriber = FakeTranscriber()
+    outcome = process_media_file(MOVIE, settings, FakeMedia(tone(30)).tools(transcriber))
+    assert outcome.status == "skipped" and outcome.reason == "shorter than 60 s"
+    assert transcriber.calls == []
+
+
+def test_a_sidecar_in_another_flavour_counts_as_existing(tmp_path: Path) -> None:
+    movie = tmp_path / "Movie.mkv"
+    (tmp_path / "Movie.eng.sdh.ass").write_text("[Script Info]")
+    outcome = process_media_file(movie, SETTINGS, FakeMedia(tone(5)).tools(FakeTranscriber()))
+    assert outcome.status == "exists" and outcome.output == tmp_path / "Movie.eng.sdh.ass"
