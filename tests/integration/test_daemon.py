@@ -161,9 +161,9 @@ def test_status_and_retry_read_the_queue_while_the_daemon_runs(
         retried = run_check(daemon.config, "retry", "--failed")
         assert retried.stdout.strip() == "queued again: 1"
         daemon.wait_until(lambda: daemon.all_settled(2))
-        broken = [r for r in daemon.rows() if r["path"].endswith("broken.mkv")][0]
+        broken = next(r for r in daemon.rows() if r["path"].endswith("broken.mkv"))
         assert broken["state"] == "failed" and broken["attempts"] == 1
-        trailer = [r for r in daemon.rows() if r["path"].endswith("trailer.mkv")][0]
+        trailer = next(r for r in daemon.rows() if r["path"].endswith("trailer.mkv"))
         assert trailer["last_error"] == f"skip marker {extras}/.subtitled-skip"
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
