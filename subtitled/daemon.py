@@ -16,7 +16,9 @@ from subtitled.cues import Cue
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
 from subtitled.errors import ConfigError, MediaError, SubtitledError, TransientError
+from subtitled.health import Health
 from subtitled.jobs import Fingerprint, Job, JobStore, Result
+from subtitled.notify import Notifier
 from subtitled.pipeline import Outcome, Tools, Write, process_media_file
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
@@ -26,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "jobs.sqlite3"
 _IDLE_SECONDS = 0.5
+_STATUS_EVERY_SECONDS = 5.0
+# Without a systemd watchdog, a worker silent this long still counts as stuck.
+_DEFAULT_STALL_SECONDS = 600.0
 
 
 class Cancelled(Exception):
@@ -69,6 +74,10 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.settler = Settler(settings.scan.settle_seconds)
         self._settle_thread: threading.Thread | None = None
+        self.notifier = Notifier()
+        self.health = Health(self.notifier.watchdog_seconds or _DEFAULT_STALL_SECONDS)
+        self._heartbeat_thread: threading.Thread | None = None
+        self._status_at = 0.0
 
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
@@ -78,24 +87,69 @@ class Daemon:
         for path in self.store.recover(self.settings.retry.max_attempts):
             logger.warning("%s: was being worked on when the process stopped; requeued", path)
             remove_temp_subtitles(path)
-        self._load_model(self.settings.transcribe)
+        with self.notifier.extending_timeout(
+                f"loading model {self.settings.transcribe.model.name}"):
+            self._load_model(self.settings.transcribe)
         if self._stop.is_set():
             self._shutdown()
             return 0
         self._start_watching()
         logger.info("watching %s", ", ".join(str(r.path) for r in self.settings.watch))
+        self.notifier.ready(self._idle_status())
+        self._start_heartbeat()
         try:
-            while not self._stop.is_set():
-                if self._reload.is_set():
-                    self._do_reload()
-                job = self.store.claim()
-                if job is None:
-                    self._stop.wait(_IDLE_SECONDS)
-                    continue
-                self._work(job)
+            self._loop()
+        except Exception as err:
+            self.notifier.watchdog_trigger(f"{type(err).__name__}: {err}")
+            raise
         finally:
             self._shutdown()
         return 0
+
+    def _loop(self) -> None:
+        assert self.store is not None
+        while not self._stop.is_set():
+            self.health.beat("idle")
+            if self._reload.is_set():
+                self._do_reload()
+            job = self.store.claim()
+            if job is None:
+                if time.monotonic() - self._status_at > _STATUS_EVERY_SECONDS:
+                    self._status_at = time.monotonic()
+                    self.notifier.status(self._idle_status())
+                self._stop.wait(_IDLE_SECONDS)
+                continue
+            self._work(job)
+
+    def _idle_status(self) -> str:
+        assert self.store is not None
+        queued = self.store.counts()["queued"]
+        degraded = f"; degraded: {'; '.join(self.watcher.degraded)}" \
+            if self.watcher is not None and self.watcher.degraded else ""
+        return f"idle, {queued} queued{degraded}"
+
+    def _start_heartbeat(self) -> None:
+        interval = self.notifier.watchdog_seconds
+        if interval is None:
+            return
+        # sd_watchdog_enabled(3) asks for half the interval; a third leaves room for jitter.
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat, args=(interval / 3,),
+                                                  name="watchdog", daemon=True)
+        self._heartbeat_thread.start()
+
+    def _heartbeat(self, every_seconds: float) -> None:
+        """WATCHDOG=1 only while the service is really healthy; silence lets systemd act."""
+        reported: list[str] = []
+        while not self._stop.wait(every_seconds):
+            assert self.store is not None and self.watcher is not None
+            problems = self.health.problems(observers_alive=self.watcher.alive(),
+                                            database_writable=self.store.writable())
+            if not problems:
+                self.notifier.watchdog()
+            elif problems != reported:
+                logger.error("unhealthy, withholding the watchdog ping: %s", "; ".join(problems))
+                self.notifier.status(f"degraded: {'; '.join(problems)}")
+            reported = problems
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,6 +158,7 @@ class Daemon:
         def on_stop(signum: int, frame: FrameType | None) -> None:
             del frame
             logger.info("signal %d: stopping", signum)
+            self.notifier.stopping()
             self._stop.set()
 
         def on_reload(signum: int, frame: FrameType | None) -> None:
@@ -141,6 +196,13 @@ class Daemon:
 
     def _do_reload(self) -> None:
         self._reload.clear()
+        self.notifier.reloading()
+        try:
+            self._apply_new_config()
+        finally:
+            self.notifier.ready(self._idle_status())
+
+    def _apply_new_config(self) -> None:
         try:
             new = config_file.load(self.config_path)
         except ConfigError as err:
@@ -161,8 +223,9 @@ class Daemon:
         self._stop.set()
         if self.watcher is not None:
             self.watcher.stop()
-        if self._settle_thread is not None:
-            self._settle_thread.join(timeout=10)
+        for thread in (self._settle_thread, self._heartbeat_thread):
+            if thread is not None:
+                thread.join(timeout=10)
         if self.store is not None:
             self.store.close()
         logger.info("stopped")
@@ -215,9 +278,14 @@ class Daemon:
 
         def progress(done: float, total: float | None) -> None:
             store.set_progress(job, done, total)
+            self.health.beat(f"transcribing {path.name}")
+            share = f": {done / total:.0%}" if total else ""
+            self.notifier.status(f"transcribing {path.name}{share}")
             if self._stop.is_set():
                 raise Cancelled
 
+        self.notifier.status(f"transcribing {path.name}")
+        failpoints.hang("hang-in-engine", path.name)
         try:
             outcome = process_media_file(path, self._settings_for(path), tools, progress)
         except Cancelled:

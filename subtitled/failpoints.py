@@ -1,13 +1,15 @@
 """Named crash points for tests of crash safety; inert unless SUBTITLED_FAILPOINTS is set.
 
 SUBTITLED_FAILPOINTS="after-claim:poison,before-write" kills the process with SIGKILL at
-`after-claim` for files whose name contains "poison", and at every `before-write`.
+`after-claim` for files whose name contains "poison", and at every `before-write`;
+"hang-in-engine" makes every transcription hang (for the watchdog tests).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 
 ENVIRONMENT = "SUBTITLED_FAILPOINTS"
 
@@ -20,3 +22,14 @@ def hit(name: str, subject: str = "") -> None:
         point, _, match = item.strip().partition(":")
         if point == name and match in subject:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hang(name: str, subject: str = "") -> None:
+    """Block forever at `name` (an engine or ffmpeg that never returns)."""
+    spec = os.environ.get(ENVIRONMENT)
+    if not spec:
+        return
+    for item in spec.split(","):
+        point, _, match = item.strip().partition(":")
+        if point == name and match in subject:
+            threading.Event().wait()

@@ -283,5 +283,15 @@ class JobStore:
                            (state, limit))
         return [_job(r) for r in rows]
 
+    def writable(self) -> bool:
+        """Can a write transaction start? (For the health checks.)"""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
+
     def integrity_ok(self) -> bool:
         return bool(self._query("PRAGMA integrity_check")[0][0] == "ok")

@@ -48,12 +48,16 @@ class DaemonRun:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_file = root / "daemon.log"
 
-    def start(self, env: dict[str, str] | None = None) -> None:
+    def start(self, env: dict[str, str] | None = None, *, own_watchdog_pid: bool = False
+              ) -> None:
+        """`own_watchdog_pid` sets WATCHDOG_PID to the daemon's own pid, as systemd does."""
+        command = [sys.executable, "-m", "subtitled", "-v", "run", "--config", str(self.config)]
+        if own_watchdog_pid:  # exec keeps the shell's pid
+            command = ["sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh", *command]
         # The log goes to a file: a pipe nobody reads would block the daemon when full.
         with open(self.log_file, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "subtitled", "-v", "run", "--config", str(self.config)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(env or {})})
 
     def finish(self, sig: int | None = None, timeout: float = 60) -> int:
         """Send `sig` (if any), wait, keep the log; returns the exit status."""

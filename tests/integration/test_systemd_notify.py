@@ -1,0 +1,131 @@
+"""The real daemon talking to a real Unix datagram socket standing in for systemd."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon_harness import DaemonRun, make_video
+
+
+class NotifySocket:
+    """Collects (monotonic time, message) pairs sent to NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: list[tuple[float, str]] = []
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(str(path))
+        self._socket.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._socket.recv(4096)
+            except TimeoutError:
+                continue
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._socket.close()
+
+    def fields(self) -> list[tuple[float, str]]:
+        """Each line of each message, with its arrival time."""
+        return [(t, line) for t, message in self.messages for line in message.split("\n")]
+
+    def first(self, prefix: str, after: float = 0.0) -> float:
+        return next(t for t, line in self.fields() if line.startswith(prefix) and t >= after)
+
+    def wait_for(self, prefix: str, seconds: float = 120, after: float = 0.0) -> float:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                return self.first(prefix, after)
+            except StopIteration:
+                time.sleep(0.1)
+        raise AssertionError(f"no {prefix!r} in {self.messages}")
+
+    def pings(self) -> list[float]:
+        return [t for t, line in self.fields() if line == "WATCHDOG=1"]
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    listener = NotifySocket(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+def test_readiness_status_heartbeat_reload_and_stop_reach_systemd(
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
+    interval = 15.0
+    daemon = DaemonRun(tmp_path, model_dir)
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path),
+                  "WATCHDOG_USEC": str(int(interval * 1e6))}, own_watchdog_pid=True)
+    try:
+        ready = notify_socket.wait_for("READY=1")
+        assert notify_socket.first("EXTEND_TIMEOUT_USEC=") < ready
+        assert notify_socket.first("STATUS=loading model tiny.en") < ready
+        make_video(daemon.media / "clip.mkv", seconds=5.0)
+        working = notify_socket.wait_for("STATUS=transcribing clip.mkv")
+        daemon.wait_until((daemon.media / "clip.en.srt").exists)
+        notify_socket.wait_for("STATUS=idle, 0 queued", after=working)
+        assert daemon.process is not None
+        reload_sent = time.monotonic()
+        daemon.process.send_signal(signal.SIGHUP)
+        reloading = notify_socket.wait_for("RELOADING=1", after=reload_sent)
+        assert notify_socket.first("MONOTONIC_USEC=", after=reload_sent) == reloading
+        assert notify_socket.wait_for("READY=1", after=reloading) >= reloading
+        time.sleep(interval)  # a few more pings while idle
+        stop_sent = time.monotonic()
+    finally:
+        code = daemon.finish(signal.SIGTERM)
+    assert code == 0
+    assert notify_socket.first("STOPPING=1", after=stop_sent) >= stop_sent
+    pings = [t for t in notify_socket.pings() if t > ready]
+    assert len(pings) >= 4
+    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    assert max(gaps) <= interval / 2, gaps
+
+
+def test_a_hung_engine_stops_the_pings_within_one_interval(
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
+    interval = 4.0
+    daemon = DaemonRun(tmp_path, model_dir)
+    make_video(daemon.media / "stuck.mkv", seconds=3.0)
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path),
+                  "WATCHDOG_USEC": str(int(interval * 1e6)),
+                  "SUBTITLED_FAILPOINTS": "hang-in-engine"}, own_watchdog_pid=True)
+    try:
+        started = notify_socket.wait_for("STATUS=transcribing stuck.mkv")
+        notify_socket.wait_for("STATUS=degraded: no progress for", seconds=3 * interval)
+        time.sleep(2 * interval)
+    finally:
+        daemon.kill()
+    late = [t for t in notify_socket.pings() if t > started + interval]
+    assert late == [], "the heartbeat went on while the engine hung"
+    assert "unhealthy, withholding the watchdog ping" in daemon.logs[-1]
+
+
+def test_a_watchdog_meant_for_another_process_gets_no_pings(
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000",
+                  "WATCHDOG_PID": "1"})
+    try:
+        notify_socket.wait_for("READY=1")
+        time.sleep(3)
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert notify_socket.pings() == []
