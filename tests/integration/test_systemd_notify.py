@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import socket
 import threading
@@ -95,7 +96,7 @@ def test_readiness_status_heartbeat_reload_and_stop_reach_systemd(
     assert notify_socket.first("STOPPING=1", after=stop_sent) >= stop_sent
     pings = [t for t in notify_socket.pings() if t > ready]
     assert len(pings) >= 4
-    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert max(gaps) <= interval / 2, gaps
 
 
