@@ -14,22 +14,24 @@ import threading
 ENVIRONMENT = "SUBTITLED_FAILPOINTS"
 
 
-def hit(name: str, subject: str = "") -> None:
+def _armed(name: str, subject: str) -> bool:
     spec = os.environ.get(ENVIRONMENT)
     if not spec:
-        return
+        return False
     for item in spec.split(","):
         point, _, match = item.strip().partition(":")
         if point == name and match in subject:
-            os.kill(os.getpid(), signal.SIGKILL)
+            return True
+    return False
+
+
+def hit(name: str, subject: str = "") -> None:
+    """Die at `name` as a crash would: SIGKILL, no clean-up."""
+    if _armed(name, subject):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def hang(name: str, subject: str = "") -> None:
     """Block forever at `name` (an engine or ffmpeg that never returns)."""
-    spec = os.environ.get(ENVIRONMENT)
-    if not spec:
-        return
-    for item in spec.split(","):
-        point, _, match = item.strip().partition(":")
-        if point == name and match in subject:
-            threading.Event().wait()
+    if _armed(name, subject):
+        threading.Event().wait()
