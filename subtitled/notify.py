@@ -3,6 +3,7 @@ the module. Also reads WATCHDOG_USEC/WATCHDOG_PID as sd_watchdog_enabled(3) does
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -30,8 +31,10 @@ class Notifier:
         self._send: Callable[[str], object] | None = None
         if environ.get("NOTIFY_SOCKET"):
             try:
-                # systemd-python is imported only under systemd; it is a C extension.
-                from systemd import daemon
+                # systemd-python is imported only under systemd; it is a C extension. By
+                # name, because the repository's own systemd/ folder (the units) would
+                # otherwise shadow it for the type checker.
+                daemon = importlib.import_module("systemd.daemon")
             except ImportError:
                 logger.warning("NOTIFY_SOCKET is set but systemd-python is not installed; "
                                "systemd will not hear from subtitled")
