@@ -141,10 +141,20 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The optional /health and /metrics listener; loopback only unless told otherwise."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9797
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     watch: tuple[WatchRoot, ...]
     state_dir: Path
     scan: ScanSettings = field(default_factory=ScanSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     log_level: str = "info"

@@ -15,6 +15,7 @@ from subtitled.config import (
     CueLimits,
     DaemonSettings,
     FilterSettings,
+    HttpSettings,
     LanguageSettings,
     ModelSettings,
     OutputSettings,
@@ -31,7 +32,7 @@ DEFAULT_PATH = Path("/etc/subtitled/config.yaml")
 _SECTIONS: dict[str, type[Any]] = {
     "scan": ScanSettings, "skip": SkipSettings, "retry": RetrySettings, "model": ModelSettings,
     "language": LanguageSettings, "speech": SpeechSettings, "filters": FilterSettings,
-    "cues": CueLimits, "output": OutputSettings,
+    "cues": CueLimits, "output": OutputSettings, "http": HttpSettings,
 }
 _TOP_KEYS = ("watch", "state_dir", "log_level", "audio_languages", *_SECTIONS)
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -196,6 +197,7 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
             speech=sections["speech"], filters=sections["filters"], cues=sections["cues"],
             output=sections["output"], skip=sections["skip"],
             preferred_audio_languages=_codes(audio or (), "audio_languages", problems)),
+        http=sections["http"],
         log_level=str(log_level),
     )
     _cross_checks(settings, problems)

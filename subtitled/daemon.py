@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -18,6 +19,7 @@ from subtitled.engines.base import Transcriber
 from subtitled.errors import ConfigError, MediaError, SubtitledError, TransientError
 from subtitled.health import Health
 from subtitled.jobs import Fingerprint, Job, JobStore, Result
+from subtitled.metrics import HttpListener, Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Outcome, Tools, Write, process_media_file
 from subtitled.settle import Settler
@@ -78,12 +80,16 @@ class Daemon:
         self.health = Health(self.notifier.watchdog_seconds or _DEFAULT_STALL_SECONDS)
         self._heartbeat_thread: threading.Thread | None = None
         self._status_at = 0.0
+        self.metrics: Metrics | None = None
+        self.http: HttpListener | None = None
 
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
         self._install_signals()
         database = prepare_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
+        self.metrics = Metrics(self.store.counts, self._gpu_bytes)
+        self._open_http()
         for path in self.store.recover(self.settings.retry.max_attempts):
             logger.warning("%s: was being worked on when the process stopped; requeued", path)
             remove_temp_subtitles(path)
@@ -121,6 +127,32 @@ class Daemon:
                 continue
             self._work(job)
 
+    def _open_http(self) -> None:
+        options = self.settings.http
+        if not options.enabled or self.metrics is None:
+            return
+        try:
+            self.http = HttpListener(options.host, options.port, self._problems, self.metrics)
+        except OSError as err:
+            raise ConfigError(f"cannot listen on {options.host}:{options.port}: "
+                              f"{err.strerror or err}", stage="http") from err
+        self.http.start()
+        logger.info("health and metrics on http://%s:%d/", options.host, self.http.port)
+
+    def _gpu_bytes(self) -> float | None:
+        if getattr(self.transcriber, "device", None) != "cuda":
+            return None
+        import torch  # already loaded by the engine on this path
+
+        return float(torch.cuda.memory_allocated())
+
+    def _problems(self) -> list[str]:
+        """The liveness checks shared by the heartbeat and /health."""
+        if self.store is None or self.watcher is None:
+            return ["starting"]
+        return self.health.problems(observers_alive=self.watcher.alive(),
+                                    database_writable=self.store.writable())
+
     def _idle_status(self) -> str:
         assert self.store is not None
         queued = self.store.counts()["queued"]
@@ -141,9 +173,7 @@ class Daemon:
         """WATCHDOG=1 only while the service is really healthy; silence lets systemd act."""
         reported: list[str] = []
         while not self._stop.wait(every_seconds):
-            assert self.store is not None and self.watcher is not None
-            problems = self.health.problems(observers_alive=self.watcher.alive(),
-                                            database_writable=self.store.writable())
+            problems = self._problems()
             if not problems:
                 self.notifier.watchdog()
             elif problems != reported:
@@ -170,8 +200,11 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_reload)
 
     def _load_model(self, settings: TranscribeSettings) -> None:
+        started = time.monotonic()
         self.transcriber = build_transcriber(settings.model)
         self.tools = real_tools(settings, self.transcriber)
+        if self.metrics is not None:
+            self.metrics.model_load_seconds.set(time.monotonic() - started)
 
     def _start_watching(self) -> None:
         self.settler.settle_seconds = self.settings.scan.settle_seconds
@@ -226,6 +259,8 @@ class Daemon:
         for thread in (self._settle_thread, self._heartbeat_thread):
             if thread is not None:
                 thread.join(timeout=10)
+        if self.http is not None:
+            self.http.stop()
         if self.store is not None:
             self.store.close()
         logger.info("stopped")
@@ -273,12 +308,13 @@ class Daemon:
     def _process(self, job: Job) -> None:
         assert self.store is not None and self.tools is not None
         store, path = self.store, job.path
-        retry = self.settings.retry
         tools = replace(self.tools, write=self._guarded_write(job, self.tools))
 
         def progress(done: float, total: float | None) -> None:
             store.set_progress(job, done, total)
             self.health.beat(f"transcribing {path.name}")
+            if self.metrics is not None and total:
+                self.metrics.progress.set(min(1.0, done / total))
             share = f": {done / total:.0%}" if total else ""
             self.notifier.status(f"transcribing {path.name}{share}")
             if self._stop.is_set():
@@ -286,6 +322,16 @@ class Daemon:
 
         self.notifier.status(f"transcribing {path.name}")
         failpoints.hang("hang-in-engine", path.name)
+        try:
+            self._process_and_record(job, tools, progress)
+        finally:
+            if self.metrics is not None:
+                self.metrics.progress.set(0)
+
+    def _process_and_record(self, job: Job, tools: Tools,
+                            progress: Callable[[float, float | None], None]) -> None:
+        assert self.store is not None
+        store, path, retry = self.store, job.path, self.settings.retry
         try:
             outcome = process_media_file(path, self._settings_for(path), tools, progress)
         except Cancelled:
@@ -303,12 +349,14 @@ class Daemon:
                                backoff_seconds=retry.backoff_seconds,
                                backoff_max_seconds=retry.backoff_max_seconds)
             logger.error("%s (%s)", err.one_line(), state)
+            self._count(state)
             return
         except Exception as err:  # a bug: record it, keep the daemon alive
             logger.exception("%s: unexpected failure", path)
             store.fail(job, f"{path}: {type(err).__name__}: {err}", type(err).__name__,
                        transient=False, max_attempts=retry.max_attempts,
                        backoff_seconds=0, backoff_max_seconds=0)
+            self._count("failed")
             return
         self._record(job, outcome)
 
@@ -329,10 +377,19 @@ class Daemon:
             failpoints.hit("after-write", job.path.name)
         return write
 
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.outcomes.labels(outcome).inc()
+
     def _record(self, job: Job, outcome: Outcome) -> None:
         assert self.store is not None
         result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
                         outcome.wall_seconds, outcome.output)
+        self._count("done" if outcome.status == "written" else "skipped")
+        if self.metrics is not None:
+            self.metrics.audio_seconds.inc(outcome.audio_seconds)
+            if outcome.status == "written":
+                self.metrics.realtime.observe(outcome.realtime_factor)
         if outcome.status == "written":
             self.store.finish(job, "done", result)
             logger.info("%s: %s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues",

@@ -273,7 +273,7 @@ class JobStore:
         return {r["path"]: (Fingerprint(r["size"], r["mtime_ns"], r["inode"]), r["state"])
                 for r in rows}
 
-    def counts(self) -> dict[State, int]:
+    def counts(self) -> dict[str, int]:
         rows = self._query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
         found = {r["state"]: r["n"] for r in rows}
         return {state: int(found.get(state, 0)) for state in STATES}

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import re
 import signal
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.daemon_harness import DaemonRun, make_video
 
@@ -61,6 +65,25 @@ class NotifySocket:
         return [t for t, line in self.fields() if line == "WATCHDOG=1"]
 
 
+def http_get(daemon: DaemonRun, path: str) -> tuple[int, str]:
+    """GET from the daemon's listener (its port, 0 in the config, is read from its log)."""
+    found = re.search(r"health and metrics on (http://\S+/)", daemon.log_file.read_text())
+    assert found, daemon.log_file.read_text()
+    try:
+        with urllib.request.urlopen(found.group(1) + path.lstrip("/"), timeout=10) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def samples(metrics_text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(metrics_text) for s in family.samples}
+
+
+HTTP = {"enabled": True, "port": 0}
+
+
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
     listener = NotifySocket(tmp_path / "notify.sock")
@@ -71,7 +94,7 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
 def test_readiness_status_heartbeat_reload_and_stop_reach_systemd(
         tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
     interval = 15.0
-    daemon = DaemonRun(tmp_path, model_dir)
+    daemon = DaemonRun(tmp_path, model_dir, http=HTTP)
     daemon.start({"NOTIFY_SOCKET": str(notify_socket.path),
                   "WATCHDOG_USEC": str(int(interval * 1e6))}, own_watchdog_pid=True)
     try:
@@ -82,6 +105,16 @@ def test_readiness_status_heartbeat_reload_and_stop_reach_systemd(
         working = notify_socket.wait_for("STATUS=transcribing clip.mkv")
         daemon.wait_until((daemon.media / "clip.en.srt").exists)
         notify_socket.wait_for("STATUS=idle, 0 queued", after=working)
+        assert http_get(daemon, "/health") == (200, "ok\n")
+        code, text = http_get(daemon, "/metrics")
+        found = samples(text)
+        assert code == 200
+        assert found[("subtitled_jobs", (("state", "done"),))] == 1.0
+        assert found[("subtitled_outcomes_total", (("outcome", "done"),))] == 1.0
+        assert found[("subtitled_audio_seconds_total", ())] == pytest.approx(5.0, abs=0.2)
+        assert found[("subtitled_realtime_factor_count", ())] == 1.0
+        assert found[("subtitled_model_load_seconds", ())] > 0
+        assert found[("subtitled_current_file_progress_ratio", ())] == 0.0
         assert daemon.process is not None
         reload_sent = time.monotonic()
         daemon.process.send_signal(signal.SIGHUP)
@@ -103,7 +136,7 @@ def test_readiness_status_heartbeat_reload_and_stop_reach_systemd(
 def test_a_hung_engine_stops_the_pings_within_one_interval(
         tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
     interval = 4.0
-    daemon = DaemonRun(tmp_path, model_dir)
+    daemon = DaemonRun(tmp_path, model_dir, http=HTTP)
     make_video(daemon.media / "stuck.mkv", seconds=3.0)
     daemon.start({"NOTIFY_SOCKET": str(notify_socket.path),
                   "WATCHDOG_USEC": str(int(interval * 1e6)),
@@ -111,6 +144,8 @@ def test_a_hung_engine_stops_the_pings_within_one_interval(
     try:
         started = notify_socket.wait_for("STATUS=transcribing stuck.mkv")
         notify_socket.wait_for("STATUS=degraded: no progress for", seconds=3 * interval)
+        code, reasons = http_get(daemon, "/health")
+        assert code == 503 and reasons.startswith("no progress for")
         time.sleep(2 * interval)
     finally:
         daemon.kill()

@@ -1,0 +1,103 @@
+"""Prometheus metrics and the optional HTTP listener for /health and /metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+
+class _QueueCollector(Collector):
+    """Queue depth by state, read from the job store when scraped."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("subtitled_jobs", "Files in the job store by state",
+                                   labels=["state"])
+        for state, count in self.counts().items():
+            family.add_metric([state], count)
+        yield family
+
+
+class Metrics:
+    def __init__(self, counts: Callable[[], Mapping[str, int]],
+                 gpu_bytes: Callable[[], float | None] = lambda: None) -> None:
+        self.registry = CollectorRegistry()
+        self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
+                                ["outcome"], registry=self.registry)
+        self.audio_seconds = Counter("subtitled_audio_seconds", "Audio seconds transcribed",
+                                     registry=self.registry)
+        self.realtime = Histogram("subtitled_realtime_factor",
+                                  "Audio seconds per wall second, per file",
+                                  buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+                                  registry=self.registry)
+        self.model_load_seconds = Gauge("subtitled_model_load_seconds",
+                                        "Seconds the model took to load",
+                                        registry=self.registry)
+        self.progress = Gauge("subtitled_current_file_progress_ratio",
+                              "Share of the current file done (0 when idle)",
+                              registry=self.registry)
+        gpu = Gauge("subtitled_gpu_memory_bytes", "GPU memory held by the model (CUDA only)",
+                    registry=self.registry)
+        gpu.set_function(lambda: gpu_bytes() or 0.0)
+        self.registry.register(_QueueCollector(counts))
+
+    def exposition(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+class HttpListener:
+    """`/health`: 200, or 503 with the reasons; `/metrics`: Prometheus text format."""
+
+    def __init__(self, host: str, port: int, problems: Callable[[], list[str]],
+                 metrics: Metrics) -> None:
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                listener.answer(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                logger.debug("http: " + format, *args)
+
+        self.problems, self.metrics = problems, metrics
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, name="http",
+                                        daemon=True)
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        if request.path == "/health":
+            problems = self.problems()
+            body = ("ok\n" if not problems else "\n".join(problems) + "\n").encode()
+            self._reply(request, 503 if problems else 200, "text/plain; charset=utf-8", body)
+        elif request.path == "/metrics":
+            self._reply(request, 200, "text/plain; version=0.0.4; charset=utf-8",
+                        self.metrics.exposition())
+        else:
+            self._reply(request, 404, "text/plain; charset=utf-8", b"not found\n")
+
+    @staticmethod
+    def _reply(request: BaseHTTPRequestHandler, code: int, kind: str, body: bytes) -> None:
+        request.send_response(code)
+        request.send_header("Content-Type", kind)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=10)
