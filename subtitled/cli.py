@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path, nargs="?", default=None, help=_CONFIG_HELP)
     status = commands.add_parser("status", help="what the daemon has done and is doing")
     status.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
+    doctor = commands.add_parser("doctor", help="check the deployment: ffmpeg, torch, GPU, "
+                                 "model, folders, inotify, systemd")
+    doctor.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     retry = commands.add_parser("retry", help="queue failed files again")
     retry.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     target = retry.add_mutually_exclusive_group(required=True)
@@ -179,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.status(settings)
         if args.command == "retry":
             return commands.retry(settings, None if args.failed else args.path)
+        if args.command == "doctor":
+            from subtitled.doctor import report, run_checks
+
+            checks = run_checks(settings)
+            print(report(checks))
+            return 1 if any(c.verdict == "fail" for c in checks) else 0
     except SubtitledError as err:
         print(f"subtitled: error: {err.one_line()}", file=sys.stderr)
         return err.exit_code

@@ -1,0 +1,152 @@
+"""`subtitled doctor`: checks what deployments of Whisper most often get wrong, as a table of
+pass/warn/fail, each failure with its fix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from subtitled import models
+from subtitled.config import DaemonSettings
+from subtitled.errors import ModelError
+
+Verdict = Literal["pass", "warn", "fail"]
+
+# Rough GPU memory a model needs in FP16 (GiB), as openai-whisper documents its sizes.
+_GPU_GIB = {"tiny": 1, "base": 1, "small": 2, "medium": 5, "large": 10, "turbo": 6}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+
+
+def _ffmpeg() -> Iterator[Check]:
+    for tool in ("ffmpeg", "ffprobe"):
+        if shutil.which(tool) is None:
+            yield Check(tool, "fail", "not found on PATH",
+                        "install it (Debian/Ubuntu: apt install ffmpeg)")
+            return
+    decode = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                             "sine=d=0.2", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
+                            capture_output=True, timeout=60)
+    if decode.returncode != 0 or not decode.stdout:
+        yield Check("ffmpeg", "fail", "cannot decode a test tone: "
+                    + decode.stderr.decode(errors="replace").strip()[-200:],
+                    "reinstall ffmpeg with its standard codecs")
+    else:
+        yield Check("ffmpeg", "pass", f"{shutil.which('ffmpeg')} decodes audio")
+
+
+def _torch(settings: DaemonSettings) -> Iterator[Check]:
+    try:
+        import torch  # only here: the one check that needs it
+    except ImportError:
+        yield Check("torch", "fail", "PyTorch is not installed",
+                    "pip install torch (the build for your CUDA version, or the CPU one)")
+        return
+    model = settings.transcribe.model
+    cuda = torch.cuda.is_available()
+    yield Check("torch", "pass", f"torch {torch.__version__}, CUDA "
+                f"{'available' if cuda else 'not available'}")
+    if model.device == "cuda" and not cuda:
+        yield Check("gpu", "fail", "device: cuda, but no usable CUDA GPU",
+                    "install the NVIDIA driver and a CUDA build of torch, or set device: cpu")
+    elif cuda and model.device != "cpu":
+        free, total = torch.cuda.mem_get_info()
+        need = next((gib for key, gib in _GPU_GIB.items() if model.name.startswith(key)), 0)
+        verdict: Verdict = "pass" if free / 2**30 >= need else "warn"
+        yield Check("gpu", verdict, f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free; "
+                    f"{model.name} needs about {need} GiB in FP16",
+                    "" if verdict == "pass" else "choose a smaller model or free the GPU")
+    elif model.device == "auto":
+        yield Check("gpu", "warn", "no GPU: transcription runs on the CPU, many times slower",
+                    "a smaller model (base, small) keeps up better on a CPU")
+
+
+def _model(settings: DaemonSettings) -> Iterator[Check]:
+    model = settings.transcribe.model
+    try:
+        source = models.resolve(replace(model, offline=True))
+    except ModelError as err:
+        if model.offline:
+            yield Check("model", "fail", f"{model.name} is not available", err.message)
+        else:
+            yield Check("model", "warn", f"{model.name} is not local; it will be downloaded "
+                        f"into {model.model_dir} at the first start",
+                        "allow the download, or place the file there yourself")
+        return
+    yield Check("model", "pass", f"{model.name}: {source.path}")
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.R_OK | os.W_OK | os.X_OK)
+
+
+def _folders(settings: DaemonSettings) -> Iterator[Check]:
+    for root in settings.watch:
+        if not root.path.is_dir():
+            yield Check(f"folder {root.path}", "fail", "does not exist", "create it or fix watch")
+        elif not _writable(root.path):
+            yield Check(f"folder {root.path}", "fail", "not readable and writable by this user",
+                        "grant the service user access (and ReadWritePaths= in the unit)")
+        else:
+            yield Check(f"folder {root.path}", "pass", "readable and writable")
+    state = settings.state_dir
+    parent = state if state.exists() else next((p for p in state.parents if p.exists()), state)
+    if _writable(parent):
+        yield Check("state directory", "pass", f"{state} is writable")
+    else:
+        yield Check("state directory", "fail", f"{state} is not writable",
+                    "use StateDirectory= in the unit, or fix the folder's owner")
+
+
+def _inotify(settings: DaemonSettings, limit_file: Path) -> Iterator[Check]:
+    try:
+        limit = int(limit_file.read_text())
+    except (OSError, ValueError):
+        return
+    folders = sum(1 for root in settings.watch if root.path.is_dir()
+                  for _ in _directories(root.path))
+    verdict: Verdict = "pass" if folders < 0.8 * limit else "warn"
+    yield Check("inotify watches", verdict, f"{folders} folders to watch, limit {limit}",
+                "" if verdict == "pass" else
+                "sysctl fs.inotify.max_user_watches=1048576 (and in /etc/sysctl.d/)")
+
+
+def _directories(root: Path) -> Iterator[Path]:
+    for folder, subfolders, _ in os.walk(root):
+        subfolders[:] = [s for s in subfolders if not s.startswith(".")]
+        yield Path(folder)
+
+
+def _systemd() -> Iterator[Check]:
+    under = bool(os.environ.get("INVOCATION_ID") or os.environ.get("NOTIFY_SOCKET"))
+    yield Check("systemd", "pass", "running under systemd" if under else
+                "not running under systemd (fine for a test run)")
+
+
+def run_checks(settings: DaemonSettings,
+               limit_file: Path = Path("/proc/sys/fs/inotify/max_user_watches")) -> list[Check]:
+    sources: list[Callable[[], Iterator[Check]]] = [
+        _ffmpeg, lambda: _torch(settings), lambda: _model(settings),
+        lambda: _folders(settings), lambda: _inotify(settings, limit_file), _systemd]
+    return [check for source in sources for check in source()]
+
+
+def report(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for check in checks:
+        lines.append(f"{check.verdict.upper():4}  {check.name:{width}}  {check.detail}")
+        if check.fix and check.verdict != "pass":
+            lines.append(f"{'':4}  {'':{width}}  fix: {check.fix}")
+    return "\n".join(lines)
