@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-packages=(ffmpeg libsystemd-dev pkg-config util-linux)
+# systemd: systemd-analyze for the unit checks; debootstrap and systemd-container: the test
+# that boots the unit under a real systemd in a container.
+packages=(ffmpeg libsystemd-dev pkg-config util-linux systemd debootstrap systemd-container)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -320,6 +320,7 @@ class Daemon:
             if self._stop.is_set():
                 raise Cancelled
 
+        self.health.beat(f"transcribing {path.name}")
         self.notifier.status(f"transcribing {path.name}")
         failpoints.hang("hang-in-engine", path.name)
         try:
