@@ -6,7 +6,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -21,7 +20,7 @@ from subtitled.health import Health
 from subtitled.jobs import Fingerprint, Job, JobStore, Result
 from subtitled.metrics import HttpListener, Metrics
 from subtitled.notify import Notifier
-from subtitled.pipeline import Outcome, Tools, Write, process_media_file
+from subtitled.pipeline import Outcome, Progress, Tools, Write, process_media_file
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
 from subtitled.wiring import real_tools
@@ -310,13 +309,14 @@ class Daemon:
         store, path = self.store, job.path
         tools = replace(self.tools, write=self._guarded_write(job, self.tools))
 
-        def progress(done: float, total: float | None) -> None:
+        def progress(done: float, total: float | None, language: str | None) -> None:
             store.set_progress(job, done, total)
             self.health.beat(f"transcribing {path.name}")
             if self.metrics is not None and total:
                 self.metrics.progress.set(min(1.0, done / total))
             share = f": {done / total:.0%}" if total else ""
-            self.notifier.status(f"transcribing {path.name}{share}")
+            spoken = f" ({language})" if language else ""
+            self.notifier.status(f"transcribing {path.name}{share}{spoken}")
             if self._stop.is_set():
                 raise Cancelled
 
@@ -330,7 +330,7 @@ class Daemon:
                 self.metrics.progress.set(0)
 
     def _process_and_record(self, job: Job, tools: Tools,
-                            progress: Callable[[float, float | None], None]) -> None:
+                            progress: Progress) -> None:
         assert self.store is not None
         store, path, retry = self.store, job.path, self.settings.retry
         try:

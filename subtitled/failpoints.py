@@ -2,7 +2,8 @@
 
 SUBTITLED_FAILPOINTS="after-claim:poison,before-write" kills the process with SIGKILL at
 `after-claim` for files whose name contains "poison", and at every `before-write`;
-"hang-in-engine" makes every transcription hang (for the watchdog tests).
+"hang-in-engine" makes every transcription hang and "observer-dies:name" kills the folder
+observer's thread on an event for that name (for the watchdog tests).
 """
 
 from __future__ import annotations
@@ -35,3 +36,9 @@ def hang(name: str, subject: str = "") -> None:
     """Block forever at `name` (an engine or ffmpeg that never returns)."""
     if _armed(name, subject):
         threading.Event().wait()
+
+
+def fail(name: str, subject: str = "") -> None:
+    """Raise at `name`, as a bug would (kills a thread that does not catch it)."""
+    if _armed(name, subject):
+        raise RuntimeError(f"failpoint {name} hit for {subject!r}")

@@ -30,8 +30,8 @@ Probe = Callable[[Path], MediaInfo]
 OpenAudio = Callable[[MediaInfo, float | None, float | None], Iterable[np.ndarray]]
 """(media, start seconds, duration seconds) → 16 kHz mono float32 blocks."""
 Write = Callable[[Path, list[Cue]], None]
-Progress = Callable[[float, float | None], None]
-"""(audio seconds done, total seconds or None)."""
+Progress = Callable[[float, float | None, str | None], None]
+"""(audio seconds done, total seconds or None, ISO code of the language being decoded)."""
 
 # Below this, a chunk that still runs out of GPU memory is not worth splitting further.
 _MIN_OOM_RETRY_SECONDS = 4.0
@@ -79,8 +79,8 @@ def process_media_file(
         raise
 
 
-def _no_progress(done: float, total: float | None) -> None:
-    del done, total
+def _no_progress(done: float, total: float | None, language: str | None) -> None:
+    del done, total, language
 
 
 class _Job:
@@ -189,8 +189,8 @@ class _Job:
                 assert guess is not None
             for language, part in self._languages_of(chunk, guess.code):
                 words.extend(self._decode(part, language, media))
-            self.progress(chunk.source_end_seconds, media.duration_seconds)
-        self.progress(self.audio_seconds, self.audio_seconds)
+            self.progress(chunk.source_end_seconds, media.duration_seconds, self._label(guess))
+        self.progress(self.audio_seconds, self.audio_seconds, self._label(guess) if guess else None)
         return words, chunker.speech_seconds, guess
 
     def _chunks(self, media: MediaInfo, chunker: SpeechChunker) -> Iterator[Chunk]:

@@ -19,7 +19,8 @@ class ProgressBar:
         self.started = time.monotonic()
         self.shown = False
 
-    def __call__(self, done_seconds: float, total_seconds: float | None) -> None:
+    def __call__(self, done_seconds: float, total_seconds: float | None,
+                 language: str | None = None) -> None:
         elapsed = time.monotonic() - self.started
         if total_seconds and total_seconds > 0:
             share = min(1.0, done_seconds / total_seconds)
@@ -29,7 +30,8 @@ class ProgressBar:
                   f"{total_seconds:.1f} s  ETA {_clock(eta)}"
         else:
             bar = f"{done_seconds:7.1f} s"
-        self.stream.write(f"\r{self.label[-40:]:40} {bar}\x1b[K")
+        spoken = f"  [{language}]" if language else ""
+        self.stream.write(f"\r{self.label[-40:]:40} {bar}{spoken}\x1b[K")
         self.stream.flush()
         self.shown = True
 

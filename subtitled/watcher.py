@@ -12,6 +12,7 @@ from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from subtitled import failpoints
 from subtitled.config import ScanSettings, WatchRoot
 from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
 from subtitled.settle import Settler, is_candidate
@@ -59,6 +60,7 @@ class _Handler(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         kind = event.event_type
         source = Path(os.fsdecode(event.src_path))
+        failpoints.fail("observer-dies", source.name)
         if kind in ("deleted", "moved"):
             self.watcher.gone(source)
         if kind == "moved":

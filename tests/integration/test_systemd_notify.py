@@ -154,6 +154,28 @@ def test_a_hung_engine_stops_the_pings_within_one_interval(
     assert "unhealthy, withholding the watchdog ping" in daemon.logs[-1]
 
 
+def test_a_dead_observer_thread_stops_the_pings_and_fails_health(
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
+    interval = 4.0
+    daemon = DaemonRun(tmp_path, model_dir, http=HTTP)
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path),
+                  "WATCHDOG_USEC": str(int(interval * 1e6)),
+                  "SUBTITLED_FAILPOINTS": "observer-dies:die-now"}, own_watchdog_pid=True)
+    try:
+        ready = notify_socket.wait_for("READY=1")
+        notify_socket.wait_for("WATCHDOG=1", after=ready)
+        (daemon.media / "die-now.txt").write_text("an event the observer will not survive")
+        killed = time.monotonic()
+        notify_socket.wait_for("STATUS=degraded: a folder observer thread died",
+                               seconds=3 * interval, after=killed)
+        code, reasons = http_get(daemon, "/health")
+        assert code == 503 and reasons == "a folder observer thread died\n"
+        time.sleep(2 * interval)
+    finally:
+        daemon.kill()
+    assert [t for t in notify_socket.pings() if t > killed + interval / 2] == []
+
+
 def test_a_watchdog_meant_for_another_process_gets_no_pings(
         tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
     daemon = DaemonRun(tmp_path, model_dir)

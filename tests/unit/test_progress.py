@@ -9,8 +9,9 @@ def test_the_bar_shows_seconds_done_of_total_and_time_left() -> None:
     out = io.StringIO()
     bar = ProgressBar(out, "Movie.mkv")
     bar.started -= 10.0  # ten seconds in
-    bar(30.0, 120.0)
+    bar(30.0, 120.0, "en")
     line = out.getvalue()
+    assert line.endswith("  [en]\x1b[K")
     assert line.startswith("\rMovie.mkv")
     assert "[######..................]    30.0/120.0 s  ETA 0:00:30" in line
     bar.clear()
