@@ -26,6 +26,20 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, systemd-nspawn and debootstrap (scripts/setup.sh installs them)")
 
 
+def debian_mirror() -> str:
+    """The Debian archive this machine's apt already uses."""
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.exists():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    for line in Path("/etc/apt/sources.list").read_text().splitlines():
+        fields = line.split()
+        if fields[:1] == ["deb"] and "security" not in line:
+            return next(f for f in fields[1:] if "://" in f)
+    raise AssertionError("no Debian archive configured for apt on this machine")
+
+
 def debian_root() -> Path:
     if (CACHE / "usr/lib/systemd/systemd").exists():
         return CACHE
@@ -33,7 +47,7 @@ def debian_root() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm",
-                    str(partial), "http://deb.debian.org/debian"], check=True,
+                    str(partial), debian_mirror()], check=True,
                    capture_output=True, timeout=1800)
     partial.rename(CACHE)
     return CACHE
