@@ -94,10 +94,14 @@ def test_the_unit_under_a_real_systemd(tmp_path: Path) -> None:
         "watch": ["/srv/media"], "state_dir": "/var/lib/subtitled",
         "scan": {"settle_seconds": 1},
         "model": {"name": "tiny.en", "device": "cpu", "offline": True}}))
-    (units / "subtitled.service.d" / "test.conf").write_text(DROP_IN)
+    binds = {str(REPO), sys.prefix, sys.base_prefix}
+    drop_in = DROP_IN
+    if any(Path(path).is_relative_to("/tmp") for path in binds):
+        # A checkout under /tmp (CI clones there) would vanish behind the unit's PrivateTmp=.
+        drop_in += "PrivateTmp=no\n"
+    (units / "subtitled.service.d" / "test.conf").write_text(drop_in)
     binary = Path(sys.executable).with_name("subtitled")
     (units / "subtitled-check.service").write_text(CHECK_UNIT.format(binary=binary))
-    binds = {str(REPO), sys.prefix, sys.base_prefix}
     command = [
         "systemd-nspawn", "-D", str(root), "--volatile=overlay", "--register=no",
         "--keep-unit", "--console=pipe", "--quiet",
