@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import select
 import signal
 import subprocess
 import threading
@@ -15,7 +16,8 @@ from typing import IO
 
 import numpy as np
 
-from subtitled.errors import MediaError
+from subtitled import failpoints
+from subtitled.errors import MediaError, TransientError
 from subtitled.media import AudioStream, ffmpeg_url
 
 logger = logging.getLogger(__name__)
@@ -85,13 +87,15 @@ def stream_pcm(
     *,
     expected_seconds: float | None = None,
     block_samples: int = int(BLOCK_SECONDS * SAMPLE_RATE_HZ),
+    stall_seconds: float = 120.0,
 ) -> Generator[np.ndarray, None, None]:
     """Run ffmpeg and yield float32 blocks of at most `block_samples` samples.
 
     Memory stays at one block however long the file is. Closing the generator early
     kills ffmpeg. A non-zero exit, an exit with no audio at all, or audio far shorter than
     `expected_seconds` (a truncated file, or one still being copied) raises MediaError
-    with ffmpeg's own words.
+    with ffmpeg's own words. An ffmpeg that writes nothing for `stall_seconds` (a hung
+    network share, a device that never answers) is killed: TransientError.
     """
     try:
         process = subprocess.Popen(
@@ -111,11 +115,15 @@ def stream_pcm(
     try:
         block_bytes = block_samples * BYTES_PER_SAMPLE
         while True:
-            data = _read_exactly(process.stdout, block_bytes)
+            data = _read_exactly(process.stdout.fileno(), block_bytes, stall_seconds)
+            if data is None:
+                raise TransientError(f"ffmpeg produced no audio for {stall_seconds:g} s; "
+                                     "stopped it", path=path, stage="extract")
             usable = len(data) - len(data) % BYTES_PER_SAMPLE
             if usable:
                 total += usable // BYTES_PER_SAMPLE
                 yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            failpoints.hit("mid-extraction", path.name)  # ffmpeg still running
             if len(data) < block_bytes:
                 break
         returncode = process.wait()
@@ -142,12 +150,16 @@ def stream_pcm(
             path=path, stage="extract")
 
 
-def _read_exactly(pipe: IO[bytes], size: int) -> bytes:
-    """Read `size` bytes unless the stream ends first (pipes return short reads)."""
+def _read_exactly(descriptor: int, size: int, stall_seconds: float) -> bytes | None:
+    """Read `size` bytes unless the stream ends first (pipes return short reads); None when
+    nothing arrives for `stall_seconds`."""
     parts = []
     remaining = size
     while remaining:
-        chunk = pipe.read(remaining)
+        ready, _, _ = select.select([descriptor], [], [], stall_seconds)
+        if not ready:
+            return None
+        chunk = os.read(descriptor, min(remaining, 1 << 20))
         if not chunk:
             break
         parts.append(chunk)

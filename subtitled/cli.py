@@ -23,7 +23,7 @@ from subtitled.config import (
     SkipSettings,
     TranscribeSettings,
 )
-from subtitled.errors import ConfigError, SubtitledError
+from subtitled.errors import ConfigError, SubtitledError, shown
 
 logger = logging.getLogger("subtitled")
 
@@ -145,6 +145,16 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
     )
 
 
+class OneLinePaths(logging.Formatter):
+    """File names in log records as `shown` prints them: a newline in a name must not
+    split a record, nor a non-UTF-8 byte break the stream."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.args, tuple) and any(isinstance(a, Path) for a in record.args):
+            record.args = tuple(shown(a) if isinstance(a, Path) else a for a in record.args)
+        return super().format(record)
+
+
 def configure_logging(verbosity: int, base: int = logging.WARNING) -> None:
     """Our own loggers at the asked level; other libraries only warn (numba and watchdog
     are very chatty at DEBUG)."""
@@ -153,7 +163,9 @@ def configure_logging(verbosity: int, base: int = logging.WARNING) -> None:
     under_journal = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else \
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=max(level, logging.WARNING), format=fmt, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLinePaths(fmt))
+    logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler])
     logging.getLogger("subtitled").setLevel(level)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
-from subtitled.errors import ConfigError, SubtitledError
+from subtitled.errors import ConfigError, SubtitledError, shown
 from subtitled.jobs import JobStore
 from subtitled.pipeline import Outcome, process_media_file
 from subtitled.progress import ProgressBar
@@ -21,15 +21,16 @@ logger = logging.getLogger(__name__)
 
 def describe(outcome: Outcome) -> str:
     """The one result line for a file."""
+    source = shown(outcome.path)
     if outcome.status == "exists":
-        return f"{outcome.path}: {outcome.output} already exists (--force replaces it)"
+        return f"{source}: {shown(outcome.output or '')} already exists (--force replaces it)"
     if outcome.status == "skipped":
-        return f"{outcome.path}: skipped, {outcome.reason}"
+        return f"{source}: skipped, {shown(outcome.reason or '')}"
     if outcome.status == "no-speech":
-        return f"{outcome.path}: no speech found, no subtitle written " \
+        return f"{source}: no speech found, no subtitle written " \
                f"({outcome.audio_seconds:.1f} s audio)"
     confidence = f" {outcome.language_confidence:.0%}" if outcome.language_confidence else ""
-    return (f"{outcome.path} -> {outcome.output} ({outcome.language}{confidence}, "
+    return (f"{source} -> {shown(outcome.output or '')} ({outcome.language}{confidence}, "
             f"{outcome.cue_count} cues, {outcome.audio_seconds:.1f} s audio in "
             f"{outcome.wall_seconds:.1f} s, {outcome.realtime_factor:.1f}x realtime)")
 
@@ -83,7 +84,7 @@ def status(settings: DaemonSettings) -> int:
             done, total = store.progress(job)
             share = f", {done / total:.0%}" if done is not None and total else ""
             seconds = f"{done:.0f}/{total:.0f} s" if done is not None and total else "starting"
-            print(f"running: {job.path} ({seconds}{share}, attempt {job.attempts})")
+            print(f"running: {shown(job.path)} ({seconds}{share}, attempt {job.attempts})")
         failures = store.in_state("failed", limit=5) + store.in_state("dead", limit=5)
         if failures:
             print("recent failures:")

@@ -108,6 +108,8 @@ class TranscribeSettings:
     skip: SkipSettings = field(default_factory=SkipSettings)
     # Container language tags to prefer when choosing the audio track, in order.
     preferred_audio_languages: tuple[str, ...] = ()
+    # ffprobe, or ffmpeg while extracting, silent this long is stopped; the file is retried.
+    stall_seconds: float = 120.0
 
 
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".m4v", ".avi", ".mov", ".wmv", ".webm", ".ts", ".m2ts",

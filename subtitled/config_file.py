@@ -34,7 +34,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "language": LanguageSettings, "speech": SpeechSettings, "filters": FilterSettings,
     "cues": CueLimits, "output": OutputSettings, "http": HttpSettings,
 }
-_TOP_KEYS = ("watch", "state_dir", "log_level", "audio_languages", *_SECTIONS)
+_TOP_KEYS = ("watch", "state_dir", "log_level", "audio_languages", "stall_seconds", *_SECTIONS)
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LANGUAGE_LISTS = {"allowed", "languages"}
 
@@ -183,6 +183,10 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
                 for name, cls in _SECTIONS.items()}
     audio = _value(document.get("audio_languages", []), tuple[str, ...], "audio_languages",
                    problems)
+    stall = _value(document.get("stall_seconds", TranscribeSettings.stall_seconds), float,
+                   "stall_seconds", problems)
+    if stall == 0:
+        problems.add("stall_seconds", "must be more than 0")
     state_dir = _value(document.get("state_dir", "/var/lib/subtitled"), Path, "state_dir",
                        problems)
     log_level = document.get("log_level", "info")
@@ -196,7 +200,8 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
             model=sections["model"], language=sections["language"],
             speech=sections["speech"], filters=sections["filters"], cues=sections["cues"],
             output=sections["output"], skip=sections["skip"],
-            preferred_audio_languages=_codes(audio or (), "audio_languages", problems)),
+            preferred_audio_languages=_codes(audio or (), "audio_languages", problems),
+            stall_seconds=float(stall or TranscribeSettings.stall_seconds)),
         http=sections["http"],
         log_level=str(log_level),
     )

@@ -311,6 +311,8 @@ class Daemon:
 
         def progress(done: float, total: float | None, language: str | None) -> None:
             store.set_progress(job, done, total)
+            if done > 0:
+                failpoints.hit("mid-transcription", path.name)
             self.health.beat(f"transcribing {path.name}")
             if self.metrics is not None and total:
                 self.metrics.progress.set(min(1.0, done / total))

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def shown(value: Path | str) -> str:
+    """A file name as one printable line: bytes that are not UTF-8 (a Latin-1 name from an
+    old share) as `\\xe9`, newlines and other control characters escaped, emoji kept."""
+    text = os.fsencode(value).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class SubtitledError(Exception):
@@ -18,10 +26,10 @@ class SubtitledError(Exception):
 
     def one_line(self) -> str:
         """`PATH: stage: cause` on one line, for logs and the terminal."""
-        parts = [str(self.path)] if self.path is not None else []
+        parts = [shown(self.path)] if self.path is not None else []
         if self.stage:
             parts.append(self.stage)
-        parts.append(" ".join(self.message.split()))
+        parts.append(" ".join(shown(self.message).split()))
         return ": ".join(parts)
 
 

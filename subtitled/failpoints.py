@@ -1,9 +1,15 @@
 """Named crash points for tests of crash safety; inert unless SUBTITLED_FAILPOINTS is set.
 
 SUBTITLED_FAILPOINTS="after-claim:poison,before-write" kills the process with SIGKILL at
-`after-claim` for files whose name contains "poison", and at every `before-write`;
-"hang-in-engine" makes every transcription hang and "observer-dies:name" kills the folder
-observer's thread on an event for that name (for the watchdog tests).
+`after-claim` for files whose name contains "poison", and at every `before-write`.
+
+Crash points (SIGKILL), in the order a job meets them: after-claim, mid-extraction (after a
+block of audio, ffmpeg still running), mid-transcription (after a chunk is decoded),
+after-temp-write (the .srt.tmp written and synced, not renamed), after-write (renamed, the
+database not yet told), during-commit (inside the transaction that records the result).
+Others: "hang-in-engine" makes a transcription hang, "observer-dies:name" kills the folder
+observer's thread on an event for that name, "oom-in-engine" makes the engine's first call
+for a file fail as a GPU out of memory does.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+
+_FIRED: set[tuple[str, str]] = set()
 
 ENVIRONMENT = "SUBTITLED_FAILPOINTS"
 
@@ -42,3 +50,10 @@ def fail(name: str, subject: str = "") -> None:
     """Raise at `name`, as a bug would (kills a thread that does not catch it)."""
     if _armed(name, subject):
         raise RuntimeError(f"failpoint {name} hit for {subject!r}")
+
+
+def fail_once(name: str, subject: str, message: str) -> None:
+    """Raise RuntimeError(message) the first time `name` is met for `subject`."""
+    if _armed(name, subject) and (name, subject) not in _FIRED:
+        _FIRED.add((name, subject))
+        raise RuntimeError(message)

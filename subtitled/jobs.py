@@ -6,6 +6,7 @@ process every time runs out of attempts instead of crash-looping the service.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from subtitled import failpoints
 
 State = Literal["queued", "running", "done", "failed", "skipped", "dead"]
 STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "skipped", "dead")
@@ -87,12 +90,34 @@ class Result:
     output: Path | None
 
 
+def _key(path: Path) -> str | bytes:
+    """How a path is stored. SQLite text must be UTF-8; a name that is not (Latin-1 from an
+    old share) is stored as its bytes, so every file the filesystem can name has a row."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return text
+
+
+def _path(stored: str | bytes) -> Path:
+    return Path(os.fsdecode(stored))
+
+
+def _text(message: str | None) -> str | None:
+    """A message naming such a file, made storable (the odd bytes become U+FFFD)."""
+    if message is None:
+        return None
+    return message.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _job(row: sqlite3.Row) -> Job:
-    return Job(row["id"], Path(row["path"]),
+    return Job(row["id"], _path(row["path"]),
                Fingerprint(row["size"], row["mtime_ns"], row["inode"]), row["state"],
                row["priority"], row["attempts"], row["last_error"], row["error_class"],
                row["updated"], row["started"], row["language"], row["audio_seconds"],
-               row["wall_seconds"], row["output"])
+               row["wall_seconds"], None if row["output"] is None else os.fsdecode(row["output"]))
 
 
 class JobStore:
@@ -133,12 +158,12 @@ class JobStore:
         as it is (done stays done); a changed one starts over. True when queued anew."""
         now = time.time()
         with self._transaction() as db:
-            row = db.execute("SELECT * FROM jobs WHERE path = ?", (str(path),)).fetchone()
+            row = db.execute("SELECT * FROM jobs WHERE path = ?", (_key(path),)).fetchone()
             if row is None:
                 db.execute(
                     "INSERT INTO jobs (path, size, mtime_ns, inode, state, priority, created,"
                     " updated) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-                    (str(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
+                    (_key(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
                      priority, now, now))
                 return True
             if _job(row).fingerprint == fingerprint:
@@ -173,7 +198,7 @@ class JobStore:
         return _job(rows[0]) if rows else None
 
     def get(self, path: Path) -> Job | None:
-        rows = self._query("SELECT * FROM jobs WHERE path = ?", (str(path),))
+        rows = self._query("SELECT * FROM jobs WHERE path = ?", (_key(path),))
         return _job(rows[0]) if rows else None
 
     def set_progress(self, job: Job, done_seconds: float, total_seconds: float | None) -> None:
@@ -197,21 +222,23 @@ class JobStore:
     def forget_queued(self, path: Path) -> int:
         """A path (or folder) moved away or deleted: drop its queued jobs."""
         with self._transaction() as db:
+            folder = os.fsencode(path) + b"/"
             cursor = db.execute("DELETE FROM jobs WHERE state = 'queued' AND (path = ? OR"
-                                " substr(path, 1, ?) = ?)",
-                                (str(path), len(str(path)) + 1, f"{path}/"))
+                                " substr(CAST(path AS BLOB), 1, ?) = ?)",
+                                (_key(path), len(folder), folder))
             return cursor.rowcount
 
     def finish(self, job: Job, state: Literal["done", "skipped"], result: Result | None,
                reason: str | None = None) -> None:
         values = (result.language, result.cue_count, result.audio_seconds,
-                  result.wall_seconds, str(result.output) if result.output else None) \
+                  result.wall_seconds, _key(result.output) if result.output else None) \
             if result else (None, None, None, None, None)
         with self._transaction() as db:
             db.execute("UPDATE jobs SET state = ?, language = ?, cue_count = ?,"
                        " audio_seconds = ?, wall_seconds = ?, output = ?, last_error = ?,"
                        " error_class = NULL, updated = ? WHERE id = ?",
-                       (state, *values, reason, time.time(), job.id))
+                       (state, *values, _text(reason), time.time(), job.id))
+            failpoints.hit("during-commit", job.path.name)
 
     def fail(self, job: Job, error: str, error_class: str, *, transient: bool,
              max_attempts: int, backoff_seconds: float, backoff_max_seconds: float) -> State:
@@ -225,7 +252,7 @@ class JobStore:
         with self._transaction() as db:
             db.execute("UPDATE jobs SET state = ?, last_error = ?, error_class = ?,"
                        " not_before = ?, updated = ? WHERE id = ?",
-                       (state, error, error_class, time.time() + delay, time.time(), job.id))
+                       (state, _text(error), error_class, time.time() + delay, time.time(), job.id))
         return state
 
     def release(self, job: Job) -> None:
@@ -244,7 +271,7 @@ class JobStore:
         the crash has already used up their attempts. Returns their paths."""
         now = time.time()
         with self._transaction() as db:
-            paths = [Path(r[0]) for r in
+            paths = [_path(r[0]) for r in
                      db.execute("SELECT path FROM jobs WHERE state = 'running'")]
             db.execute("UPDATE jobs SET state = 'dead', last_error = 'the process died while"
                        " working on it ' || attempts || ' times', error_class = 'Crash',"
@@ -256,22 +283,16 @@ class JobStore:
 
     def retry(self, path: Path | None = None) -> int:
         """Requeue one file (any state but running), or every failed and dead one."""
-        args: tuple[str, ...] = ()
+        args: tuple[str | bytes, ...] = ()
         with self._transaction() as db:
             if path is None:
                 where = "state IN ('failed', 'dead')"
             else:
-                where, args = "path = ? AND state != 'running'", (str(path),)
+                where, args = "path = ? AND state != 'running'", (_key(path),)
             cursor = db.execute(
                 f"UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0,"
                 f" priority = {PRIORITY_NEW}, updated = ? WHERE {where}", (time.time(), *args))
             return cursor.rowcount
-
-    def known(self) -> dict[str, tuple[Fingerprint, State]]:
-        """Every path with its fingerprint and state, for a fast rescan."""
-        rows = self._query("SELECT path, size, mtime_ns, inode, state FROM jobs")
-        return {r["path"]: (Fingerprint(r["size"], r["mtime_ns"], r["inode"]), r["state"])
-                for r in rows}
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")

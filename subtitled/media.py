@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from subtitled import languages
-from subtitled.errors import MediaError
+from subtitled.errors import MediaError, TransientError
 
 ProbeJson = Mapping[str, Any]
 
@@ -155,16 +157,12 @@ def ffmpeg_url(path: Path) -> str:
     return "file:" + str(path.absolute())
 
 
-def probe(path: Path, preferred_languages: Sequence[str] = ()) -> MediaInfo:
-    """Run ffprobe once and choose the audio track; MediaError when it is not usable media."""
-    import ffmpeg  # ffmpeg-python, imported here so the CLI starts fast
-
+def probe(path: Path, preferred_languages: Sequence[str] = (), *,
+          timeout_seconds: float = 120.0) -> MediaInfo:
+    """Run ffprobe once and choose the audio track; MediaError when it is not usable media,
+    TransientError when ffprobe hangs (a stalled network share) past `timeout_seconds`."""
     check_readable(path)
-    try:
-        result: ProbeJson = ffmpeg.probe(ffmpeg_url(path))
-    except ffmpeg.Error as err:
-        cause = last_line(err.stderr).replace(f"{ffmpeg_url(path)}: ", "")
-        raise MediaError(f"ffprobe cannot read it: {cause}", path=path, stage="probe") from err
+    result = _ffprobe(path, timeout_seconds)
     chosen = choose_audio_stream(result, preferred_languages)
     if chosen is None:
         kinds = sorted({str(s.get("codec_type")) for s in result.get("streams", [])})
@@ -173,6 +171,30 @@ def probe(path: Path, preferred_languages: Sequence[str] = ()) -> MediaInfo:
     count = sum(1 for s in result.get("streams", []) if s.get("codec_type") == "audio")
     return MediaInfo(path, chosen, duration_seconds(result), count,
                      text_subtitle_languages(result))
+
+
+def _ffprobe(path: Path, timeout_seconds: float) -> ProbeJson:
+    url = ffmpeg_url(path)
+    command = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", url]
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout_seconds, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise TransientError(f"ffprobe gave no answer in {timeout_seconds:g} s; stopped it",
+                             path=path, stage="probe") from err
+    except OSError as err:
+        raise MediaError(f"cannot run ffprobe: {err}", path=path, stage="probe") from err
+    if done.returncode != 0:
+        cause = last_line(done.stderr).replace(f"{url}: ", "")
+        raise MediaError(f"ffprobe cannot read it: {cause}", path=path, stage="probe")
+    try:
+        parsed = json.loads(done.stdout.decode("utf-8", "replace"))
+    except ValueError as err:
+        raise MediaError(f"ffprobe gave unreadable output: {err}", path=path,
+                         stage="probe") from err
+    if not isinstance(parsed, dict):
+        raise MediaError("ffprobe gave unreadable output", path=path, stage="probe")
+    return parsed
 
 
 def last_line(stderr: bytes | None) -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from subtitled import languages
+from subtitled import failpoints, languages
 from subtitled.config import TranscribeSettings
 from subtitled.cues import Cue, segment_words, shape_cues
 from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
@@ -64,6 +64,8 @@ class Tools:
     transcriber: Transcriber
     write: Write
     speech_probabilities: Callable[[], SpeechProbabilities]
+    # Raises when the subtitle could not be written beside this media file.
+    check_output: Callable[[Path], None] = lambda media: None
 
 
 def process_media_file(
@@ -101,6 +103,8 @@ class _Job:
         guess = self._file_language(media)
         if guess is not None and (done := self._already_done(media, guess)):
             return done
+        # Before the long part: an hour of decoding must not end in a folder we cannot write.
+        self.tools.check_output(self.path)
         words, speech_seconds, guess = self._transcribe(media, guess)
         if guess is None or not words:
             return self._outcome("no-speech", None, guess, 0, speech_seconds)
@@ -211,6 +215,8 @@ class _Job:
         out-of-memory free the cache and retry in halves."""
         transcriber = self.tools.transcriber
         try:
+            failpoints.fail_once("oom-in-engine", self.path.name,
+                                 "CUDA out of memory (injected by the oom-in-engine failpoint)")
             segments = transcriber.transcribe(chunk.audio, language=language,
                                               task=self.settings.language.task)
         except Exception as err:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import srt
 
+from subtitled import failpoints
 from subtitled.cues import Cue
 from subtitled.errors import ConfigError, SubtitledError, TransientError
 
@@ -71,6 +72,22 @@ def render_srt(cues: Sequence[Cue]) -> str:
     return text
 
 
+def check_output_folder(media: Path) -> None:
+    """The folder beside `media` takes new files (not a read-only mount or share)."""
+    folder = media.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        reason = "read-only filesystem" if _read_only_mount(folder) else "permission denied"
+        raise OutputError(f"cannot write subtitles into {folder} ({reason}); fix it, then "
+                          "run `subtitled retry` for this file", path=media, stage="write")
+
+
+def _read_only_mount(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def write_atomic(target: Path, text: str) -> None:
     """Write `target.tmp` beside it, fsync, rename over `target`, fsync the folder: a media
     server scanning the folder sees the old file or the whole new one, never a part."""
@@ -85,6 +102,7 @@ def write_atomic(target: Path, text: str) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+        failpoints.hit("after-temp-write", target.name)
         partial.replace(target)
         _fsync_dir(target.parent)
     except OSError as err:

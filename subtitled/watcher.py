@@ -3,6 +3,7 @@ a full rescan, feeding candidate paths to the settler. Never blocks the worker."
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -81,6 +82,7 @@ class Watcher:
         self.degraded: list[str] = []
         self._observers: list[Any] = []
         self._stop = threading.Event()
+        self._rescan_now = threading.Event()
         self._rescan_thread: threading.Thread | None = None
 
     def offer(self, path: Path, priority: int, *, trust_mtime: bool = False) -> None:
@@ -93,39 +95,85 @@ class Watcher:
 
     def start(self) -> None:
         from watchdog.observers import Observer
-        from watchdog.observers.polling import PollingObserver
 
+        _OverflowHook.install(self)
         for root in self.roots:
             polling = needs_polling(root.path, self.scan.polling)
-            observer = PollingObserver(timeout=self.scan.polling_interval_seconds) \
-                if polling else Observer()
             if polling:
                 self.degraded.append(f"polling {root.path} (network or FUSE filesystem)")
-            try:
-                observer.schedule(_Handler(self), str(root.path), recursive=root.recursive)
-                observer.start()
-            except OSError as err:
-                self._watch_failed(root.path, err)
-                _discard(observer)
+                self._start_observer(root, self._polling_observer())
                 continue
-            self._observers.append(observer)
+            folders = count_folders(root.path, root.recursive)
+            held = watches_held()
+            try:
+                observer = self._start_observer(root, Observer(), raise_errors=True)
+            except OSError as err:
+                if err.errno not in (errno.ENOSPC, errno.EMFILE):
+                    self._watch_failed(root.path, err)
+                    continue
+                self._poll_instead(root, err.strerror or str(err))
+                continue
+            # watchdog skips a subfolder it cannot watch without a word; the kernel's own
+            # count of this process's watches shows whether every folder got one.
+            added = watches_held() - held
+            if held >= 0 and added < folders:
+                self._observers.remove(observer)
+                _discard(observer)
+                self._poll_instead(root, f"inotify watch limit reached after {added} of "
+                                         f"{folders} folders")
         self._rescan_thread = threading.Thread(target=self._rescan_loop, name="rescan",
                                                daemon=True)
         self._rescan_thread.start()
 
+    def _polling_observer(self) -> Any:
+        from watchdog.observers.polling import PollingObserver
+
+        return PollingObserver(timeout=self.scan.polling_interval_seconds)
+
+    def _start_observer(self, root: WatchRoot, observer: Any, *,
+                        raise_errors: bool = False) -> Any:
+        try:
+            observer.schedule(_Handler(self), str(root.path), recursive=root.recursive)
+            observer.start()
+        except OSError as err:
+            _discard(observer)
+            if raise_errors:
+                raise
+            self._watch_failed(root.path, err)
+            return None
+        self._observers.append(observer)
+        return observer
+
+    def _poll_instead(self, root: WatchRoot, cause: str) -> None:
+        """Out of inotify watches or instances: polling finds the same files, slower."""
+        logger.error("cannot watch %s with inotify: %s; polling it every %g s instead. Raise "
+                     "the limit with `sysctl fs.inotify.max_user_watches=1048576` (and "
+                     "fs.inotify.max_user_instances)", root.path, cause,
+                     self.scan.polling_interval_seconds)
+        self.degraded.append(f"polling {root.path} (inotify limit reached: raise "
+                             "fs.inotify.max_user_watches)")
+        self._start_observer(root, self._polling_observer())
+
     def _watch_failed(self, path: Path, err: OSError) -> None:
-        hint = ""
-        if err.errno in (28, 24):  # ENOSPC: inotify watches, EMFILE: inotify instances
-            hint = ("; raise the limit with `sysctl fs.inotify.max_user_watches=1048576` "
-                    "(and fs.inotify.max_user_instances)")
-        logger.error("cannot watch %s: %s%s; the periodic rescan covers it", path, err, hint)
+        logger.error("cannot watch %s: %s; the periodic rescan covers it", path,
+                     err.strerror or err)
         self.degraded.append(f"not watching {path}: {err.strerror or err}")
+
+    def events_lost(self) -> None:
+        """The kernel dropped events (inotify queue overflow): rescan soon."""
+        if not self._rescan_now.is_set():
+            logger.warning("inotify dropped events (queue overflow); rescanning the watched "
+                           "folders. If this repeats, raise `sysctl fs.inotify."
+                           "max_queued_events`")
+            self._rescan_now.set()
 
     def alive(self) -> bool:
         return all(o.is_alive() for o in self._observers)
 
     def stop(self) -> None:
         self._stop.set()
+        self._rescan_now.set()
+        _OverflowHook.remove(self)
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:
@@ -136,8 +184,9 @@ class Watcher:
 
     def _rescan_loop(self) -> None:
         while not self._stop.is_set():
+            self._rescan_now.clear()
             self.rescan()
-            self._stop.wait(self.scan.rescan_interval_seconds)
+            self._rescan_now.wait(self.scan.rescan_interval_seconds)
 
     def rescan(self) -> None:
         for root in self.roots:
@@ -148,11 +197,80 @@ class Watcher:
             self.offer(path, priority, trust_mtime=True)
 
 
+class _OverflowHook(logging.Handler):
+    """watchdog tells nobody but its log when the inotify queue overflows; its warning is
+    the only signal, so a handler on its logger turns it into a rescan."""
+
+    _LOGGER = "watchdog.observers"
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(logging.WARNING)
+        self.watcher = watcher
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.watcher.events_lost()
+
+    @classmethod
+    def install(cls, watcher: Watcher) -> None:
+        source = logging.getLogger(cls._LOGGER)
+        if source.getEffectiveLevel() > logging.WARNING:
+            source.setLevel(logging.WARNING)
+        source.addHandler(cls(watcher))
+
+    @classmethod
+    def remove(cls, watcher: Watcher) -> None:
+        source = logging.getLogger(cls._LOGGER)
+        for handler in [h for h in source.handlers
+                        if isinstance(h, cls) and h.watcher is watcher]:
+            source.removeHandler(handler)
+
+
 def _discard(observer: Any) -> None:
     """Stop an observer that failed to start, with any thread it had already begun."""
     observer.stop()
     if observer.is_alive():
         observer.join(timeout=10)
+
+
+def watches_held() -> int:
+    """inotify watches this process holds, from the kernel (-1 without /proc)."""
+    count = 0
+    try:
+        for info in Path("/proc/self/fdinfo").iterdir():
+            try:
+                with open(info, "rb") as handle:
+                    count += handle.read().count(b"inotify wd:")
+            except OSError:
+                continue
+    except OSError:
+        return -1
+    return count
+
+
+def count_folders(folder: Path, recursive: bool) -> int:
+    """`folder` and, if recursive, every readable folder below it that is not a symlink."""
+    count, pending = 0, [folder]
+    while pending:
+        current = pending.pop()
+        if not os.access(current, os.R_OK | os.X_OK):
+            continue  # inotify cannot watch it either
+        count += 1
+        if not recursive:
+            break
+        try:
+            with os.scandir(current) as entries:
+                pending.extend(Path(e.path) for e in entries if _is_folder(e))
+        except OSError:
+            continue
+    return count
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def walk(folder: Path, recursive: bool, stop: threading.Event) -> Iterator[Path]:
@@ -163,11 +281,16 @@ def walk(folder: Path, recursive: bool, stop: threading.Event) -> Iterator[Path]
         current = pending.pop()
         try:
             with os.scandir(current) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        if recursive:
-                            pending.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=True):
-                        yield Path(entry.path)
+                found = list(entries)
         except OSError as err:
             logger.warning("cannot read folder %s: %s", current, err.strerror or err)
+            continue
+        for entry in found:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=True):
+                    yield Path(entry.path)
+            except OSError as err:  # a symlink loop: skip this entry, not the folder
+                logger.warning("skipping %s: %s", Path(entry.path), err.strerror or err)

@@ -19,16 +19,17 @@ def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
     preferred = settings.preferred_audio_languages
 
     def probe(path: Path) -> media.MediaInfo:
-        return media.probe(path, preferred)
+        return media.probe(path, preferred, timeout_seconds=settings.stall_seconds)
 
     def open_audio(info: media.MediaInfo, start: float | None,
                    duration: float | None) -> Iterable[np.ndarray]:
         args = audio.build_extract_args(info.path, info.audio, start_seconds=start,
                                         duration_seconds=duration)
         if start is not None:  # a window: its length is what was asked for
-            return audio.stream_pcm(args, info.path)
+            return audio.stream_pcm(args, info.path, stall_seconds=settings.stall_seconds)
         expected = info.audio.duration_seconds or info.duration_seconds
-        return audio.stream_pcm(args, info.path, expected_seconds=expected)
+        return audio.stream_pcm(args, info.path, expected_seconds=expected,
+                                stall_seconds=settings.stall_seconds)
 
     def write(target: Path, cues: list[Cue]) -> None:
         subtitles.write_atomic(target, subtitles.render_srt(cues))
@@ -39,4 +40,5 @@ def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
         vad.reset()  # one ONNX session for every pass; files are processed one at a time
         return vad
 
-    return Tools(probe, open_audio, transcriber, write, speech_probabilities)
+    return Tools(probe, open_audio, transcriber, write, speech_probabilities,
+                 subtitles.check_output_folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import TypedDict
@@ -113,10 +114,26 @@ def test_retry_and_release(store: JobStore) -> None:
 
 
 def test_moved_away_folders_drop_their_queued_jobs(store: JobStore) -> None:
-    for name in ("Show/e1.mkv", "Show/e2.mkv", "Shower.mkv"):
-        store.enqueue(Path("/m") / name, FP, 0)
+    latin1 = Path(os.fsdecode(b"/m/Show/caf\xe9.mkv"))
+    for path in (Path("/m/Show/e1.mkv"), latin1, Path("/m/Shower.mkv")):
+        store.enqueue(path, FP, 0)
     assert store.forget_queued(Path("/m/Show")) == 2
-    assert list(store.known()) == ["/m/Shower.mkv"]
+    assert store.get(Path("/m/Shower.mkv")) is not None
+    assert store.counts()["queued"] == 1
+
+
+def test_names_that_are_not_utf8_are_stored_and_given_back_unchanged(store: JobStore) -> None:
+    """A Latin-1 name from an old Samba share: SQLite text must be UTF-8, the name is not."""
+    latin1 = Path(os.fsdecode(b"/m/caf\xe9 \xe0 la carte.mkv"))
+    assert store.enqueue(latin1, FP, 0)
+    assert not store.enqueue(latin1, FP, 0)
+    job = store.claim()
+    assert job is not None and job.path == latin1
+    store.fail(job, f"{latin1}: probe: broken", "MediaError", transient=False, **RETRY)
+    failed = store.get(latin1)
+    assert failed is not None and failed.state == "failed"
+    assert failed.last_error == "/m/caf\ufffd \ufffd la carte.mkv: probe: broken"
+    assert store.retry(latin1) == 1
 
 
 def test_counts_cover_every_state(store: JobStore) -> None:

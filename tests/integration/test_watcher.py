@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from subtitled.config import ScanSettings, WatchRoot
 from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
 from subtitled.settle import Settler
-from subtitled.watcher import Watcher, filesystem_type, needs_polling
+from subtitled.watcher import Watcher, filesystem_type, needs_polling, walk
 
 MOUNTS = """\
 /dev/sda1 / ext4 rw 0 0
@@ -101,22 +103,84 @@ def test_a_download_renamed_at_the_end_is_one_candidate_under_its_final_name(
     assert collect(settler) == {"renamed.mkv": PRIORITY_NEW}
 
 
-def test_a_folder_that_cannot_be_watched_is_logged_once_with_the_fix(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    import errno
+INOTIFY = Path("/proc/sys/fs/inotify")
 
-    from watchdog.observers import Observer
 
-    def no_watches_left(*_: object, **__: object) -> None:
-        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+@contextmanager
+def inotify_limit(name: str, value: int) -> Iterator[None]:
+    """Lower a kernel inotify limit for the duration (root only), then put it back."""
+    setting = INOTIFY / name
+    if os.geteuid() != 0 or not os.access(setting, os.W_OK):
+        pytest.skip(f"lowering {setting} needs root and a writable /proc/sys")
+    before = setting.read_text()
+    setting.write_text(str(value))
+    try:
+        yield
+    finally:
+        setting.write_text(before)
 
-    monkeypatch.setattr(Observer, "schedule", no_watches_left)  # the kernel's ENOSPC
-    watcher = Watcher((WatchRoot(tmp_path),), ScanSettings(polling="off"), Settler(1.0),
-                      lambda _: None)
-    watcher.start()
-    watcher.stop()
+
+def watches_in_use() -> int:
+    """inotify watches held by every process we can see (the limit is per user)."""
+    count = 0
+    for info in Path("/proc").glob("[0-9]*/fdinfo/*"):
+        try:
+            count += info.read_text().count("inotify wd:")
+        except OSError:
+            continue
+    return count
+
+
+def test_out_of_inotify_watches_falls_back_to_polling_and_names_the_sysctl(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for number in range(30):
+        (tmp_path / f"Season {number:02d}").mkdir()
+    settler = Settler(0.3)
+    scan = ScanSettings(settle_seconds=0.3, polling="off", polling_interval_seconds=0.3,
+                        rescan_interval_seconds=3600)
+    watcher = Watcher((WatchRoot(tmp_path),), scan, settler, lambda _: None)
+    with inotify_limit("max_user_watches", watches_in_use() + 5):
+        watcher.start()
+        try:
+            (tmp_path / "Season 17" / "new.mkv").write_bytes(b"x" * 10)
+            assert collect(settler) == {"new.mkv": PRIORITY_NEW}
+        finally:
+            watcher.stop()
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1
-    assert "fs.inotify.max_user_watches" in errors[0] and "rescan covers it" in errors[0]
-    assert watcher.degraded == [f"not watching {tmp_path}: inotify watch limit reached"]
+    assert len(errors) == 1, errors
+    assert "sysctl fs.inotify.max_user_watches=" in errors[0] and "polling" in errors[0]
+    assert watcher.degraded == [f"polling {tmp_path} (inotify limit reached: raise "
+                                "fs.inotify.max_user_watches)"]
+
+
+def test_lost_inotify_events_start_a_rescan_that_finds_every_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settler = Settler(0.3)
+    scan = ScanSettings(settle_seconds=0.3, polling="off", rescan_interval_seconds=3600)
+    watcher = Watcher((WatchRoot(tmp_path),), scan, settler, lambda _: None)
+    with inotify_limit("max_queued_events", 64):
+        watcher.start()
+        try:
+            # The burst is written while the observer's thread cannot keep up.
+            names = {f"clip {n:04d}.mkv" for n in range(2000)}
+            for name in names:
+                (tmp_path / name).write_bytes(b"x")
+            found = collect(settler, seconds=6.0)
+        finally:
+            watcher.stop()
+    assert set(found) == names
+    lost = [r.getMessage() for r in caplog.records if "queue overflow" in r.getMessage()]
+    assert lost and "fs.inotify.max_queued_events" in lost[0]
+
+
+def test_the_walk_skips_symlink_loops_and_links_to_the_root_and_unreadable_folders(
+        tmp_path: Path) -> None:
+    (tmp_path / "a.mkv").write_bytes(b"x")
+    (tmp_path / "loop1.mkv").symlink_to(tmp_path / "loop2.mkv")
+    (tmp_path / "loop2.mkv").symlink_to(tmp_path / "loop1.mkv")
+    (tmp_path / "everything").symlink_to("/")
+    (tmp_path / "z.mkv").write_bytes(b"x")
+    (tmp_path / "Show").mkdir()
+    (tmp_path / "Show" / "e1.mkv").write_bytes(b"x")
+    found = {p.relative_to(tmp_path) for p in walk(tmp_path, True, threading.Event())}
+    assert found == {Path("a.mkv"), Path("z.mkv"), Path("Show/e1.mkv")}
