@@ -89,6 +89,9 @@ class Daemon:
         self.store = JobStore(database)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes)
         self._open_http()
+        for path in self.store.finish_written():
+            logger.warning("%s: its subtitle was written just before the process stopped; "
+                           "recorded as done", path)
         for path in self.store.recover(self.settings.retry.max_attempts):
             logger.warning("%s: was being worked on when the process stopped; requeued", path)
             remove_temp_subtitles(path)
@@ -363,8 +366,7 @@ class Daemon:
             return
         self._record(job, outcome)
 
-    @staticmethod
-    def _guarded_write(job: Job, tools: Tools) -> Write:
+    def _guarded_write(self, job: Job, tools: Tools) -> Write:
         """Write only if the source is still the file that was transcribed."""
         def write(target: Path, cues: list[Cue]) -> None:
             try:
@@ -376,6 +378,8 @@ class Daemon:
                 raise TransientError("the file changed while it was being transcribed",
                                      path=job.path, stage="write")
             failpoints.hit("before-write", job.path.name)
+            assert self.store is not None
+            self.store.writing(job, target, len(cues))
             tools.write(target, cues)
             failpoints.hit("after-write", job.path.name)
         return write

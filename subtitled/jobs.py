@@ -190,7 +190,8 @@ class JobStore:
             if row is None:
                 return None
             db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-                       " started = ?, updated = ? WHERE id = ?", (now, now, row["id"]))
+                       " started = ?, updated = ?, output = NULL WHERE id = ?",
+                       (now, now, row["id"]))
             return self.get_by_id(row["id"])
 
     def get_by_id(self, job_id: int) -> Job | None:
@@ -265,6 +266,33 @@ class JobStore:
         """The file is gone: nothing to do for it any more."""
         with self._transaction() as db:
             db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+
+    def writing(self, job: Job, target: Path, cue_count: int) -> None:
+        """Note, before the subtitle is written, where it goes: a crash after the rename but
+        before `finish` is then recognised by `finish_written` instead of being redone."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET output = ?, cue_count = ?, updated = ? WHERE id = ?",
+                       (_key(target), cue_count, time.time(), job.id))
+
+    def finish_written(self) -> list[Path]:
+        """After a crash: `running` jobs whose subtitle was written (renamed into place
+        after `writing` was noted) are done. Returns their paths."""
+        finished = []
+        with self._transaction() as db:
+            rows = db.execute("SELECT id, path, output, updated FROM jobs"
+                              " WHERE state = 'running' AND output IS NOT NULL").fetchall()
+            for row in rows:
+                try:
+                    written = _path(row["output"]).stat().st_mtime
+                except OSError:
+                    continue
+                if written + 1.0 < row["updated"]:  # an older file of that name
+                    continue
+                db.execute("UPDATE jobs SET state = 'done', last_error = NULL,"
+                           " error_class = NULL, updated = ? WHERE id = ?",
+                           (time.time(), row["id"]))
+                finished.append(_path(row["path"]))
+        return finished
 
     def recover(self, max_attempts: int) -> list[Path]:
         """After a crash: `running` jobs go back to the queue, or are dead-lettered when

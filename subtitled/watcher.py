@@ -11,7 +11,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 
 from subtitled import failpoints
 from subtitled.config import ScanSettings, WatchRoot
@@ -50,6 +60,12 @@ def needs_polling(path: Path, mode: str, mounts: str | None = None) -> bool:
         return mode == "on"
     kind = filesystem_type(path, mounts)
     return kind.startswith("fuse.") or kind in _REMOTE_FILESYSTEMS
+
+
+# What a finished copy, download or move looks like. Opens and reads are left out: a media
+# server scanning the library opens every file, and inotify would queue each one.
+_EVENTS = (FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
+           DirCreatedEvent, DirMovedEvent, DirDeletedEvent)
 
 
 class _Handler(FileSystemEventHandler):
@@ -133,7 +149,8 @@ class Watcher:
     def _start_observer(self, root: WatchRoot, observer: Any, *,
                         raise_errors: bool = False) -> Any:
         try:
-            observer.schedule(_Handler(self), str(root.path), recursive=root.recursive)
+            observer.schedule(_Handler(self), str(root.path), recursive=root.recursive,
+                              event_filter=list(_EVENTS))
             observer.start()
         except OSError as err:
             _discard(observer)

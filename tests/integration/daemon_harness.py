@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import srt
 import yaml
 
 from tests.integration.conftest import DATA, ffmpeg, picture
@@ -48,10 +49,12 @@ class DaemonRun:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_file = root / "daemon.log"
 
-    def start(self, env: dict[str, str] | None = None, *, own_watchdog_pid: bool = False
-              ) -> None:
-        """`own_watchdog_pid` sets WATCHDOG_PID to the daemon's own pid, as systemd does."""
-        command = [sys.executable, "-m", "subtitled", "-v", "run", "--config", str(self.config)]
+    def start(self, env: dict[str, str] | None = None, *, own_watchdog_pid: bool = False,
+              prefix: list[str] | None = None) -> None:
+        """`own_watchdog_pid` sets WATCHDOG_PID to the daemon's own pid, as systemd does;
+        `prefix` runs the daemon under another command (setpriv)."""
+        command = [*(prefix or []), sys.executable, "-m", "subtitled", "-v", "run",
+                   "--config", str(self.config)]
         if own_watchdog_pid:  # exec keeps the shell's pid
             command = ["sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh", *command]
         # The log goes to a file: a pipe nobody reads would block the daemon when full.
@@ -99,3 +102,27 @@ class DaemonRun:
         rows = self.rows()
         return len(rows) == count and all(r["state"] in ("done", "skipped", "failed", "dead")
                                           for r in rows)
+
+
+def processes_touching(folder: Path) -> list[str]:
+    """Command lines of live processes that name `folder` (an orphaned ffmpeg would)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = entry.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and any(os.fsencode(folder) in arg for arg in argv) and \
+                b"pytest" not in b" ".join(argv):
+            found.append(b" ".join(argv).decode("utf-8", "replace"))
+    return found
+
+
+def valid_subtitles(folder: Path) -> dict[str, str]:
+    """Each .srt under `folder` → its text, asserting that it parses and has cues."""
+    texts = {}
+    for path in folder.rglob("*.srt"):
+        cues = list(srt.parse(path.read_text(encoding="utf-8")))
+        assert cues, f"{path} has no cues"
+        texts[path.name] = " ".join(c.content for c in cues)
+    return texts

@@ -4,15 +4,45 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 from pathlib import Path
 
 import srt
 
-from tests.integration.daemon_harness import DaemonRun, make_video
+from tests.integration.daemon_harness import DaemonRun, make_video, processes_touching
+from tests.integration.figures import record
 
-VIDEOS = 10
-KILLS = 10
+VIDEOS = 30
+KILLS = 20
+
+
+class Reader(threading.Thread):
+    """Parses every .srt in the folder again and again, as a media server's scanner does;
+    it must never see a partial file."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(daemon=True)
+        self.folder, self.reads = folder, 0
+        self.problems: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for path in self.folder.glob("*.srt"):
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except FileNotFoundError:
+                    continue
+                try:
+                    cues = list(srt.parse(text))
+                except srt.SRTParseError as err:
+                    self.problems.append(f"{path.name}: {err}")
+                    continue
+                if not cues or "fellow" not in " ".join(c.content for c in cues).lower():
+                    self.problems.append(f"{path.name}: incomplete: {text!r}")
+                self.reads += 1
+            time.sleep(0.02)  # a scanner, not a busy loop taking a core from the daemon
 
 
 def test_random_kills_lose_nothing_repeat_nothing_and_leave_nothing_half_written(
@@ -24,13 +54,23 @@ def test_random_kills_lose_nothing_repeat_nothing_and_leave_nothing_half_written
     template = make_video(tmp_path / "template.mkv", seconds=3.0)
     for number in range(VIDEOS):
         (daemon.media / f"Episode {number:02d}.mkv").write_bytes(template.read_bytes())
+    reader = Reader(daemon.media)
+    reader.start()
+    started = time.monotonic()
     for _ in range(KILLS):
         daemon.start()
         time.sleep(chance.uniform(1.0, 6.0))
         daemon.kill()
     daemon.start()
-    daemon.wait_until(lambda: daemon.all_settled(VIDEOS), seconds=300)
+    daemon.wait_until(lambda: daemon.all_settled(VIDEOS), seconds=600)
     assert daemon.finish(signal.SIGTERM) == 0, f"seed {seed}"
+    reader.stop.set()
+    reader.join()
+    record("random kill -9", f"{KILLS} kills over {VIDEOS} files, quiescent after "
+           f"{time.monotonic() - started:.0f} s; the reader parsed {reader.reads} files")
+    assert reader.problems == [], reader.problems[:3]
+    assert reader.reads > 0
+    assert processes_touching(daemon.media) == []
 
     for number in range(VIDEOS):
         subtitles = list(daemon.media.glob(f"Episode {number:02d}.*.srt"))

@@ -71,6 +71,27 @@ def test_a_crash_loop_ends_dead_after_the_attempts(store: JobStore) -> None:
     assert store.claim() is None
 
 
+def test_a_subtitle_written_just_before_a_crash_is_recorded_as_done(
+        store: JobStore, tmp_path: Path) -> None:
+    for name in ("written.mkv", "not yet.mkv", "stale.mkv"):
+        store.enqueue(tmp_path / name, FP, 0)
+    old = tmp_path / "stale.en.srt"
+    old.write_text("1\n00:00:00,000 --> 00:00:01,000\nold\n")
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # from 2001: not this run's
+    for _ in range(3):
+        job = store.claim()
+        assert job is not None
+        store.writing(job, tmp_path / f"{job.path.stem}.en.srt", 7)
+    (tmp_path / "written.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nnew\n")
+
+    assert store.finish_written() == [tmp_path / "written.mkv"]
+    assert sorted(store.recover(max_attempts=3)) == [tmp_path / "not yet.mkv",
+                                                      tmp_path / "stale.mkv"]
+    done = store.get(tmp_path / "written.mkv")
+    assert done is not None and done.state == "done" and done.attempts == 1
+    assert store.counts()["queued"] == 2
+
+
 def test_transient_failures_retry_until_attempts_run_out(store: JobStore) -> None:
     store.enqueue(Path("/m/busy.mkv"), FP, 0)
     states = []

@@ -1,0 +1,235 @@
+"""Resources and hangs: a full disk, an ffmpeg that never answers, an engine that hangs,
+GPU out-of-memory, and an event storm that overflows inotify. Each run on the real daemon."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon_harness import (
+    DaemonRun,
+    make_video,
+    processes_touching,
+    valid_subtitles,
+)
+from tests.integration.figures import record
+from tests.integration.test_systemd_notify import NotifySocket
+from tests.integration.test_watcher import inotify_limit
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mkv", seconds=4.0)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs, as a nearly full media disk."""
+    folder = tmp_path / "small disk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a filler file until the filesystem is full."""
+    filler = folder / "filler.bin"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 4096)
+                out.flush()
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_leaves_no_partial_subtitle_and_the_job_resumes_when_space_frees(
+        tmp_path: Path, model_dir: Path, clip: Path, small_disk: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir, watch=[{"path": str(small_disk)}],
+                       retry={"max_attempts": 20, "backoff_seconds": 1,
+                              "backoff_max_seconds": 2})
+    shutil.copyfile(clip, small_disk / "film.mkv")
+    filler = fill(small_disk)
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: any("No space left" in (r["last_error"] or "")
+                                      for r in daemon.rows()))
+        (row,) = daemon.rows()
+        assert row["state"] == "queued", row  # transient: it will be tried again
+        assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin", "film.mkv"]
+        failed_at = time.monotonic()
+        filler.unlink()
+        daemon.wait_until(lambda: daemon.all_settled(1))
+        resumed = time.monotonic() - failed_at
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    (row,) = daemon.rows()
+    assert row["state"] == "done" and row["attempts"] >= 2
+    assert "fellow" in valid_subtitles(small_disk)["film.en.srt"].lower()
+    assert "write: cannot write film.en.srt: No space left on device" in daemon.logs[-1]
+    record("disk full", f"no partial file; done {resumed:.1f} s after space was freed, "
+           f"attempt {row['attempts']}")
+
+
+def test_an_ffmpeg_that_hangs_is_killed_with_its_children_and_the_job_dead_lettered(
+        tmp_path: Path, model_dir: Path, clip: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # A child too, to show the whole process group goes.
+    (fake / "ffmpeg").write_text("#!/bin/sh\nsleep 7777 &\nexec sleep 7778\n")
+    (fake / "ffmpeg").chmod(0o755)
+    interval = 6.0
+    socket = NotifySocket(tmp_path / "notify.sock")
+    daemon = DaemonRun(tmp_path, model_dir, stall_seconds=2,
+                       retry={"max_attempts": 2, "backoff_seconds": 0})
+    shutil.copyfile(clip, daemon.media / "stuck.mkv")
+    daemon.start({"PATH": f"{fake}:{os.environ['PATH']}", "NOTIFY_SOCKET": str(socket.path),
+                  "WATCHDOG_USEC": str(int(interval * 1e6))}, own_watchdog_pid=True)
+    try:
+        ready = socket.wait_for("READY=1")
+        daemon.wait_until(lambda: daemon.all_settled(1))
+        settled = time.monotonic()
+        time.sleep(1)
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+        socket.close()
+    (row,) = daemon.rows()
+    assert row["state"] == "dead" and row["attempts"] == 2, row
+    assert "extract: ffmpeg produced no audio for 2 s; stopped it" in row["last_error"]
+    leftovers = [line for line in _command_lines() if "sleep 777" in line]
+    assert leftovers == []
+    pings = [t for t in socket.pings() if ready <= t <= settled]
+    gaps = [b - a for a, b in zip([ready, *pings], [*pings, settled], strict=True)]
+    assert max(gaps) < interval / 2, gaps
+    record("ffmpeg hangs", f"killed after the 2 s stall each time, dead after 2 attempts in "
+           f"{settled - ready:.1f} s; longest watchdog ping gap {max(gaps):.1f} s of "
+           f"{interval:g} s")
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(entry.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace"))
+        except OSError:
+            continue
+    return lines
+
+
+def test_a_hung_engine_is_retried_after_each_restart_and_then_dead_lettered(
+        tmp_path: Path, model_dir: Path, clip: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir, retry={"max_attempts": 2, "backoff_seconds": 0})
+    shutil.copyfile(clip, daemon.media / "stuck.mkv")
+    shutil.copyfile(clip, daemon.media / "fine.mkv")
+    for attempt in (1, 2):  # systemd's watchdog kills it each time (see test_systemd_notify)
+        daemon.start({"SUBTITLED_FAILPOINTS": "hang-in-engine:stuck"})
+        daemon.wait_until(lambda n=attempt: any(  # type: ignore[misc]
+            r["state"] == "running" and r["attempts"] == n and "stuck" in r["path"]
+            for r in daemon.rows()))
+        daemon.kill()
+    daemon.start({"SUBTITLED_FAILPOINTS": "hang-in-engine:stuck"})
+    daemon.wait_until(lambda: daemon.all_settled(2))
+    assert daemon.finish(signal.SIGTERM) == 0
+    states = {Path(r["path"]).name: (r["state"], r["attempts"]) for r in daemon.rows()}
+    assert states == {"stuck.mkv": ("dead", 2), "fine.mkv": ("done", 1)}
+    assert "the process died while working on it 2 times" in \
+        next(r["last_error"] for r in daemon.rows() if "stuck" in r["path"])
+
+
+def test_gpu_out_of_memory_is_retried_in_halves_and_the_next_job_is_fine(
+        tmp_path: Path, model_dir: Path, clip: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    shutil.copyfile(clip, daemon.media / "big.mkv")
+    daemon.start({"SUBTITLED_FAILPOINTS": "oom-in-engine:big"})
+    daemon.wait_until(lambda: daemon.all_settled(1))
+    shutil.copyfile(clip, daemon.media / "next.mkv")
+    daemon.wait_until(lambda: daemon.all_settled(2))
+    assert daemon.finish(signal.SIGTERM) == 0
+    assert {r["state"] for r in daemon.rows()} == {"done"}
+    assert sorted(valid_subtitles(daemon.media)) == ["big.en.srt", "next.en.srt"]
+    assert "big.mkv: out of GPU memory on" in daemon.logs[-1]
+    assert "retrying in halves" in daemon.logs[-1]
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_an_event_storm_queues_every_file_once_keeps_the_heartbeat_and_bounded_memory(
+        tmp_path: Path, model_dir: Path) -> None:
+    """5,000 files in 200 folders at once, with inotify's queue cut to 256 events so that
+    it overflows: the rescan must still find each file exactly once."""
+    interval = 3.0
+    socket = NotifySocket(tmp_path / "notify.sock")
+    daemon = DaemonRun(tmp_path, model_dir)
+    (daemon.media / ".subtitled-skip").write_text("")  # a job each, but no transcription
+    peak = 0
+    with inotify_limit("max_queued_events", 256):
+        daemon.start({"NOTIFY_SOCKET": str(socket.path),
+                      "WATCHDOG_USEC": str(int(interval * 1e6))}, own_watchdog_pid=True)
+        try:
+            ready = socket.wait_for("READY=1")
+            assert daemon.process is not None
+            pid = daemon.process.pid
+            time.sleep(1)
+            idle = rss_bytes(pid)
+            started = time.monotonic()
+            stop = threading.Event()
+
+            def sample() -> None:
+                nonlocal peak
+                while not stop.is_set():
+                    peak = max(peak, rss_bytes(pid))
+                    time.sleep(0.1)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            for folder in range(200):
+                season = daemon.media / f"Show {folder:03d}"
+                season.mkdir()
+                for episode in range(25):
+                    (season / f"Episode {episode:02d}.mkv").write_bytes(b"x" * 100)
+            created = time.monotonic() - started
+            daemon.wait_until(lambda: daemon.all_settled(5000), seconds=600)
+            settled = time.monotonic()
+            stop.set()
+            sampler.join()
+        finally:
+            daemon.finish(signal.SIGTERM)
+            socket.close()
+    rows = daemon.rows()
+    assert len(rows) == 5000
+    assert {(r["state"], r["attempts"]) for r in rows} == {("skipped", 1)}
+    queued = [line for line in daemon.logs[-1].splitlines() if line.endswith(": queued")]
+    assert len(queued) == 5000 == len(set(queued))
+    assert "inotify dropped events (queue overflow); rescanning" in daemon.logs[-1]
+    pings = [t for t in socket.pings() if ready <= t <= settled]
+    gaps = [b - a for a, b in zip([ready, *pings], [*pings, settled], strict=True)]
+    assert max(gaps) < interval, gaps
+    assert peak < idle * 1.25, (idle, peak)
+    assert processes_touching(daemon.media) == []
+    record("event storm", f"5,000 files in 200 folders written in {created:.1f} s, inotify "
+           f"overflowed; all queued once and settled after {settled - started:.0f} s; "
+           f"longest ping gap {max(gaps):.1f} s of {interval:g} s; RSS {idle / 2**20:.0f} → "
+           f"peak {peak / 2**20:.0f} MiB ({peak / idle:.2f}x)")
