@@ -30,6 +30,9 @@ _STDERR_LINES_KEPT = 20
 _COMPLETE_SHARE = 0.9
 
 
+_INPUT_PLACEHOLDER = "file:subtitled-input"
+
+
 def build_extract_args(
     path: Path,
     stream: AudioStream,
@@ -46,7 +49,9 @@ def build_extract_args(
         input_options["ss"] = f"{start_seconds:.3f}"  # input-side seek: fast, keyframe-exact
     if duration_seconds is not None:
         input_options["t"] = f"{duration_seconds:.3f}"
-    source = ffmpeg.input(ffmpeg_url(path), **input_options)
+    # ffmpeg-python hashes its graph as UTF-8 text, which a file name that is not UTF-8 (a
+    # Latin-1 name from an old share) cannot be; the real name goes in after compiling.
+    source = ffmpeg.input(_INPUT_PLACEHOLDER, **input_options)
     output = ffmpeg.output(
         source[str(stream.index)],
         "pipe:",
@@ -56,7 +61,7 @@ def build_extract_args(
         ar=sample_rate_hz,
     ).global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     args: list[str] = ffmpeg.compile(output, cmd="ffmpeg")
-    return args
+    return [ffmpeg_url(path) if arg == _INPUT_PLACEHOLDER else arg for arg in args]
 
 
 _POINTER = re.compile(r" @ 0x[0-9a-f]+")

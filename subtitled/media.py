@@ -56,6 +56,16 @@ def _float(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _streams(probe: ProbeJson) -> list[Mapping[str, Any]]:
+    """The probe's streams, leaving out anything that is not a stream object."""
+    raw = probe.get("streams")
+    return [s for s in raw if isinstance(s, Mapping)] if isinstance(raw, list) else []
+
+
 def _clock_seconds(text: str) -> float | None:
     """Matroska's DURATION tag, "01:02:03.500000000", in seconds."""
     parts = text.strip().split(":")
@@ -69,13 +79,14 @@ def _clock_seconds(text: str) -> float | None:
 
 def audio_streams(probe: ProbeJson) -> list[AudioStream]:
     """Every audio stream of a probe result, as typed values."""
-    start = _float(probe.get("format", {}).get("start_time")) or 0.0
+    start = _float(_mapping(probe.get("format")).get("start_time")) or 0.0
     streams = []
-    for raw in probe.get("streams", []):
-        if raw.get("codec_type") != "audio":
+    for raw in _streams(probe):
+        index = raw.get("index")
+        if raw.get("codec_type") != "audio" or not isinstance(index, int):
             continue
-        tags = {str(k).lower(): str(v) for k, v in (raw.get("tags") or {}).items()}
-        disposition = raw.get("disposition") or {}
+        tags = {str(k).lower(): str(v) for k, v in _mapping(raw.get("tags")).items()}
+        disposition = _mapping(raw.get("disposition"))
         title = tags.get("title", "")
         avoided = any(disposition.get(key) for key in _AVOID_DISPOSITIONS) or bool(
             _AVOID_TITLE.search(title)
@@ -84,10 +95,10 @@ def audio_streams(probe: ProbeJson) -> list[AudioStream]:
         length = _float(raw.get("duration")) or _clock_seconds(tags.get("duration", ""))
         streams.append(
             AudioStream(
-                index=int(raw["index"]),
+                index=index,
                 language=languages.normalize(tags.get("language", "")),
                 title=title,
-                channels=int(raw.get("channels") or 0),
+                channels=int(_float(raw.get("channels")) or 0),
                 default=bool(disposition.get("default")),
                 avoided=avoided,
                 start_offset_seconds=(stream_start - start) if stream_start is not None else 0.0,
@@ -99,9 +110,9 @@ def audio_streams(probe: ProbeJson) -> list[AudioStream]:
 
 def text_subtitle_languages(probe: ProbeJson) -> tuple[str, ...]:
     found = []
-    for raw in probe.get("streams", []):
+    for raw in _streams(probe):
         if raw.get("codec_type") == "subtitle" and raw.get("codec_name") in _TEXT_SUBTITLE_CODECS:
-            code = languages.normalize(str((raw.get("tags") or {}).get("language", "")))
+            code = languages.normalize(str(_mapping(raw.get("tags")).get("language", "")))
             if code:
                 found.append(code)
     return tuple(found)
@@ -127,10 +138,10 @@ def choose_audio_stream(
 
 
 def duration_seconds(probe: ProbeJson) -> float | None:
-    duration = _float(probe.get("format", {}).get("duration"))
+    duration = _float(_mapping(probe.get("format")).get("duration"))
     if duration is not None and duration > 0:
         return duration
-    durations = [_float(s.get("duration")) for s in probe.get("streams", [])]
+    durations = [_float(s.get("duration")) for s in _streams(probe)]
     known = [d for d in durations if d is not None and d > 0]
     return max(known) if known else None
 
@@ -165,10 +176,10 @@ def probe(path: Path, preferred_languages: Sequence[str] = (), *,
     result = _ffprobe(path, timeout_seconds)
     chosen = choose_audio_stream(result, preferred_languages)
     if chosen is None:
-        kinds = sorted({str(s.get("codec_type")) for s in result.get("streams", [])})
+        kinds = sorted({str(s.get("codec_type")) for s in _streams(result)})
         found = ", ".join(kinds) if kinds else "none"
         raise MediaError(f"no audio stream (streams found: {found})", path=path, stage="probe")
-    count = sum(1 for s in result.get("streams", []) if s.get("codec_type") == "audio")
+    count = sum(1 for s in _streams(result) if s.get("codec_type") == "audio")
     return MediaInfo(path, chosen, duration_seconds(result), count,
                      text_subtitle_languages(result))
 

@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
 from subtitled.settle import Settler, is_candidate
 
 logger = logging.getLogger(__name__)
+
+# A folder count above the watches held is checked again after this long before polling.
+_WATCHES_RECHECK_SECONDS = 2.0
 
 # Where inotify sees nothing of changes made by other machines or by the FUSE daemon.
 _REMOTE_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph",
@@ -87,6 +91,7 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             if kind in ("created", "moved"):
                 self.watcher.scan_folder(source, PRIORITY_NEW)
+                self.watcher.folders_added()
             return
         self.watcher.offer(source, PRIORITY_NEW)
 
@@ -97,8 +102,11 @@ class Watcher:
         self.roots, self.scan, self.settler, self.on_gone = roots, scan, settler, on_gone
         self.degraded: list[str] = []
         self._observers: list[Any] = []
+        self._inotify: dict[WatchRoot, Any] = {}  # the roots inotify watches, and how
         self._stop = threading.Event()
-        self._rescan_now = threading.Event()
+        self._wake = threading.Event()  # for the rescan thread: see the flags below
+        self._rescan_due = False
+        self._watches_due = False
         self._rescan_thread: threading.Thread | None = None
 
     def offer(self, path: Path, priority: int, *, trust_mtime: bool = False) -> None:
@@ -137,6 +145,8 @@ class Watcher:
                 _discard(observer)
                 self._poll_instead(root, f"inotify watch limit reached after {added} of "
                                          f"{folders} folders")
+                continue
+            self._inotify[root] = observer
         self._rescan_thread = threading.Thread(target=self._rescan_loop, name="rescan",
                                                daemon=True)
         self._rescan_thread.start()
@@ -178,32 +188,72 @@ class Watcher:
 
     def events_lost(self) -> None:
         """The kernel dropped events (inotify queue overflow): rescan soon."""
-        if not self._rescan_now.is_set():
+        if not self._rescan_due:
             logger.warning("inotify dropped events (queue overflow); rescanning the watched "
                            "folders. If this repeats, raise `sysctl fs.inotify."
                            "max_queued_events`")
-            self._rescan_now.set()
+            self._rescan_due = True
+            self._wake.set()
+
+    def folders_added(self) -> None:
+        """New folders take new inotify watches, which can run out: check soon."""
+        self._watches_due = True
+        self._wake.set()
 
     def alive(self) -> bool:
         return all(o.is_alive() for o in self._observers)
 
     def stop(self) -> None:
         self._stop.set()
-        self._rescan_now.set()
+        self._wake.set()
         _OverflowHook.remove(self)
+        if self._rescan_thread is not None:  # first: it may be switching observers
+            self._rescan_thread.join(timeout=10)
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:
             observer.join(timeout=10)
-        if self._rescan_thread is not None:
-            self._rescan_thread.join(timeout=10)
         self._observers = []
+        self._inotify = {}
 
     def _rescan_loop(self) -> None:
+        next_rescan = time.monotonic()
+        short = False
         while not self._stop.is_set():
-            self._rescan_now.clear()
-            self.rescan()
-            self._rescan_now.wait(self.scan.rescan_interval_seconds)
+            self._wake.clear()  # before the flags are read, so no request is lost
+            if self._rescan_due or time.monotonic() >= next_rescan:
+                self._rescan_due = False
+                self.rescan()
+                next_rescan = time.monotonic() + self.scan.rescan_interval_seconds
+            wait = next_rescan - time.monotonic()
+            if self._watches_due or short:
+                self._watches_due = False
+                short = self._check_watches(short)
+                wait = min(wait, _WATCHES_RECHECK_SECONDS)
+            self._wake.wait(max(0.0, wait))
+
+    def _check_watches(self, short_before: bool) -> bool:
+        """Does every folder under the inotify roots still have a watch? watchdog adds one
+        for each new folder and says nothing when the kernel refuses. True when short for
+        the first time (watchdog may still be catching up: look again); short twice, the
+        roots are polled instead and rescanned for what arrived meanwhile."""
+        roots = list(self._inotify)
+        if not roots:
+            return False
+        needed = sum(count_folders(r.path, r.recursive) for r in roots)
+        held = watches_held()
+        if held < 0 or held >= needed:
+            return False
+        if not short_before:
+            return True
+        for root in roots:
+            observer = self._inotify.pop(root)
+            self._observers = [o for o in self._observers if o is not observer]
+            _discard(observer)
+            self._poll_instead(root, f"inotify watch limit reached ({held} watches for "
+                                     f"{needed} folders)")
+        self._rescan_due = True
+        return False
 
     def rescan(self) -> None:
         for root in self.roots:

@@ -68,7 +68,7 @@ def test_each_bad_input_gets_one_line_and_the_rest_still_runs(
         assert f"{shown(tmp_path / name)} -> " in stdout, name
     assert_subtitled(tmp_path, working)
     created = {p.name for p in tmp_path.iterdir()} - before
-    assert created == {"models"} | {f"{Path(n).stem}.en.srt" for n in working}
+    assert created - {"models"} == {f"{Path(n).stem}.en.srt" for n in working}
 
 
 def test_the_daemon_classifies_every_bad_input_and_keeps_going(

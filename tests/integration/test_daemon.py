@@ -207,3 +207,25 @@ def test_a_file_deleted_while_it_is_transcribed_gets_no_subtitle(
     assert list(daemon.media.iterdir()) == []
     assert daemon.rows() == []
     assert "gone.mkv: gone while being transcribed; no subtitle written" in daemon.logs[-1]
+
+
+def test_a_file_replaced_while_it_is_transcribed_gets_the_new_file_s_subtitle(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    video = make_video(daemon.media / "film.mkv", seconds=50.0,
+                       source="mul_en-de_mit_license.mp3")
+    replacement = make_video(tmp_path / "replacement.mkv", seconds=11.0)  # JFK
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: any(r["state"] == "running" for r in daemon.rows()))
+        replacement.replace(video)  # a re-download moved over the old file
+        daemon.wait_until(lambda: daemon.all_settled(1) and
+                          (daemon.media / "film.en.srt").exists())
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    (row,) = daemon.rows()
+    assert row["state"] == "done"
+    text = (daemon.media / "film.en.srt").read_text(encoding="utf-8").lower()
+    assert "fellow" in text and "license" not in text
+    assert "film.mkv: write: the file changed while it was being transcribed" in daemon.logs[-1]
+    assert sorted(p.name for p in daemon.media.iterdir()) == ["film.en.srt", "film.mkv"]

@@ -153,6 +153,34 @@ def test_out_of_inotify_watches_falls_back_to_polling_and_names_the_sysctl(
                                 "fs.inotify.max_user_watches)"]
 
 
+def test_folders_added_after_the_watches_ran_out_are_polled_and_rescanned(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settler = Settler(0.3)
+    scan = ScanSettings(settle_seconds=0.3, polling="off", polling_interval_seconds=0.3,
+                        rescan_interval_seconds=3600)
+    watcher = Watcher((WatchRoot(tmp_path),), scan, settler, lambda _: None)
+    watcher.start()
+    try:
+        with inotify_limit("max_user_watches", watches_in_use() + 3):
+            names = set()
+            for number in range(12):
+                season = tmp_path / f"Season {number:02d}"
+                season.mkdir()
+                time.sleep(0.05)  # the watch (if any) is added when the event is read
+                (season / f"e{number:02d}.mkv").write_bytes(b"x")
+                names.add(f"e{number:02d}.mkv")
+            found = collect(settler, seconds=8.0)
+        assert set(found) == names
+        late = tmp_path / "Season 11" / "late.mkv"  # only polling can see this one
+        late.write_bytes(b"x")
+        assert collect(settler) == {"late.mkv": PRIORITY_NEW}
+    finally:
+        watcher.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "inotify watch limit reached (" in errors[0], errors
+    assert "sysctl fs.inotify.max_user_watches=" in errors[0]
+
+
 def test_lost_inotify_events_start_a_rescan_that_finds_every_file(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settler = Settler(0.3)

@@ -3,7 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from subtitled import languages
 from subtitled.media import audio_streams, choose_audio_stream, duration_seconds
 
 
@@ -91,3 +94,50 @@ def test_duration_comes_from_the_container_or_the_longest_stream(
     probe: dict[str, Any], expected: float | None
 ) -> None:
     assert duration_seconds(probe) == expected
+
+
+_ANYTHING = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                      st.text(max_size=8), st.lists(st.integers(), max_size=2))
+_LANGUAGES = st.sampled_from(["eng", "en", "fre", "fra", "ger", "jpn", "und", "", "xx", "EN"])
+_TITLES = st.sampled_from(["", "Main", "Commentary", "Audio Description", "Karaoke", "AD"])
+_DISPOSITIONS = st.fixed_dictionaries(
+    {}, optional={k: st.integers(0, 1) for k in
+                  ("default", "comment", "visual_impaired", "karaoke", "descriptions")})
+_STREAM = st.fixed_dictionaries(
+    {"index": st.integers(0, 20),
+     "codec_type": st.sampled_from(["audio", "video", "subtitle", "data", "attachment"])},
+    optional={"tags": st.one_of(st.fixed_dictionaries(
+                  {}, optional={"language": _LANGUAGES, "title": _TITLES,
+                                "DURATION": st.sampled_from(["00:01:02.5", "bad", ""])}),
+                  _ANYTHING),
+              "disposition": st.one_of(_DISPOSITIONS, _ANYTHING),
+              "channels": _ANYTHING, "start_time": _ANYTHING, "duration": _ANYTHING,
+              "codec_name": st.sampled_from(["aac", "subrip", "hdmv_pgs_subtitle"])})
+_PROBE = st.fixed_dictionaries(
+    {}, optional={"streams": st.one_of(st.lists(st.one_of(_STREAM, _ANYTHING), max_size=6),
+                                       _ANYTHING),
+                  "format": st.one_of(st.fixed_dictionaries(
+                      {}, optional={"start_time": _ANYTHING, "duration": _ANYTHING}),
+                      _ANYTHING)})
+
+
+@settings(max_examples=400, deadline=None)
+@given(probe=_PROBE, preferred=st.lists(_LANGUAGES, max_size=3))
+def test_any_probe_json_gives_a_sensible_track_or_none(
+        probe: dict[str, Any], preferred: list[str]) -> None:
+    """Whatever a container (or a broken ffprobe) says, the chooser never crashes, finds a
+    track exactly when there is a usable audio stream, and prefers dialogue."""
+    streams = audio_streams(probe)
+    chosen = choose_audio_stream(probe, preferred)
+    duration_seconds(probe)
+    assert (chosen is None) == (streams == [])
+    if chosen is None:
+        return
+    assert chosen in streams
+    if any(not s.avoided for s in streams):
+        assert not chosen.avoided
+    wanted = [c for c in (languages.normalize(p) for p in preferred) if c]
+    candidates = [s for s in streams if s.avoided == chosen.avoided]
+    if any(s.language in wanted for s in candidates):
+        best = min(wanted.index(s.language) for s in candidates if s.language in wanted)
+        assert chosen.language == wanted[best]
