@@ -345,9 +345,17 @@ class Daemon:
             logger.info("%s: abandoned for shutdown; requeued", path)
             return
         except SubtitledError as err:
-            if not path.exists():  # whatever broke, the file is gone: nothing to redo
+            try:
+                current = Fingerprint.of(path)
+            except OSError:  # whatever broke, the file is gone: nothing to redo
                 store.forget(job)
                 logger.info("%s: gone while being transcribed; no subtitle written", path)
+                return
+            if current != job.fingerprint:  # replaced or rewritten: the error is moot
+                store.requeue_changed(job, current,
+                                      time.time() + self.settler.settle_seconds)
+                logger.info("%s: changed while it was being transcribed (%s); starting "
+                            "over once it settles", path, err.message)
                 return
             transient = isinstance(err, TransientError)
             state = store.fail(job, err.one_line(), type(err).__name__, transient=transient,

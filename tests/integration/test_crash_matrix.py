@@ -16,6 +16,7 @@ from tests.integration.daemon_harness import (
     processes_touching,
     valid_subtitles,
 )
+from tests.integration.figures import record
 
 # In the order a job meets them (see subtitled/failpoints.py).
 POINTS = ["after-claim", "mid-extraction", "mid-transcription", "after-temp-write",
@@ -41,8 +42,10 @@ def test_a_crash_at_each_step_ends_in_one_valid_subtitle(
     assert daemon.process is not None
     daemon.process.wait(timeout=180)
     assert daemon.finish() == -signal.SIGKILL, daemon.logs[-1]
+    restarted = time.monotonic()
     daemon.start()
     daemon.wait_until(lambda: daemon.all_settled(2))
+    recovered = time.monotonic() - restarted
     assert daemon.finish(signal.SIGTERM) == 0
 
     subtitles = valid_subtitles(daemon.media)
@@ -56,6 +59,8 @@ def test_a_crash_at_each_step_ends_in_one_valid_subtitle(
     assert rows["victim.mkv"]["state"] == "done", rows["victim.mkv"]
     assert rows["victim.mkv"]["attempts"] == (1 if point in WRITTEN else 2)
     assert rows["bystander.mkv"]["state"] == "done" and rows["bystander.mkv"]["attempts"] == 1
+    record(f"crash at {point}", f"victim done on attempt {rows['victim.mkv']['attempts']}; "
+           f"restart to quiescence {recovered:.0f} s")
     if point in WRITTEN:
         assert "recorded as done" in daemon.logs[-1]
     else:

@@ -51,13 +51,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Write a filler file until the filesystem is full."""
     filler = folder / "filler.bin"
-    with open(filler, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-                out.flush()
-        except OSError as err:
-            assert err.errno == errno.ENOSPC
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while True:
+            os.write(descriptor, b"\0" * 4096)
+    except OSError as err:
+        assert err.errno == errno.ENOSPC
+    finally:
+        os.close(descriptor)
     return filler
 
 
@@ -157,7 +158,8 @@ def test_a_hung_engine_is_retried_after_each_restart_and_then_dead_lettered(
 def test_gpu_out_of_memory_is_retried_in_halves_and_the_next_job_is_fine(
         tmp_path: Path, model_dir: Path, clip: Path) -> None:
     daemon = DaemonRun(tmp_path, model_dir)
-    shutil.copyfile(clip, daemon.media / "big.mkv")
+    # Long enough to be worth halving (short chunks give up at once: TransientError).
+    make_video(daemon.media / "big.mkv", seconds=11.0)
     daemon.start({"SUBTITLED_FAILPOINTS": "oom-in-engine:big"})
     daemon.wait_until(lambda: daemon.all_settled(1))
     shutil.copyfile(clip, daemon.media / "next.mkv")
@@ -178,14 +180,14 @@ def rss_bytes(pid: int) -> int:
 
 def test_an_event_storm_queues_every_file_once_keeps_the_heartbeat_and_bounded_memory(
         tmp_path: Path, model_dir: Path) -> None:
-    """5,000 files in 200 folders at once, with inotify's queue cut to 256 events so that
+    """5,000 files in 200 folders at once, with inotify's queue cut to 16 events so that
     it overflows: the rescan must still find each file exactly once."""
     interval = 3.0
     socket = NotifySocket(tmp_path / "notify.sock")
     daemon = DaemonRun(tmp_path, model_dir)
     (daemon.media / ".subtitled-skip").write_text("")  # a job each, but no transcription
     peak = 0
-    with inotify_limit("max_queued_events", 256):
+    with inotify_limit("max_queued_events", 16):
         daemon.start({"NOTIFY_SOCKET": str(socket.path),
                       "WATCHDOG_USEC": str(int(interval * 1e6))}, own_watchdog_pid=True)
         try:
