@@ -114,18 +114,14 @@ def _inotify(settings: DaemonSettings, limit_file: Path) -> Iterator[Check]:
         limit = int(limit_file.read_text())
     except (OSError, ValueError):
         return
-    folders = sum(1 for root in settings.watch if root.path.is_dir()
-                  for _ in _directories(root.path))
+    from subtitled.watcher import count_folders
+
+    folders = sum(count_folders(root.path, root.recursive) for root in settings.watch
+                  if root.path.is_dir())
     verdict: Verdict = "pass" if folders < 0.8 * limit else "warn"
     yield Check("inotify watches", verdict, f"{folders} folders to watch, limit {limit}",
                 "" if verdict == "pass" else
                 "sysctl fs.inotify.max_user_watches=1048576 (and in /etc/sysctl.d/)")
-
-
-def _directories(root: Path) -> Iterator[Path]:
-    for folder, subfolders, _ in os.walk(root):
-        subfolders[:] = [s for s in subfolders if not s.startswith(".")]
-        yield Path(folder)
 
 
 def _systemd() -> Iterator[Check]:
