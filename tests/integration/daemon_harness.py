@@ -104,18 +104,20 @@ class DaemonRun:
                                           for r in rows)
 
 
-def processes_touching(folder: Path) -> list[str]:
-    """Command lines of live processes that name `folder` (an orphaned ffmpeg would)."""
-    found = []
+def command_lines() -> list[str]:
+    """The command line of every live process, arguments joined by spaces."""
+    lines = []
     for entry in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            argv = entry.read_bytes().split(b"\0")
+            lines.append(os.fsdecode(entry.read_bytes().replace(b"\0", b" ")))
         except OSError:
             continue
-        if argv and any(os.fsencode(folder) in arg for arg in argv) and \
-                b"pytest" not in b" ".join(argv):
-            found.append(b" ".join(argv).decode("utf-8", "replace"))
-    return found
+    return lines
+
+
+def processes_touching(folder: Path) -> list[str]:
+    """Command lines of live processes that name `folder` (an orphaned ffmpeg would)."""
+    return [line for line in command_lines() if str(folder) in line and "pytest" not in line]
 
 
 def valid_subtitles(folder: Path) -> dict[str, str]:
