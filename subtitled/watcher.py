@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 # A folder count above the watches held is checked again after this long before polling.
 _WATCHES_RECHECK_SECONDS = 2.0
+# Overflows come in bursts, and a rescan that starves the inotify reader causes more of
+# them: the rescans they ask for are one at a time, this far apart (from the end of one).
+_RESCAN_GAP_SECONDS = 5.0
 
 # Where inotify sees nothing of changes made by other machines or by the FUSE daemon.
 _REMOTE_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph",
@@ -218,14 +221,19 @@ class Watcher:
 
     def _rescan_loop(self) -> None:
         next_rescan = time.monotonic()
+        soonest = 0.0  # an asked-for rescan waits until then
         short = False
         while not self._stop.is_set():
             self._wake.clear()  # before the flags are read, so no request is lost
-            if self._rescan_due or time.monotonic() >= next_rescan:
+            now = time.monotonic()
+            if now >= next_rescan or (self._rescan_due and now >= soonest):
                 self._rescan_due = False
                 self.rescan()
+                soonest = time.monotonic() + _RESCAN_GAP_SECONDS
                 next_rescan = time.monotonic() + self.scan.rescan_interval_seconds
             wait = next_rescan - time.monotonic()
+            if self._rescan_due:
+                wait = min(wait, soonest - time.monotonic())
             if self._watches_due or short:
                 self._watches_due = False
                 short = self._check_watches(short)
