@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import importlib.util
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,9 @@ from subtitled.config import SpeechSettings
 FRAME_SAMPLES = 512  # silero-vad's frame at 16 kHz (32 ms)
 _CONTEXT_SAMPLES = 64
 _FRAMES_PER_CALL = 512
+# Silence put between two stretches of speech glued into one chunk: with none, the word
+# alignment smears the first word of a stretch back onto the end of the one before.
+_GLUE_GAP_SAMPLES = SAMPLE_RATE_HZ * 6 // 10
 
 SpeechProbabilities = Callable[[np.ndarray], np.ndarray]
 """Maps the next samples of a stream to one speech probability per completed frame."""
@@ -26,7 +30,7 @@ class SileroSpeechProbabilities:
     def __init__(self) -> None:
         import onnxruntime  # heavy; only needed once audio is being processed
 
-        model = resources.files("silero_vad.data") / "silero_vad_16k_sequence.onnx"
+        model = _silero_data() / "silero_vad_16k_sequence.onnx"
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = 1
@@ -64,6 +68,15 @@ class SileroSpeechProbabilities:
         return np.concatenate(probabilities)
 
 
+def _silero_data() -> Path:
+    """silero-vad's data folder, found without importing the package: its __init__ imports
+    torch, three seconds of start-up for a model we run with onnxruntime."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("silero_vad is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
 @dataclass(frozen=True)
 class Piece:
     """A stretch of source audio placed at `chunk_start_seconds` inside a chunk."""
@@ -94,12 +107,12 @@ class Chunk:
         return len(self.audio) / SAMPLE_RATE_HZ
 
     def to_source(self, start: float, end: float) -> tuple[float, float]:
-        """Chunk time → source time. Both ends map through the piece that holds `start`,
-        so a word never stretches across the silence that was cut out between pieces."""
-        piece = self.pieces[0]
-        for candidate in self.pieces:
-            if candidate.chunk_start_seconds <= start:
-                piece = candidate
+        """Chunk time → source time. A word belongs to the piece nearest its middle, and
+        both ends are kept inside that piece: a word never stretches across the silence
+        cut out between pieces, and a word whose start the alignment put a little early
+        (into the gap before its piece) is not moved back onto the previous speech."""
+        middle = (start + end) / 2
+        piece = min(self.pieces, key=lambda p: _distance(middle, p))
         piece_end = piece.chunk_start_seconds + piece.duration_seconds
         start = min(max(start, piece.chunk_start_seconds), piece_end)
         end = min(max(end, start), piece_end)
@@ -132,6 +145,31 @@ class Chunk:
             for p in pieces
         )
         return Chunk(self.audio[first:end], moved)
+
+
+def glue(chunks: Sequence[Chunk], max_seconds: float, gap_seconds: float) -> list[Chunk]:
+    """Chunks packed into as few chunks of at most `max_seconds` as their order allows,
+    with `gap_seconds` of silence between them."""
+    gap = np.zeros(round(gap_seconds * SAMPLE_RATE_HZ), dtype=np.float32)
+    packed: list[Chunk] = []
+    for chunk in chunks:
+        last = packed[-1] if packed else None
+        if last is None or last.duration_seconds + gap_seconds + chunk.duration_seconds \
+                > max_seconds:
+            packed.append(chunk)
+            continue
+        shift = last.duration_seconds + gap_seconds
+        moved = tuple(Piece(p.chunk_start_seconds + shift, p.source_start_seconds,
+                            p.duration_seconds) for p in chunk.pieces)
+        packed[-1] = Chunk(np.concatenate((last.audio, gap, chunk.audio)),
+                           last.pieces + moved)
+    return packed
+
+
+def _distance(moment: float, piece: Piece) -> float:
+    """0 inside the piece, else how far outside."""
+    return max(piece.chunk_start_seconds - moment,
+               moment - piece.chunk_start_seconds - piece.duration_seconds, 0.0)
 
 
 class _RegionTracker:
@@ -231,7 +269,8 @@ class SpeechChunker:
             self._last_end = end
             audio = self._buffer[start - self._buffer_start : end - self._buffer_start].copy()
             self.speech_seconds += len(audio) / SAMPLE_RATE_HZ
-            if sum(len(a) for _, a in self._pending) + len(audio) > self._max_samples:
+            glued = sum(len(a) + _GLUE_GAP_SAMPLES for _, a in self._pending)
+            if glued + len(audio) > self._max_samples:
                 chunks.append(self._emit())
             self._pending.append((start, audio))
         return chunks
@@ -245,11 +284,17 @@ class SpeechChunker:
         self._buffer_start = keep_from
 
     def _emit(self) -> Chunk:
-        pieces, offset = [], 0
+        pieces: list[Piece] = []
+        parts: list[np.ndarray] = []
+        offset = 0
         for start, audio in self._pending:
+            if parts:
+                parts.append(np.zeros(_GLUE_GAP_SAMPLES, dtype=np.float32))
+                offset += _GLUE_GAP_SAMPLES
             pieces.append(Piece(offset / SAMPLE_RATE_HZ, start / SAMPLE_RATE_HZ,
                                 len(audio) / SAMPLE_RATE_HZ))
+            parts.append(audio)
             offset += len(audio)
-        audio = np.concatenate([a for _, a in self._pending])
+        audio = np.concatenate(parts)
         self._pending = []
         return Chunk(audio, tuple(pieces))

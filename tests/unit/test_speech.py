@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from subtitled.config import SpeechSettings
-from subtitled.speech import FRAME_SAMPLES, Chunk, Piece, SpeechChunker
+from subtitled.speech import FRAME_SAMPLES, Chunk, Piece, SpeechChunker, glue
 
 RATE = 16_000
 
@@ -62,13 +62,33 @@ def test_regions_are_glued_until_a_chunk_is_full() -> None:
     chunks = chunks_of(signal(*parts))
     assert all(c.duration_seconds <= 30.0 for c in chunks)
     assert [len(c.pieces) for c in chunks] == [4, 4]
-    assert sum(c.duration_seconds for c in chunks) == pytest.approx(8 * 6.4, abs=0.5)
+    # 6.4 s of padded speech each, 0.6 s of silence between glued pieces.
+    assert sum(c.duration_seconds for c in chunks) == pytest.approx(8 * 6.4 + 6 * 0.6, abs=0.5)
+    for chunk in chunks:
+        for before, after in zip(chunk.pieces, chunk.pieces[1:], strict=False):
+            gap = after.chunk_start_seconds - before.chunk_start_seconds - before.duration_seconds
+            assert gap == pytest.approx(0.6)
+            silence = chunk.audio[round(after.chunk_start_seconds * 16_000) - 4000 :
+                                  round(after.chunk_start_seconds * 16_000)]
+            assert not silence.any()
+
+
+def test_a_word_aligned_a_little_early_stays_with_its_own_speech() -> None:
+    first = Piece(0.0, 10.0, 5.0)
+    second = Piece(5.6, 40.0, 4.0)
+    chunk = Chunk(np.zeros(round(9.6 * 16_000), dtype=np.float32), (first, second))
+    # Starts in the gap (even a little inside the first piece), mostly in the second.
+    assert chunk.to_source(4.9, 6.2) == pytest.approx((40.0, 40.6))
+    assert chunk.to_source(2.0, 2.5) == pytest.approx((12.0, 12.5))
+    # A word running on past the end of its piece stops there.
+    assert chunk.to_source(4.5, 5.2) == pytest.approx((14.5, 15.0))
 
 
 def test_endless_speech_is_cut_into_chunks_of_at_most_30_seconds() -> None:
     chunks = chunks_of(signal(("speech", 100.0)), block_seconds=7.0)
     assert all(c.duration_seconds <= 30.0 for c in chunks)
-    assert sum(c.duration_seconds for c in chunks) == pytest.approx(100.0, abs=0.3)
+    assert sum(p.duration_seconds for c in chunks for p in c.pieces) == \
+        pytest.approx(100.0, abs=0.3)
     starts = [p.source_start_seconds for c in chunks for p in c.pieces]
     assert starts == sorted(starts)
 
@@ -92,8 +112,10 @@ def test_chunk_times_map_back_to_the_source() -> None:
                   (Piece(0.0, 10.0, 2.0), Piece(2.0, 50.0, 3.0)))
     assert chunk.to_source(0.5, 1.0) == pytest.approx((10.5, 11.0))
     assert chunk.to_source(2.5, 3.0) == pytest.approx((50.5, 51.0))
-    # A word running over the cut stays in its own piece instead of spanning 38 s.
-    assert chunk.to_source(1.8, 2.4) == pytest.approx((11.8, 12.0))
+    # A word running over the cut stays in one piece, the one holding most of it,
+    # instead of spanning 38 s.
+    assert chunk.to_source(1.7, 2.1) == pytest.approx((11.7, 12.0))
+    assert chunk.to_source(1.8, 2.4) == pytest.approx((50.0, 50.4))
 
 
 def test_halves_cut_between_pieces_or_in_the_middle() -> None:
@@ -106,3 +128,17 @@ def test_halves_cut_between_pieces_or_in_the_middle() -> None:
     left, right = second.halves()
     assert left.duration_seconds == right.duration_seconds == pytest.approx(1.5)
     assert right.source_start_seconds == pytest.approx(51.5)
+
+
+def test_glue_packs_chunks_into_windows_with_silence_between() -> None:
+    def single(source_start: float, seconds: float) -> Chunk:
+        return Chunk(np.ones(round(seconds * RATE), dtype=np.float32),
+                     (Piece(0.0, source_start, seconds),))
+
+    packed = glue([single(10.0, 12.0), single(50.0, 12.0), single(90.0, 12.0)], 30.0, 1.0)
+    assert [len(c.pieces) for c in packed] == [2, 1]
+    first = packed[0]
+    assert first.duration_seconds == pytest.approx(25.0)
+    assert first.pieces[1].chunk_start_seconds == pytest.approx(13.0)
+    assert not first.audio[12 * RATE : 13 * RATE].any()
+    assert first.to_source(13.5, 14.0) == pytest.approx((50.5, 51.0))
