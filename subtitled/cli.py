@@ -84,6 +84,10 @@ def _add_transcribe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=DEVICES, default=defaults.model.device)
     p.add_argument("--model-dir", type=Path, default=defaults.model.model_dir,
                    help="where models are looked for and downloaded (default: %(default)s)")
+    p.add_argument("--beam-size", type=int, default=defaults.model.beam_size,
+                   help="beams in the search; 1 (greedy) is fastest (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=defaults.model.batch_size,
+                   help="speech chunks decoded together (default: %(default)s)")
     p.add_argument("--offline", action="store_true",
                    help="never download; fail with instructions when the model is missing")
     p.add_argument("--language", default="auto",
@@ -126,6 +130,8 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
         problems.append("need 0 < --min-duration < --max-duration")
     if cues.min_gap_seconds < 0 or cues.max_chars_per_second <= 0:
         problems.append("--min-gap must be >= 0 and --max-cps > 0")
+    if args.beam_size < 1 or args.batch_size < 1:
+        problems.append("--beam-size and --batch-size must be at least 1")
     if args.language != "auto" and languages.normalize(args.language) is None:
         problems.append(f"--language: unknown language code {args.language!r}")
     if problems:
@@ -134,7 +140,8 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
     return replace(
         defaults,
         model=ModelSettings(name=args.model, engine=args.engine, device=args.device,
-                            model_dir=args.model_dir, offline=args.offline),
+                            model_dir=args.model_dir, offline=args.offline,
+                            beam_size=args.beam_size, batch_size=args.batch_size),
         language=LanguageSettings(language=args.language, mode=args.language_mode,
                                   allowed=args.allowed_languages, task=args.task),
         cues=cues,

@@ -36,6 +36,9 @@ class ModelSettings:
     # Never reach for the network; fail with instructions instead of downloading.
     offline: bool = False
     beam_size: int = 5
+    # Speech chunks decoded together in one batch: one encoder pass and one beam search
+    # for all of them. 1 decodes chunk by chunk.
+    batch_size: int = 8
     cpu_threads: int = 0  # 0: all cores
 
 

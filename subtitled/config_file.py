@@ -156,6 +156,9 @@ def _cross_checks(settings: DaemonSettings, problems: _Problems) -> None:
         problems.add("cues", "max_line_chars must be at least 10 and max_lines at least 1")
     if settings.retry.max_attempts < 1:
         problems.add("retry.max_attempts", "must be at least 1")
+    for key in ("beam_size", "batch_size"):
+        if getattr(settings.transcribe.model, key) < 1:
+            problems.add(f"model.{key}", "must be at least 1")
     if settings.transcribe.language.language != "auto" and \
             languages.normalize(settings.transcribe.language.language) is None:
         problems.add("language.language", "must be 'auto' or a language code")

@@ -36,6 +36,16 @@ def is_loop(text: str, min_repeats: int) -> bool:
     return False
 
 
+def needs_fallback(segments: Sequence[Segment], settings: FilterSettings) -> bool:
+    """A chunk decoded once (batched, greedy temperature) that Whisper would have decoded
+    again at a higher temperature: its text compresses like a loop, or it is improbable
+    while not being likely non-speech."""
+    return any(s.compression_ratio > settings.compression_ratio_threshold
+               or (s.avg_logprob < settings.logprob_threshold
+                   and s.no_speech_prob <= settings.no_speech_threshold)
+               for s in segments)
+
+
 def keep_speech(segments: Sequence[Segment], settings: FilterSettings) -> list[Segment]:
     """The segments worth showing, in order; a segment repeating its predecessor's text
     (a loop spread over segments) is dropped after it has appeared twice in a row."""

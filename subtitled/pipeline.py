@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -17,10 +17,17 @@ from subtitled.config import TranscribeSettings
 from subtitled.cues import Cue, segment_words, shape_cues
 from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
 from subtitled.errors import ConfigError, SubtitledError, TransientError
-from subtitled.filters import keep_speech
-from subtitled.language import LanguageGuess, label_pieces, vote, window_starts
+from subtitled.filters import keep_speech, needs_fallback
+from subtitled.language import (
+    MIN_VOTE_SPEECH_SECONDS,
+    LanguageGuess,
+    label_pieces,
+    vote,
+    window_starts,
+)
 from subtitled.media import MediaInfo
-from subtitled.speech import Chunk, SpeechChunker, SpeechProbabilities
+from subtitled.prefetch import prefetched
+from subtitled.speech import Chunk, SpeechChunker, SpeechProbabilities, glue
 from subtitled.subtitles import existing_subtitle, output_path
 
 logger = logging.getLogger(__name__)
@@ -33,6 +40,11 @@ Write = Callable[[Path, list[Cue]], None]
 Progress = Callable[[float, float | None, str | None], None]
 """(audio seconds done, total seconds or None, ISO code of the language being decoded)."""
 
+# The language is detected on this much speech, sampled from windows over the whole file.
+_VOTE_SAMPLE_SECONDS = 28.0
+# Shorter pieces of speech left without words are not decoded again (a cough, a breath).
+_MIN_SKIPPED_SECONDS = 1.0
+_SKIPPED_GAP_SECONDS = 1.0
 # Below this, a chunk that still runs out of GPU memory is not worth splitting further.
 _MIN_OOM_RETRY_SECONDS = 4.0
 
@@ -161,18 +173,26 @@ class _Job:
         return self._vote(media)
 
     def _vote(self, media: MediaInfo) -> LanguageGuess | None:
+        """One detection over a sample of the whole file: a few seconds of speech from each
+        window spread over it, glued into one Whisper window. The encoder costs the same
+        for 3 s as for 30 s, so this hears every window for the price of one (a detection
+        per window cost 5.4 s more on a 10-minute programme on two CPU cores)."""
         options = self.settings.language
-        observations = []
-        for start in window_starts(media.duration_seconds, options.vote_windows,
-                                   options.vote_window_seconds):
-            audio = self._speech_only(self.tools.open_audio(
-                media, start, options.vote_window_seconds))
-            if len(audio) >= 16_000:
-                probabilities = self.tools.transcriber.detect_language(audio)
-                observations.append((probabilities, len(audio) / 16_000))
-        guess = vote(observations, self.allowed)
+        starts = window_starts(media.duration_seconds, options.vote_windows,
+                               options.vote_window_seconds)
+        share = int(_VOTE_SAMPLE_SECONDS / len(starts) * 16_000)
+        samples = [audio[:share] for audio in (
+            self._speech_only(self.tools.open_audio(media, start, options.vote_window_seconds))
+            for start in starts) if len(audio) >= 16_000 * MIN_VOTE_SPEECH_SECONDS]
+        if not samples:
+            return None
+        gap = np.zeros(16_000 // 2, dtype=np.float32)
+        glued = np.concatenate([part for sample in samples for part in (sample, gap)][:-1])
+        seconds = sum(len(sample) for sample in samples) / 16_000
+        guess = vote([(self.tools.transcriber.detect_language(glued), seconds)], self.allowed)
         if guess:
-            logger.info("%s: language %s (%.0f%% of %d windows)", self.path, guess.iso_code,
+            guess = replace(guess, windows=len(samples))
+            logger.info("%s: language %s (%.0f%%, %d windows)", self.path, guess.iso_code,
                         100 * guess.confidence, guess.windows)
         return guess
 
@@ -186,18 +206,27 @@ class _Job:
                     ) -> tuple[list[Word], float, LanguageGuess | None]:
         chunker = SpeechChunker(self.tools.speech_probabilities(), self.settings.speech)
         words: list[Word] = []
-        for chunk in self._chunks(media, chunker):
+        batch: list[tuple[str, Chunk]] = []
+        batch_size = max(1, self.settings.model.batch_size)
+        # Extraction and speech detection run ahead in a thread while the model decodes.
+        for chunk in prefetched(self._chunks(media, chunker), batch_size):
             if guess is None:  # no window had speech to vote on: use the first chunk
                 guess = vote([(self.tools.transcriber.detect_language(chunk.audio), 1.0)],
                              self.allowed)
                 assert guess is not None
-            for language, part in self._languages_of(chunk, guess.code):
-                words.extend(self._decode(part, language, media))
-            self.progress(chunk.source_end_seconds, media.duration_seconds, self._label(guess))
+            batch += self._languages_of(chunk, guess.code)
+            if len(batch) >= batch_size:
+                words += self._decode_batch(batch, media)
+                batch = []
+                self.progress(chunk.source_end_seconds, media.duration_seconds,
+                              self._label(guess))
+        words += self._decode_batch(batch, media)
         self.progress(self.audio_seconds, self.audio_seconds, self._label(guess) if guess else None)
+        # Per-chunk languages are decoded language by language; put the words back in order.
+        words.sort(key=lambda w: w.start_seconds)
         return words, chunker.speech_seconds, guess
 
-    def _chunks(self, media: MediaInfo, chunker: SpeechChunker) -> Iterator[Chunk]:
+    def _chunks(self, media: MediaInfo, chunker: SpeechChunker) -> Generator[Chunk, None, None]:
         for block in self.tools.open_audio(media, None, None):
             self.audio_seconds += len(block) / 16_000
             yield from chunker.feed(block)
@@ -210,9 +239,56 @@ class _Job:
                                 file_language)
         return [(file_language, chunk)]
 
+    def _decode_batch(self, batch: list[tuple[str, Chunk]], media: MediaInfo) -> list[Word]:
+        """Decode the chunks of each language together. A chunk whose text looks like a loop
+        or is improbable is decoded again alone, with Whisper's temperature fallback; speech
+        the decoder skipped (a stretch of the chunk left without words) is decoded again,
+        all such stretches of the batch glued into as few chunks as they fit."""
+        words: list[Word] = []
+        for language in dict.fromkeys(code for code, _ in batch):
+            chunks = [chunk for code, chunk in batch if code == language]
+            skipped: list[Chunk] = []
+            for chunk, segments in zip(chunks, self._batch_segments(chunks, language),
+                                       strict=True):
+                if segments is None or needs_fallback(segments, self.settings.filters):
+                    words += self._decode(chunk, language, media)
+                    continue
+                found = self._kept_words(chunk, segments, media)
+                missing = skipped_pieces(chunk, found, media.audio.start_offset_seconds)
+                words += [w for w in found if not _inside(w, chunk, missing, media)]
+                skipped += [chunk.sub(i, i + 1) for i in missing]
+            if skipped:
+                logger.debug("%s: decoding %d skipped stretches of speech again", self.path,
+                             len(skipped))
+                # Glued, a second apart: each 30 s window costs the encoder the same.
+                skipped = glue(skipped, self.settings.speech.max_chunk_seconds,
+                               _SKIPPED_GAP_SECONDS)
+            for chunk in skipped:  # one at a time: Whisper's own decoding carries on after
+                words += self._decode(chunk, language, media)  # an early end of text
+        return words
+
+    def _batch_segments(self, chunks: list[Chunk], language: str
+                        ) -> list[list[Segment]] | list[None]:
+        """The batch's segments; Nones (decode one by one) when there is a single chunk or
+        the batch ran out of GPU memory."""
+        if len(chunks) < 2:
+            return [None] * len(chunks)
+        transcriber = self.tools.transcriber
+        try:
+            failpoints.fail_once("oom-in-engine", self.path.name,
+                                 "CUDA out of memory (injected by the oom-in-engine failpoint)")
+            return transcriber.transcribe_batch([c.audio for c in chunks], language=language,
+                                                task=self.settings.language.task)
+        except Exception as err:
+            if not is_out_of_memory(err):
+                raise
+            transcriber.release_memory()
+            logger.warning("%s: out of GPU memory on a batch of %d chunks; decoding them "
+                           "one by one", self.path, len(chunks))
+            return [None] * len(chunks)
+
     def _decode(self, chunk: Chunk, language: str, media: MediaInfo) -> list[Word]:
-        """Transcribe, keep the speech, place it on the programme's timeline; on GPU
-        out-of-memory free the cache and retry in halves."""
+        """Transcribe one chunk; on GPU out-of-memory free the cache and retry in halves."""
         transcriber = self.tools.transcriber
         try:
             failpoints.fail_once("oom-in-engine", self.path.name,
@@ -230,8 +306,38 @@ class _Job:
             logger.warning("%s: out of GPU memory on %.1f s of audio; retrying in halves",
                            self.path, chunk.duration_seconds)
             return [w for half in chunk.halves() for w in self._decode(half, language, media)]
+        return self._kept_words(chunk, segments, media)
+
+    def _kept_words(self, chunk: Chunk, segments: list[Segment], media: MediaInfo
+                    ) -> list[Word]:
+        """The speech among the segments, placed on the programme's timeline."""
         kept = keep_speech(segments, self.settings.filters)
         return [word for segment in kept for word in _placed(chunk, segment, media)]
+
+
+def skipped_pieces(chunk: Chunk, words: list[Word], offset_seconds: float) -> list[int]:
+    """Pieces of at least a second that the decoder left (nearly) without words: the words
+    placed in them span less than half of the piece. Speech detection made each piece one
+    stretch of speech with no long pause, so its words should fill it."""
+    missing = []
+    for index, piece in enumerate(chunk.pieces):
+        if piece.duration_seconds < _MIN_SKIPPED_SECONDS:
+            continue
+        start = piece.source_start_seconds + offset_seconds
+        end = start + piece.duration_seconds
+        inside = [w for w in words if start - 1e-6 <= w.start_seconds < end]
+        covered = max((w.end_seconds for w in inside), default=start) - \
+            min((w.start_seconds for w in inside), default=start)
+        if covered < piece.duration_seconds / 2:
+            missing.append(index)
+    return missing
+
+
+def _inside(word: Word, chunk: Chunk, pieces: list[int], media: MediaInfo) -> bool:
+    offset = media.audio.start_offset_seconds
+    return any(chunk.pieces[i].source_start_seconds + offset - 1e-6 <= word.start_seconds
+               < chunk.pieces[i].source_start_seconds + offset + chunk.pieces[i].duration_seconds
+               for i in pieces)
 
 
 def _placed(chunk: Chunk, segment: Segment, media: MediaInfo) -> list[Word]:

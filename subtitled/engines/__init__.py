@@ -26,6 +26,11 @@ def build_transcriber(settings: ModelSettings) -> Transcriber:
     """Resolve, load and keep the model resident. Raises ModelError/ConfigError."""
     # torch, whisper and faster_whisper are imported only here (and in the engine
     # modules this calls), so `subtitled --help` and config checks start instantly.
+    import tqdm
+
+    # Both engines make (disabled) tqdm bars, and tqdm would start a monitor thread that
+    # outlives them; a daemon should own all of its threads.
+    tqdm.tqdm.monitor_interval = 0
     if settings.engine == "faster-whisper":
         from subtitled.engines import faster_whisper
 

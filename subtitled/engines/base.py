@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +47,13 @@ class Transcriber(Protocol):
 
     def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
         """Segments with word timings, in seconds from the start of `audio`."""
+        ...
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
+                         ) -> list[list[Segment]]:
+        """`transcribe` for several chunks at once, faster on any device; one list of
+        segments per chunk, in order. Decodes once, without temperature fallback: the
+        caller decodes a chunk whose result looks wrong again with `transcribe`."""
         ...
 
     def release_memory(self) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +53,50 @@ class FasterWhisperEngine:
         )
         return [_segment(raw) for raw in segments]
 
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
+                         ) -> list[list[Segment]]:
+        """One encoder pass and one batched beam search over all of `audios`, then the word
+        alignment for the whole batch: BatchedInferencePipeline's inside, with our chunks
+        and language. Unlike its default, the text keeps its timestamp tokens: without
+        them Whisper skips whole sentences of a 30 s chunk (WER 0.25 instead of 0.11 on
+        the benchmark programme, at the same speed)."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import BatchedInferencePipeline, pad_or_trim
+
+        tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task,
+                              language=language)
+        features = np.stack([pad_or_trim(self.model.feature_extractor(audio)[..., :-1])
+                             for audio in audios])
+        metadata = [{"offset": 0.0, "duration": len(audio) / 16_000, "segments": []}
+                    for audio in audios]
+        outputs = BatchedInferencePipeline(self.model).forward(
+            features, tokenizer, metadata, self._batch_options(tokenizer))
+        return [_first_word_after_silence([_segment_dict(raw) for raw in output])
+                for output in outputs]
+
+    def _batch_options(self, tokenizer: Any) -> Any:
+        from faster_whisper.transcribe import (
+            BatchedInferencePipeline,
+            TranscriptionOptions,
+            get_suppressed_tokens,
+        )
+
+        # The punctuation that sticks to a word: faster-whisper's own defaults.
+        defaults = inspect.signature(BatchedInferencePipeline.transcribe).parameters
+        return TranscriptionOptions(
+            beam_size=self.beam_size, best_of=self.beam_size, patience=1.0,
+            length_penalty=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
+            log_prob_threshold=None, no_speech_threshold=None,
+            compression_ratio_threshold=None, condition_on_previous_text=False,
+            prompt_reset_on_temperature=0.5, temperatures=[0.0], initial_prompt=None,
+            prefix=None, suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            without_timestamps=False, max_initial_timestamp=0.0, word_timestamps=True,
+            prepend_punctuations=defaults["prepend_punctuations"].default,
+            append_punctuations=defaults["append_punctuations"].default, multilingual=False,
+            max_new_tokens=None, clip_timestamps="0", hallucination_silence_threshold=None,
+            hotwords=None)
+
     def release_memory(self) -> None:
         """CTranslate2 keeps no cache to hand back; the smaller retry is what helps."""
 
@@ -68,6 +115,34 @@ def _segment(raw: Any) -> Segment:
         no_speech_prob=float(raw.no_speech_prob),
         compression_ratio=float(raw.compression_ratio),
     )
+
+
+def _segment_dict(raw: dict[str, Any]) -> Segment:
+    words = tuple(Word(float(w["start"]), float(w["end"]), str(w["word"]),
+                       float(w["probability"])) for w in raw.get("words") or [])
+    return Segment(float(raw["start"]), float(raw["end"]), str(raw["text"]), words,
+                   avg_logprob=float(raw["avg_logprob"]),
+                   no_speech_prob=float(raw["no_speech_prob"]),
+                   compression_ratio=float(raw["compression_ratio"]))
+
+
+def _first_word_after_silence(segments: list[Segment]) -> list[Segment]:
+    """Whisper's own correction of a first word that the alignment stretched back over the
+    silence before it (at most twice the median word length, 1.4 s), per chunk: the batched
+    alignment carries the previous chunk's last word time into the next chunk, so its own
+    correction never fires there."""
+    words = [w for s in segments for w in s.words]
+    durations = [w.end_seconds - w.start_seconds for w in words if w.end_seconds > w.start_seconds]
+    if not segments or not segments[0].words or not durations:
+        return segments
+    longest = 2 * min(0.7, float(np.median(durations)))
+    first = segments[0].words[0]
+    if first.end_seconds - first.start_seconds <= longest:
+        return segments
+    moved = replace(first, start_seconds=max(0.0, first.end_seconds - longest))
+    head = replace(segments[0], start_seconds=moved.start_seconds,
+                   words=(moved, *segments[0].words[1:]))
+    return [head, *segments[1:]]
 
 
 def load(settings: ModelSettings) -> FasterWhisperEngine:

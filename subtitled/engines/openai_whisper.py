@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 # Whisper's own fallback schedule: retry a window at higher temperature when the text
 # looks like a loop (compression ratio) or is improbable (log probability).
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+_SECONDS_PER_TIMESTAMP = 0.02
 
 
 class OpenAIWhisperEngine:
@@ -46,16 +48,18 @@ class OpenAIWhisperEngine:
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
         if not self.multilingual:
             return {"en": 1.0}
+        _, probabilities = self.model.detect_language(self._mel(audio))
+        return {str(code): float(p) for code, p in probabilities.items()}
+
+    def _mel(self, audio: np.ndarray) -> torch.Tensor:
+        """One 30 s window of log-mel frames on the model's device, in its precision."""
         import whisper
 
         mel = whisper.log_mel_spectrogram(
             audio, self.model.dims.n_mels, padding=whisper.audio.N_SAMPLES
         )
-        mel = whisper.pad_or_trim(mel, whisper.audio.N_FRAMES).to(self.device)
-        if self.fp16:
-            mel = mel.half()
-        _, probabilities = self.model.detect_language(mel)
-        return {str(code): float(p) for code, p in probabilities.items()}
+        window: torch.Tensor = whisper.pad_or_trim(mel, whisper.audio.N_FRAMES).to(self.device)
+        return window.half() if self.fp16 else window
 
     def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
         import whisper
@@ -75,11 +79,85 @@ class OpenAIWhisperEngine:
         )
         return [_segment(raw) for raw in result["segments"]]
 
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
+                         ) -> list[list[Segment]]:
+        """One batched decode (one encoder pass, one beam search for all chunks, FP16 on a
+        GPU), split into segments at the timestamp tokens, then each chunk's words aligned:
+        what whisper.transcribe does per window, for a batch and without its fallback."""
+        import torch
+        from whisper.decoding import DecodingOptions
+        from whisper.timing import add_word_timestamps
+        from whisper.tokenizer import get_tokenizer
+
+        tokenizer = get_tokenizer(self.multilingual, num_languages=self.model.num_languages,
+                                  language=language, task=task)
+        mels = [self._mel(audio) for audio in audios]
+        options = DecodingOptions(task=task, language=language, temperature=0.0,
+                                  beam_size=self.beam_size if self.beam_size > 1 else None,
+                                  fp16=self.fp16)
+        with torch.no_grad():
+            results = _beam_task(self.model, options).run(torch.stack(mels))
+        batch = []
+        for audio, mel, result in zip(audios, mels, results, strict=True):
+            seconds = len(audio) / 16_000
+            raw = split_at_timestamps(result, tokenizer, seconds)
+            if raw:
+                add_word_timestamps(segments=raw, model=self.model, tokenizer=tokenizer,
+                                    mel=mel, num_frames=min(3000, round(seconds * 100)),
+                                    last_speech_timestamp=0.0)
+            batch.append([_segment(segment) for segment in raw])
+        return batch
+
     def release_memory(self) -> None:
         if self.device == "cuda":
             import torch
 
             torch.cuda.empty_cache()
+
+
+def _beam_task(model: Any, options: Any) -> Any:
+    """openai-whisper's DecodingTask with the audio features repeated once per beam, as it
+    did before its PR #1483: released, a batch of several windows with beam search fails
+    with a shape mismatch in cross-attention (openai/whisper#2197, #2389). The language is
+    always given here; the language step and the task's own results take every n_group-th
+    row back."""
+    from whisper.decoding import DecodingTask
+
+    class BeamPerWindow(DecodingTask):  # type: ignore[misc]
+        def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
+            features: torch.Tensor = super()._get_audio_features(mel)
+            return features.repeat_interleave(self.n_group, dim=0)
+
+        def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor
+                             ) -> Any:
+            return super()._detect_language(audio_features[:: self.n_group], tokens)
+
+    assert options.language is not None
+    return BeamPerWindow(model, options)
+
+
+def split_at_timestamps(result: Any, tokenizer: Any, seconds: float) -> list[dict[str, Any]]:
+    """A decoded window's tokens → segment dicts, cut where two timestamp tokens meet (as
+    whisper.transcribe cuts them); text after the last timestamp runs to the window's end."""
+    tokens = [int(t) for t in result.tokens]
+    begin = tokenizer.timestamp_begin
+    cuts = [i + 1 for i in range(len(tokens) - 1) if tokens[i] >= begin <= tokens[i + 1]]
+    segments = []
+    for first, end in zip([0, *cuts], [*cuts, len(tokens)], strict=True):
+        span = tokens[first:end]
+        text = [t for t in span if t < tokenizer.eot]
+        if not text:
+            continue
+        stamps = [(t - begin) * _SECONDS_PER_TIMESTAMP for t in span if t >= begin]
+        start = stamps[0] if span[0] >= begin else 0.0
+        stop = stamps[-1] if span[-1] >= begin and len(stamps) > 1 else seconds
+        segments.append({
+            "seek": 0, "start": min(start, seconds), "end": min(max(stop, start), seconds),
+            "text": tokenizer.decode(text), "tokens": span,
+            "avg_logprob": result.avg_logprob, "no_speech_prob": result.no_speech_prob,
+            "compression_ratio": result.compression_ratio,
+        })
+    return segments
 
 
 def _segment(raw: dict[str, Any]) -> Segment:
@@ -100,11 +178,6 @@ def _segment(raw: dict[str, Any]) -> Segment:
 
 def load(settings: ModelSettings) -> OpenAIWhisperEngine:
     import torch
-    import tqdm
-
-    # whisper.transcribe makes a (disabled) tqdm bar per call, and tqdm would start a
-    # monitor thread that outlives it; a daemon should own all of its threads.
-    tqdm.tqdm.monitor_interval = 0
 
     device = resolve_device(settings.device, torch.cuda.is_available)
     if settings.cpu_threads > 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ class FakeTranscriber:
     multilingual: bool = True
     memory_seconds: float = 1e9  # longer audio "runs out of GPU memory"
     calls: list[tuple[float, str]] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)  # chunks per transcribe_batch call
     released: int = 0
     description: str = "fake"
 
@@ -43,6 +44,13 @@ class FakeTranscriber:
         self.calls.append((seconds, language))
         words = tuple(Word(float(i), i + 0.5, f" {language}{i}") for i in range(int(seconds)))
         return [Segment(0.0, seconds, "".join(w.text for w in words), words)] if words else []
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
+                         ) -> list[list[Segment]]:
+        if sum(len(a) for a in audios) / RATE > self.memory_seconds:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        self.batches.append(len(audios))
+        return [self.transcribe(audio, language=language, task=task) for audio in audios]
 
     def release_memory(self) -> None:
         self.released += 1

@@ -17,9 +17,10 @@ def test_options_become_settings() -> None:
         "--model", "base", "--engine", "faster-whisper", "--language", "de",
         "--language-mode", "per-chunk", "--allowed-languages", "eng,ger", "--task", "translate",
         "--audio-language", "jpn", "--force", "--max-line-chars", "37", "--max-cps", "17",
-        "--model-dir", "/m", "--offline"))
+        "--model-dir", "/m", "--offline", "--beam-size", "1", "--batch-size", "4"))
     assert settings.model.name == "base" and settings.model.engine == "faster-whisper"
     assert settings.model.model_dir == Path("/m") and settings.model.offline
+    assert settings.model.beam_size == 1 and settings.model.batch_size == 4
     assert settings.language.language == "de" and settings.language.mode == "per-chunk"
     assert settings.language.allowed == ("en", "de") and settings.language.task == "translate"
     assert settings.preferred_audio_languages == ("ja",)
@@ -31,7 +32,8 @@ def test_options_become_settings() -> None:
     ("argv", "problem"),
     [(("--language", "klingon"), "unknown language code"),
      (("--min-duration", "8"), "--min-duration < --max-duration"),
-     (("--max-line-chars", "3"), "--max-line-chars must be at least 10")],
+     (("--max-line-chars", "3"), "--max-line-chars must be at least 10"),
+     (("--batch-size", "0"), "--batch-size must be at least 1")],
 )
 def test_bad_options_are_reported_together(argv: tuple[str, ...], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):

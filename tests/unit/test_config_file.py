@@ -64,6 +64,8 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
      ({"watch": ["/tmp"], "scan": {"settle_seconds": -1}}, "must not be negative"),
      ({"watch": ["/tmp"], "scan": {"include_extensions": ["mkv"]}}, "starts with a dot"),
      ({"watch": ["/tmp"], "skip": {"existing_sidecar": "yes"}}, "must be true or false"),
+     ({"watch": ["/tmp"], "model": {"batch_size": 0}}, "At 'model.batch_size': must be at "
+      "least 1"),
      ([1, 2], "must be a mapping")],
 )
 def test_cross_field_and_shape_checks(document: Any, problem: str) -> None:

@@ -14,7 +14,12 @@ from whisper.model import ModelDimensions, Whisper
 
 from subtitled.engines import is_out_of_memory, resolve_device
 from subtitled.engines.ct2_weights import dimensions, read_model_bin
-from subtitled.engines.openai_whisper import half_precision, model_from_ctranslate2
+from subtitled.engines.openai_whisper import (
+    OpenAIWhisperEngine,
+    half_precision,
+    model_from_ctranslate2,
+    split_at_timestamps,
+)
 from subtitled.errors import ConfigError
 
 # large-v3's vocabulary and mel bins, with a tiny width so the test runs in a second.
@@ -155,3 +160,58 @@ def test_ctranslate2_weights_convert_exactly_for_a_large_v3_shaped_model(
     tokens = torch.tensor([[50258, 50259, 50360]])
     assert torch.allclose(converted(mel, tokens), original(mel, tokens), atol=1e-5)
     assert converted.is_multilingual and converted.num_languages == 100
+
+
+class _Tokenizer:
+    eot = 100
+    timestamp_begin = 200
+
+    def decode(self, tokens: list[int]) -> str:
+        return " ".join(f"w{t}" for t in tokens)
+
+
+class _Result:
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens = tokens
+        self.avg_logprob, self.no_speech_prob, self.compression_ratio = -0.2, 0.1, 1.3
+
+
+def test_a_decoded_window_is_cut_where_two_timestamps_meet() -> None:
+    # <|0.00|> 1 2 <|1.00|><|1.50|> 3 <|2.40|><|2.40|> 4 (unfinished, runs to the end)
+    tokens = [200, 1, 2, 250, 275, 3, 320, 320, 4]
+    segments = split_at_timestamps(_Result(tokens), _Tokenizer(), seconds=5.0)
+    assert [(s["start"], s["end"], s["text"]) for s in segments] == [
+        (0.0, 1.0, "w1 w2"), (1.5, 2.4, "w3"), (2.4, 5.0, "w4")]
+    assert all(s["seek"] == 0 and s["avg_logprob"] == -0.2 for s in segments)
+
+
+def test_a_window_without_timestamps_is_one_segment_and_an_empty_one_none() -> None:
+    (segment,) = split_at_timestamps(_Result([5, 6]), _Tokenizer(), seconds=3.0)
+    assert (segment["start"], segment["end"]) == (0.0, 3.0)
+    assert split_at_timestamps(_Result([200, 250]), _Tokenizer(), seconds=3.0) == []
+
+
+def test_the_fp16_batch_path_decodes_every_chunk_in_half_precision() -> None:
+    """The GPU path (FP16, batched) on whatever device this machine has: a random model
+    shaped like large-v3 decodes a batch of two chunks; the mels it sees are FP16."""
+    torch.manual_seed(1)
+    model = Whisper(LARGE_V3_SHAPE)
+    half_precision(model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    engine = OpenAIWhisperEngine(model.to(device).eval(), device, "random", beam_size=2)
+    engine.fp16 = True  # what load() sets on CUDA
+    seen: list[tuple[int, ...]] = []
+
+    def spy(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        assert inputs[0].dtype == torch.float16
+        seen.append(tuple(inputs[0].shape))
+
+    model.encoder.register_forward_pre_hook(spy)
+    audios = [np.zeros(16_000 * 3, dtype=np.float32), np.zeros(16_000 * 5, dtype=np.float32)]
+    try:
+        batch = engine.transcribe_batch(audios, language="en", task="transcribe")
+    except RuntimeError as err:  # some CPU builds lack half kernels
+        pytest.skip(f"this torch has no FP16 kernels on {device}: {err}")
+    assert seen[0] == (2, 128, 3000)  # one encoder pass for the whole batch
+    assert len(batch) == 2
+    assert all(w.end_seconds <= 5.5 for segments in batch for s in segments for w in s.words)

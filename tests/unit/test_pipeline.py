@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from subtitled.config import LanguageSettings, OutputSettings, TranscribeSettings
+from subtitled.config import LanguageSettings, OutputSettings, Task, TranscribeSettings
 from subtitled.engines.base import Segment
 from subtitled.errors import ConfigError, TransientError
 from subtitled.pipeline import process_media_file
@@ -139,3 +140,75 @@ def test_a_sidecar_in_another_flavour_counts_as_existing(tmp_path: Path) -> None
     (tmp_path / "Movie.eng.sdh.ass").write_text("[Script Info]")
     outcome = process_media_file(movie, SETTINGS, FakeMedia(tone(5)).tools(FakeTranscriber()))
     assert outcome.status == "exists" and outcome.output == tmp_path / "Movie.eng.sdh.ass"
+
+
+def speech_with_pauses(stretches: int, seconds: float = 5.0) -> np.ndarray:
+    """`stretches` of loud audio with 2 s pauses: one glued chunk holds about four."""
+    return np.concatenate([part for _ in range(stretches)
+                           for part in (tone(seconds), silence(2))])
+
+
+def test_chunks_are_decoded_in_batches_of_the_configured_size() -> None:
+    media = FakeMedia(speech_with_pauses(20))  # 20 stretches → 5 chunks
+    transcriber = FakeTranscriber()
+    settings = replace(SETTINGS, model=replace(SETTINGS.model, batch_size=2))
+    outcome = process_media_file(MOVIE, settings, media.tools(transcriber))
+    assert outcome.status == "written"
+    assert len(transcriber.calls) >= 4
+    assert transcriber.batches == [2] * (len(transcriber.calls) // 2)
+    (cues,) = media.written.values()
+    starts = [c.start_seconds for c in cues]
+    assert starts == sorted(starts)
+
+
+def test_batch_size_one_decodes_chunk_by_chunk() -> None:
+    transcriber = FakeTranscriber()
+    settings = replace(SETTINGS, model=replace(SETTINGS.model, batch_size=1))
+    process_media_file(MOVIE, settings, FakeMedia(speech_with_pauses(12)).tools(transcriber))
+    assert transcriber.batches == [] and len(transcriber.calls) == 3
+
+
+def test_a_batch_out_of_gpu_memory_is_decoded_one_chunk_at_a_time() -> None:
+    media = FakeMedia(speech_with_pauses(8))  # two chunks of about 28 s
+    transcriber = FakeTranscriber(memory_seconds=40.0)  # one chunk fits, two do not
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert outcome.status == "written"
+    assert transcriber.batches == [] and transcriber.released == 1
+    assert len(transcriber.calls) == 2
+
+
+def test_speech_the_batch_skipped_is_decoded_again_and_lands_where_it_was_said() -> None:
+    class Skipping(FakeTranscriber):
+        """Batched, it hears only the first 5 s of each chunk, like Whisper ending early."""
+
+        def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                             task: Task) -> list[list[Segment]]:
+            results = super().transcribe_batch(audios, language=language, task=task)
+            return [[replace(s, words=tuple(w for w in s.words if w.start_seconds < 5))
+                     for s in segments] for segments in results]
+
+    media = FakeMedia(speech_with_pauses(8))
+    transcriber = Skipping()
+    process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    (cues,) = media.written.values()
+    for stretch in range(8):  # every stretch of speech has a cue starting in it
+        start = stretch * 7.0
+        assert any(start - 0.3 <= c.start_seconds < start + 5 for c in cues), stretch
+    assert transcriber.batches == [2]
+    # The batch of two chunks, then the five skipped stretches glued into two windows.
+    assert len(transcriber.calls) == 4
+    assert all(seconds <= 30 for seconds, _ in transcriber.calls)
+
+
+def test_a_chunk_whose_batched_text_looks_like_a_loop_is_decoded_again_alone() -> None:
+    class Looping(FakeTranscriber):
+        def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                             task: Task) -> list[list[Segment]]:
+            results = super().transcribe_batch(audios, language=language, task=task)
+            return [[replace(s, compression_ratio=3.0) for s in segments]
+                    for segments in results]
+
+    transcriber = Looping()
+    process_media_file(MOVIE, SETTINGS, FakeMedia(speech_with_pauses(8)).tools(transcriber))
+    # The batch of two, then each chunk once more through `transcribe`.
+    assert transcriber.batches == [2] and len(transcriber.calls) == 4
