@@ -26,7 +26,7 @@ from subtitled.language import (
     window_starts,
 )
 from subtitled.media import MediaInfo
-from subtitled.prefetch import prefetched
+from subtitled.prefetch import Prefetch
 from subtitled.speech import Chunk, SpeechChunker, SpeechProbabilities, glue
 from subtitled.subtitles import existing_subtitle, output_path
 
@@ -68,6 +68,16 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class _Work:
+    """A chunk to decode in a language; on its second pass, speech skipped again is not
+    sent round a third time but decoded alone."""
+
+    language: str
+    chunk: Chunk
+    second_pass: bool = False
+
+
+@dataclass(frozen=True)
 class Tools:
     """What the pipeline needs from the outside world."""
 
@@ -103,7 +113,8 @@ class _Job:
         self.path, self.settings, self.tools = path, settings, tools
         self.progress, self.started = progress, started
         self.allowed = tuple(languages.to_whisper(c) for c in settings.language.allowed)
-        self.audio_seconds = 0.0
+        self.audio_seconds = 0.0  # of the whole file, once it has all been read
+        self._extracted_seconds = 0.0  # so far, counted by the extraction thread
 
     def run(self) -> Outcome:
         media = self.tools.probe(self.path)
@@ -112,12 +123,22 @@ class _Job:
                 media.duration_seconds < skip.min_duration_seconds:
             return self._outcome("skipped", None, None, 0, 0.0,
                                  f"shorter than {skip.min_duration_seconds:g} s")
-        guess = self._file_language(media)
+        guess = self._given_language()
         if guess is not None and (done := self._already_done(media, guess)):
             return done
-        # Before the long part: an hour of decoding must not end in a folder we cannot write.
-        self.tools.check_output(self.path)
-        words, speech_seconds, guess = self._transcribe(media, guess)
+        chunker = SpeechChunker(self.tools.speech_probabilities(), self.settings.speech)
+        # Extraction and speech detection start now, in a thread, and run ahead while the
+        # language is detected and the model decodes.
+        with Prefetch(self._chunks(media, chunker), self._batch_size) as chunks:
+            if guess is None and self.tools.transcriber.multilingual:
+                guess = self._vote(media)
+                if guess is not None and (done := self._already_done(media, guess)):
+                    return done
+            # Before the long part: an hour of decoding must not end in a folder we cannot
+            # write.
+            self.tools.check_output(self.path)
+            words, guess = self._transcribe(media, chunks, guess)
+        speech_seconds = chunker.speech_seconds
         if guess is None or not words:
             return self._outcome("no-speech", None, guess, 0, speech_seconds)
         if done := self._already_done(media, guess):
@@ -156,8 +177,8 @@ class _Job:
     def _target(self, guess: LanguageGuess) -> Path:
         return output_path(self.path, self._label(guess), self.settings.output.template)
 
-    def _file_language(self, media: MediaInfo) -> LanguageGuess | None:
-        """A given language, English for English-only models, else the vote over windows."""
+    def _given_language(self) -> LanguageGuess | None:
+        """A given language, English for English-only models; None: detect it."""
         wanted = self.settings.language.language
         transcriber = self.tools.transcriber
         if wanted != "auto":
@@ -170,7 +191,11 @@ class _Job:
             return LanguageGuess(languages.to_whisper(code), 1.0, 0)
         if not transcriber.multilingual:
             return LanguageGuess("en", 1.0, 0)
-        return self._vote(media)
+        return None
+
+    @property
+    def _batch_size(self) -> int:
+        return max(1, self.settings.model.batch_size)
 
     def _vote(self, media: MediaInfo) -> LanguageGuess | None:
         """One detection over a sample of the whole file: a few seconds of speech from each
@@ -180,9 +205,10 @@ class _Job:
         options = self.settings.language
         starts = window_starts(media.duration_seconds, options.vote_windows,
                                options.vote_window_seconds)
-        share = int(_VOTE_SAMPLE_SECONDS / len(starts) * 16_000)
-        samples = [audio[:share] for audio in (
-            self._speech_only(self.tools.open_audio(media, start, options.vote_window_seconds))
+        share = _VOTE_SAMPLE_SECONDS / len(starts)
+        samples = [audio[: int(share * 16_000)] for audio in (
+            self._speech_only(self.tools.open_audio(media, start, options.vote_window_seconds),
+                              share)
             for start in starts) if len(audio) >= 16_000 * MIN_VOTE_SPEECH_SECONDS]
         if not samples:
             return None
@@ -196,39 +222,52 @@ class _Job:
                         100 * guess.confidence, guess.windows)
         return guess
 
-    def _speech_only(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
-        """The speech of a short window, glued together (at most one chunk long)."""
+    def _speech_only(self, blocks: Iterable[np.ndarray], enough_seconds: float) -> np.ndarray:
+        """The speech of a short window, glued together; reading stops (and ffmpeg with it)
+        once the speech found is enough."""
         chunker = SpeechChunker(self.tools.speech_probabilities(), self.settings.speech)
-        chunks = [c for block in blocks for c in chunker.feed(block)] + chunker.finish()
+        chunks = []
+        stream = iter(blocks)
+        for block in stream:
+            chunks += chunker.feed(block)
+            if chunker.pending_seconds >= enough_seconds:
+                break
+        if hasattr(stream, "close"):
+            stream.close()
+        chunks += chunker.finish()
         return chunks[0].audio if chunks else np.zeros(0, dtype=np.float32)
 
-    def _transcribe(self, media: MediaInfo, guess: LanguageGuess | None
-                    ) -> tuple[list[Word], float, LanguageGuess | None]:
-        chunker = SpeechChunker(self.tools.speech_probabilities(), self.settings.speech)
+    def _transcribe(self, media: MediaInfo, chunks: Iterable[Chunk],
+                    guess: LanguageGuess | None) -> tuple[list[Word], LanguageGuess | None]:
         words: list[Word] = []
-        batch: list[tuple[str, Chunk]] = []
-        batch_size = max(1, self.settings.model.batch_size)
-        # Extraction and speech detection run ahead in a thread while the model decodes.
-        for chunk in prefetched(self._chunks(media, chunker), batch_size):
+        batch: list[_Work] = []
+        for chunk in chunks:
             if guess is None:  # no window had speech to vote on: use the first chunk
                 guess = vote([(self.tools.transcriber.detect_language(chunk.audio), 1.0)],
                              self.allowed)
                 assert guess is not None
-            batch += self._languages_of(chunk, guess.code)
-            if len(batch) >= batch_size:
-                words += self._decode_batch(batch, media)
-                batch = []
+            batch += [_Work(code, part) for code, part in self._languages_of(chunk, guess.code)]
+            while len(batch) >= self._batch_size:
+                # What the batch skipped rides along with the next one.
+                found, batch = self._decode_batch(batch, media)
+                words += found
                 self.progress(chunk.source_end_seconds, media.duration_seconds,
                               self._label(guess))
-        words += self._decode_batch(batch, media)
+        found, batch = self._decode_batch(batch, media)
+        words += found
+        # The last batch's skipped speech has nothing to ride along with: Whisper's own
+        # decoding, which carries on after an early end of text, one window at a time.
+        for work in batch:
+            words += self._decode(work.chunk, work.language, media)
+        self.audio_seconds = self._extracted_seconds  # every chunk is in: it has all been read
         self.progress(self.audio_seconds, self.audio_seconds, self._label(guess) if guess else None)
         # Per-chunk languages are decoded language by language; put the words back in order.
         words.sort(key=lambda w: w.start_seconds)
-        return words, chunker.speech_seconds, guess
+        return words, guess
 
     def _chunks(self, media: MediaInfo, chunker: SpeechChunker) -> Generator[Chunk, None, None]:
         for block in self.tools.open_audio(media, None, None):
-            self.audio_seconds += len(block) / 16_000
+            self._extracted_seconds += len(block) / 16_000
             yield from chunker.feed(block)
         yield from chunker.finish()
 
@@ -239,33 +278,39 @@ class _Job:
                                 file_language)
         return [(file_language, chunk)]
 
-    def _decode_batch(self, batch: list[tuple[str, Chunk]], media: MediaInfo) -> list[Word]:
-        """Decode the chunks of each language together. A chunk whose text looks like a loop
-        or is improbable is decoded again alone, with Whisper's temperature fallback; speech
-        the decoder skipped (a stretch of the chunk left without words) is decoded again,
-        all such stretches of the batch glued into as few chunks as they fit."""
+    def _decode_batch(self, batch: list[_Work], media: MediaInfo
+                      ) -> tuple[list[Word], list[_Work]]:
+        """The words of the batch, decoded language by language, and the speech it skipped
+        (a stretch of a chunk left without words), glued into as few chunks as fit, for a
+        second pass; speech skipped on its second pass is decoded at once, stretch by
+        stretch. A chunk whose text looks like a loop or is improbable is decoded again at
+        once, alone, with Whisper's temperature fallback."""
         words: list[Word] = []
-        for language in dict.fromkeys(code for code, _ in batch):
-            chunks = [chunk for code, chunk in batch if code == language]
+        again: list[_Work] = []
+        for language in dict.fromkeys(work.language for work in batch):
+            items = [work for work in batch if work.language == language]
             skipped: list[Chunk] = []
-            for chunk, segments in zip(chunks, self._batch_segments(chunks, language),
-                                       strict=True):
+            for work, segments in zip(items, self._batch_segments(
+                    [work.chunk for work in items], language), strict=True):
                 if segments is None or needs_fallback(segments, self.settings.filters):
-                    words += self._decode(chunk, language, media)
+                    words += self._decode(work.chunk, language, media)
                     continue
-                found = self._kept_words(chunk, segments, media)
-                missing = skipped_pieces(chunk, found, media.audio.start_offset_seconds)
-                words += [w for w in found if not _inside(w, chunk, missing, media)]
-                skipped += [chunk.sub(i, i + 1) for i in missing]
+                found = self._kept_words(work.chunk, segments, media)
+                missing = skipped_pieces(work.chunk, found, media.audio.start_offset_seconds)
+                words += [w for w in found if not _inside(w, work.chunk, missing, media)]
+                pieces = [work.chunk.sub(i, i + 1) for i in missing]
+                if not work.second_pass:
+                    skipped += pieces
+                    continue
+                for piece in pieces:  # skipped twice: each stretch alone, the ordinary way
+                    words += self._decode(piece, language, media)
             if skipped:
-                logger.debug("%s: decoding %d skipped stretches of speech again", self.path,
+                logger.debug("%s: %d skipped stretches of speech go round again", self.path,
                              len(skipped))
-                # Glued, a second apart: each 30 s window costs the encoder the same.
-                skipped = glue(skipped, self.settings.speech.max_chunk_seconds,
-                               _SKIPPED_GAP_SECONDS)
-            for chunk in skipped:  # one at a time: Whisper's own decoding carries on after
-                words += self._decode(chunk, language, media)  # an early end of text
-        return words
+            # Glued, a second apart: each 30 s window costs the encoder the same.
+            again += [_Work(language, chunk, second_pass=True) for chunk in glue(
+                skipped, self.settings.speech.max_chunk_seconds, _SKIPPED_GAP_SECONDS)]
+        return words, again
 
     def _batch_segments(self, chunks: list[Chunk], language: str
                         ) -> list[list[Segment]] | list[None]:

@@ -1,12 +1,14 @@
 """Runs an iterator in a thread of its own, a few items ahead of its consumer, so that audio
-extraction and speech detection overlap with the model's work instead of waiting for it."""
+extraction and speech detection overlap with the language detection and the model's work
+instead of waiting for them."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator
-from typing import TypeVar, cast
+from collections.abc import Generator, Iterator
+from types import TracebackType
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -18,44 +20,57 @@ class _Failed:
         self.error = error
 
 
-def prefetched(items: Generator[T, None, None], depth: int) -> Generator[T, None, None]:
-    """The items of `items`, produced up to `depth` ahead in a thread. An error in the
-    producer is raised in the consumer; when the consumer stops early, the producer is
-    stopped, `items` closed (ending any ffmpeg behind it) and the thread joined."""
-    handoff: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
+class Prefetch(Generic[T]):
+    """Starts producing `items` at once, up to `depth` ahead. Iterate it (once) for the
+    items; an error in the producer is raised there. `close()` (or leaving the `with`
+    block) stops the producer, closes `items` (ending any ffmpeg behind it) and joins the
+    thread, whether or not anything was consumed."""
 
-    def put(value: object) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Generator[T, None, None], depth: int) -> None:
+        self._items = items
+        self._handoff: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="subtitled-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, value: object) -> bool:
+        while not self._stop.is_set():
             try:
-                handoff.put(value, timeout=0.1)
+                self._handoff.put(value, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for item in items:
-                if not put(item):
+            for item in self._items:
+                if not self._put(item):
                     break
             else:
-                put(_END)
+                self._put(_END)
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
-            put(_Failed(err))
+            self._put(_Failed(err))
         finally:
-            items.close()
+            self._items.close()
 
-    thread = threading.Thread(target=produce, name="subtitled-prefetch", daemon=True)
-    thread.start()
-    try:
+    def __iter__(self) -> Iterator[T]:
         while True:
-            value = handoff.get()
+            value = self._handoff.get()
             if value is _END:
                 return
             if isinstance(value, _Failed):
                 raise value.error
             yield cast(T, value)
-    finally:
-        stop.set()
-        thread.join()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> Prefetch[T]:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()

@@ -27,17 +27,24 @@ SpeechProbabilities = Callable[[np.ndarray], np.ndarray]
 class SileroSpeechProbabilities:
     """silero-vad's sequence ONNX model, fed block by block with its state carried over."""
 
-    def __init__(self) -> None:
-        import onnxruntime  # heavy; only needed once audio is being processed
+    def __init__(self, session: Any = None) -> None:
+        if session is None:
+            import onnxruntime  # heavy; only needed once audio is being processed
 
-        model = _silero_data() / "silero_vad_16k_sequence.onnx"
-        options = onnxruntime.SessionOptions()
-        options.inter_op_num_threads = 1
-        options.intra_op_num_threads = 1
-        self._session: Any = onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+            model = _silero_data() / "silero_vad_16k_sequence.onnx"
+            options = onnxruntime.SessionOptions()
+            options.inter_op_num_threads = 1
+            options.intra_op_num_threads = 1
+            session = onnxruntime.InferenceSession(
+                str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        self._session: Any = session
         self.reset()
+
+    def fresh(self) -> SileroSpeechProbabilities:
+        """A new stream on the same model: an onnxruntime session may run in several
+        threads at once, and the stream's state lives here, not in the session."""
+        return SileroSpeechProbabilities(self._session)
 
     def reset(self) -> None:
         self._hidden = np.zeros((1, 1, 128), dtype=np.float32)
@@ -251,6 +258,14 @@ class SpeechChunker:
         chunks = self._take(self._tracker.feed(self._probabilities(samples)))
         self._trim()
         return chunks
+
+    @property
+    def pending_seconds(self) -> float:
+        """Speech found that is not yet in an emitted chunk, the open region included."""
+        pending = sum(len(a) for _, a in self._pending)
+        if self._tracker.start is not None:
+            pending += self._received - self._tracker.start * FRAME_SAMPLES
+        return pending / SAMPLE_RATE_HZ
 
     def finish(self) -> list[Chunk]:
         chunks = self._take(self._tracker.finish())

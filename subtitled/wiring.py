@@ -34,11 +34,8 @@ def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
     def write(target: Path, cues: list[Cue]) -> None:
         subtitles.write_atomic(target, subtitles.render_srt(cues))
 
+    # One ONNX session for every pass, each pass with its own state: the language sample
+    # and the extraction running ahead of it use the model at the same time.
     vad = SileroSpeechProbabilities()
-
-    def speech_probabilities() -> SileroSpeechProbabilities:
-        vad.reset()  # one ONNX session for every pass; files are processed one at a time
-        return vad
-
-    return Tools(probe, open_audio, transcriber, write, speech_probabilities,
+    return Tools(probe, open_audio, transcriber, write, vad.fresh,
                  subtitles.check_output_folder)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from subtitled.config import LanguageSettings, OutputSettings, Task, TranscribeSettings
+from subtitled.cues import Cue
 from subtitled.engines.base import Segment
 from subtitled.errors import ConfigError, TransientError
 from subtitled.pipeline import process_media_file
@@ -177,27 +178,46 @@ def test_a_batch_out_of_gpu_memory_is_decoded_one_chunk_at_a_time() -> None:
     assert len(transcriber.calls) == 2
 
 
-def test_speech_the_batch_skipped_is_decoded_again_and_lands_where_it_was_said() -> None:
-    class Skipping(FakeTranscriber):
-        """Batched, it hears only the first 5 s of each chunk, like Whisper ending early."""
+class Skipping(FakeTranscriber):
+    """Batched, it hears only the first 5 s of each chunk, like Whisper ending early."""
 
-        def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                             task: Task) -> list[list[Segment]]:
-            results = super().transcribe_batch(audios, language=language, task=task)
-            return [[replace(s, words=tuple(w for w in s.words if w.start_seconds < 5))
-                     for s in segments] for segments in results]
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                         task: Task) -> list[list[Segment]]:
+        results = super().transcribe_batch(audios, language=language, task=task)
+        return [[replace(s, words=tuple(w for w in s.words if w.start_seconds < 5))
+                 for s in segments] for segments in results]
 
+
+def assert_every_stretch_has_a_cue(cues: list[Cue], stretches: int) -> None:
+    for stretch in range(stretches):
+        start = stretch * 7.0  # 5 s of speech, 2 s of pause
+        assert any(start - 0.3 <= c.start_seconds < start + 5 for c in cues), stretch
+
+
+def test_speech_the_last_batch_skipped_is_decoded_again_and_lands_where_it_was_said(
+        ) -> None:
     media = FakeMedia(speech_with_pauses(8))
     transcriber = Skipping()
     process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
     (cues,) = media.written.values()
-    for stretch in range(8):  # every stretch of speech has a cue starting in it
-        start = stretch * 7.0
-        assert any(start - 0.3 <= c.start_seconds < start + 5 for c in cues), stretch
+    assert_every_stretch_has_a_cue(cues, 8)
     assert transcriber.batches == [2]
-    # The batch of two chunks, then the five skipped stretches glued into two windows.
+    # The batch of two chunks, then the five skipped stretches glued into two windows,
+    # decoded the ordinary way: nothing is left to batch them with.
     assert len(transcriber.calls) == 4
     assert all(seconds <= 30 for seconds, _ in transcriber.calls)
+
+
+def test_speech_a_batch_skipped_rides_along_with_the_next_batch() -> None:
+    media = FakeMedia(speech_with_pauses(24))
+    transcriber = Skipping()
+    settings = replace(SETTINGS, model=replace(SETTINGS.model, batch_size=2))
+    process_media_file(MOVIE, settings, media.tools(transcriber))
+    (cues,) = media.written.values()
+    assert_every_stretch_has_a_cue(cues, 24)
+    # Every batch but the last is full; the second passes are in the later batches.
+    assert transcriber.batches and set(transcriber.batches) == {2}
+    assert len(transcriber.calls) > 2 * len(transcriber.batches)
 
 
 def test_a_chunk_whose_batched_text_looks_like_a_loop_is_decoded_again_alone() -> None:

@@ -5,7 +5,7 @@ from collections.abc import Generator
 
 import pytest
 
-from subtitled.prefetch import prefetched
+from subtitled.prefetch import Prefetch
 
 
 def test_items_arrive_in_order_from_another_thread() -> None:
@@ -16,7 +16,8 @@ def test_items_arrive_in_order_from_another_thread() -> None:
             threads.append(threading.current_thread().name)
             yield n
 
-    assert list(prefetched(numbers(), 4)) == list(range(50))
+    with Prefetch(numbers(), 4) as ahead:
+        assert list(ahead) == list(range(50))
     assert set(threads) == {"subtitled-prefetch"}
 
 
@@ -26,8 +27,8 @@ def test_an_error_in_the_producer_is_raised_in_the_consumer() -> None:
         raise OSError("ffmpeg died")
 
     got = []
-    with pytest.raises(OSError, match="ffmpeg died"):
-        for item in prefetched(failing(), 2):
+    with pytest.raises(OSError, match="ffmpeg died"), Prefetch(failing(), 2) as ahead:
+        for item in ahead:
             got.append(item)
     assert got == [1]
 
@@ -44,8 +45,26 @@ def test_a_consumer_that_stops_early_closes_the_producer_and_joins_its_thread() 
         finally:
             closed.set()  # where a real producer ends its ffmpeg
 
-    items = prefetched(endless(), 3)
+    ahead = Prefetch(endless(), 3)
+    items = iter(ahead)
     assert [next(items) for _ in range(5)] == [0, 1, 2, 3, 4]
-    items.close()
+    ahead.close()
+    assert closed.is_set()
+    assert not any(t.name == "subtitled-prefetch" for t in threading.enumerate())
+
+
+def test_production_starts_before_anyone_asks_and_stops_unasked() -> None:
+    started = threading.Event()
+    closed = threading.Event()
+
+    def counting() -> Generator[int, None, None]:
+        started.set()
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    with Prefetch(counting(), 2):
+        assert started.wait(5)  # running while the consumer does something else
     assert closed.is_set()
     assert not any(t.name == "subtitled-prefetch" for t in threading.enumerate())
