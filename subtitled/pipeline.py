@@ -247,12 +247,14 @@ class _Job:
                              self.allowed)
                 assert guess is not None
             batch += [_Work(code, part) for code, part in self._languages_of(chunk, guess.code)]
+            # Per chunk taken in, not per batch decoded: the daemon's heartbeat and its
+            # check for a stop request must not wait for a whole batch of work.
+            self.progress(chunk.source_end_seconds, media.duration_seconds,
+                          self._label(guess))
             while len(batch) >= self._batch_size:
                 # What the batch skipped rides along with the next one.
                 found, batch = self._decode_batch(batch, media)
                 words += found
-                self.progress(chunk.source_end_seconds, media.duration_seconds,
-                              self._label(guess))
         found, batch = self._decode_batch(batch, media)
         words += found
         # The last batch's skipped speech has nothing to ride along with: Whisper's own
