@@ -107,8 +107,8 @@ def measure(command: list[str]) -> tuple[float, float]:
 def _children_peak_rss_mib() -> float:
     import resource
 
-    # Linux reports KiB; RUSAGE_CHILDREN is the largest child so far, and each tool runs
-    # after the cheaper ones, so the figure is read per run from a fresh helper.
+    # Linux reports KiB. RUSAGE_CHILDREN is the largest child waited for so far, which is
+    # why measure_alone runs each measurement from a fresh helper process.
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
@@ -306,11 +306,7 @@ def main() -> None:
                 best[tool] = run
     rows = [(tool, best[tool], None if args.no_corpus else
              run_tool(tool, clips, workdir, source.path, checkpoint)) for tool in tools]
-    print_table(rows, truth, sum(_seconds(p) for p in clips))
-
-
-def _seconds(path: Path) -> float:
-    return float(programme.manifest()[path.name]["duration_s"])
+    print_table(rows, truth, sum(float(row["duration_s"]) for _, row in corpus_clips()))
 
 
 def print_table(rows: list[tuple[str, Run, Run | None]], truth: programme.Truth,

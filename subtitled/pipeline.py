@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -27,10 +27,11 @@ from subtitled.language import (
 )
 from subtitled.media import MediaInfo
 from subtitled.prefetch import Prefetch
-from subtitled.speech import Chunk, SpeechChunker, SpeechProbabilities, glue
+from subtitled.speech import Chunk, Piece, SpeechChunker, SpeechProbabilities, glue
 from subtitled.subtitles import existing_subtitle, output_path
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 Status = Literal["written", "no-speech", "exists", "skipped"]
 Probe = Callable[[Path], MediaInfo]
@@ -320,40 +321,39 @@ class _Job:
         the batch ran out of GPU memory."""
         if len(chunks) < 2:
             return [None] * len(chunks)
-        transcriber = self.tools.transcriber
-        try:
-            failpoints.fail_once("oom-in-engine", self.path.name,
-                                 "CUDA out of memory (injected by the oom-in-engine failpoint)")
-            return transcriber.transcribe_batch([c.audio for c in chunks], language=language,
-                                                task=self.settings.language.task)
-        except Exception as err:
-            if not is_out_of_memory(err):
-                raise
-            transcriber.release_memory()
+        batch = self._engine(lambda: self.tools.transcriber.transcribe_batch(
+            [c.audio for c in chunks], language=language, task=self.settings.language.task))
+        if batch is None:
             logger.warning("%s: out of GPU memory on a batch of %d chunks; decoding them "
                            "one by one", self.path, len(chunks))
             return [None] * len(chunks)
+        return batch
 
     def _decode(self, chunk: Chunk, language: str, media: MediaInfo) -> list[Word]:
         """Transcribe one chunk; on GPU out-of-memory free the cache and retry in halves."""
-        transcriber = self.tools.transcriber
+        segments = self._engine(lambda: self.tools.transcriber.transcribe(
+            chunk.audio, language=language, task=self.settings.language.task))
+        if segments is not None:
+            return self._kept_words(chunk, segments, media)
+        if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:
+            raise TransientError(
+                f"out of GPU memory even on {chunk.duration_seconds:.1f} s of audio; "
+                "use a smaller model or free the GPU", stage="transcribe")
+        logger.warning("%s: out of GPU memory on %.1f s of audio; retrying in halves",
+                       self.path, chunk.duration_seconds)
+        return [w for half in chunk.halves() for w in self._decode(half, language, media)]
+
+    def _engine(self, call: Callable[[], _T]) -> _T | None:
+        """The engine's answer, or None when the GPU ran out of memory (its cache freed)."""
         try:
             failpoints.fail_once("oom-in-engine", self.path.name,
                                  "CUDA out of memory (injected by the oom-in-engine failpoint)")
-            segments = transcriber.transcribe(chunk.audio, language=language,
-                                              task=self.settings.language.task)
+            return call()
         except Exception as err:
             if not is_out_of_memory(err):
                 raise
-            transcriber.release_memory()
-            if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:
-                raise TransientError(
-                    f"out of GPU memory even on {chunk.duration_seconds:.1f} s of audio; "
-                    "use a smaller model or free the GPU", stage="transcribe") from err
-            logger.warning("%s: out of GPU memory on %.1f s of audio; retrying in halves",
-                           self.path, chunk.duration_seconds)
-            return [w for half in chunk.halves() for w in self._decode(half, language, media)]
-        return self._kept_words(chunk, segments, media)
+            self.tools.transcriber.release_memory()
+            return None
 
     def _kept_words(self, chunk: Chunk, segments: list[Segment], media: MediaInfo
                     ) -> list[Word]:
@@ -370,9 +370,8 @@ def skipped_pieces(chunk: Chunk, words: list[Word], offset_seconds: float) -> li
     for index, piece in enumerate(chunk.pieces):
         if piece.duration_seconds < _MIN_SKIPPED_SECONDS:
             continue
-        start = piece.source_start_seconds + offset_seconds
-        end = start + piece.duration_seconds
-        inside = [w for w in words if start - 1e-6 <= w.start_seconds < end]
+        start = _span(piece, offset_seconds)[0]
+        inside = [w for w in words if _holds(piece, w, offset_seconds)]
         covered = max((w.end_seconds for w in inside), default=start) - \
             min((w.start_seconds for w in inside), default=start)
         if covered < piece.duration_seconds / 2:
@@ -380,11 +379,19 @@ def skipped_pieces(chunk: Chunk, words: list[Word], offset_seconds: float) -> li
     return missing
 
 
+def _span(piece: Piece, offset_seconds: float) -> tuple[float, float]:
+    """Where a piece lies on the programme's timeline."""
+    start = piece.source_start_seconds + offset_seconds
+    return start, start + piece.duration_seconds
+
+
+def _holds(piece: Piece, word: Word, offset_seconds: float) -> bool:
+    start, end = _span(piece, offset_seconds)
+    return start - 1e-6 <= word.start_seconds < end
+
+
 def _inside(word: Word, chunk: Chunk, pieces: list[int], media: MediaInfo) -> bool:
-    offset = media.audio.start_offset_seconds
-    return any(chunk.pieces[i].source_start_seconds + offset - 1e-6 <= word.start_seconds
-               < chunk.pieces[i].source_start_seconds + offset + chunk.pieces[i].duration_seconds
-               for i in pieces)
+    return any(_holds(chunk.pieces[i], word, media.audio.start_offset_seconds) for i in pieces)
 
 
 def _placed(chunk: Chunk, segment: Segment, media: MediaInfo) -> list[Word]:

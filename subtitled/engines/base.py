@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,24 @@ class Segment:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     compression_ratio: float = 1.0
+
+
+def segment_from_dict(raw: Mapping[str, Any]) -> Segment:
+    """A segment as openai-whisper returns it, and as faster-whisper's own dicts and
+    dataclasses (through dataclasses.asdict) hold it: the same keys in both engines."""
+    words = tuple(
+        Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w.get("probability", 1)))
+        for w in raw.get("words") or []
+    )
+    return Segment(
+        start_seconds=float(raw["start"]),
+        end_seconds=float(raw["end"]),
+        text=str(raw["text"]),
+        words=words,
+        avg_logprob=float(raw.get("avg_logprob", 0.0)),
+        no_speech_prob=float(raw.get("no_speech_prob", 0.0)),
+        compression_ratio=float(raw.get("compression_ratio", 1.0)),
+    )
 
 
 class Transcriber(Protocol):

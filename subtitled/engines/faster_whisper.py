@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -14,7 +15,7 @@ import numpy as np
 from subtitled import models
 from subtitled.config import ModelSettings, Task
 from subtitled.engines import resolve_device
-from subtitled.engines.base import Segment, Word
+from subtitled.engines.base import Segment, segment_from_dict
 from subtitled.errors import ConfigError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class FasterWhisperEngine:
             word_timestamps=True,
             vad_filter=False,  # our own VAD already cut the audio into speech
         )
-        return [_segment(raw) for raw in segments]
+        return [segment_from_dict(dataclasses.asdict(raw)) for raw in segments]
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
                          ) -> list[list[Segment]]:
@@ -71,7 +72,7 @@ class FasterWhisperEngine:
                     for audio in audios]
         outputs = BatchedInferencePipeline(self.model).forward(
             features, tokenizer, metadata, self._batch_options(tokenizer))
-        return [_first_word_after_silence([_segment_dict(raw) for raw in output])
+        return [_first_word_after_silence([segment_from_dict(raw) for raw in output])
                 for output in outputs]
 
     def _batch_options(self, tokenizer: Any) -> Any:
@@ -99,31 +100,6 @@ class FasterWhisperEngine:
 
     def release_memory(self) -> None:
         """CTranslate2 keeps no cache to hand back; the smaller retry is what helps."""
-
-
-def _segment(raw: Any) -> Segment:
-    words = tuple(
-        Word(float(w.start), float(w.end), str(w.word), float(w.probability))
-        for w in (raw.words or [])
-    )
-    return Segment(
-        start_seconds=float(raw.start),
-        end_seconds=float(raw.end),
-        text=str(raw.text),
-        words=words,
-        avg_logprob=float(raw.avg_logprob),
-        no_speech_prob=float(raw.no_speech_prob),
-        compression_ratio=float(raw.compression_ratio),
-    )
-
-
-def _segment_dict(raw: dict[str, Any]) -> Segment:
-    words = tuple(Word(float(w["start"]), float(w["end"]), str(w["word"]),
-                       float(w["probability"])) for w in raw.get("words") or [])
-    return Segment(float(raw["start"]), float(raw["end"]), str(raw["text"]), words,
-                   avg_logprob=float(raw["avg_logprob"]),
-                   no_speech_prob=float(raw["no_speech_prob"]),
-                   compression_ratio=float(raw["compression_ratio"]))
 
 
 def _first_word_after_silence(segments: list[Segment]) -> list[Segment]:

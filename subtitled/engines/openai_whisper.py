@@ -12,7 +12,7 @@ import numpy as np
 from subtitled import models
 from subtitled.config import ModelSettings, Task
 from subtitled.engines import resolve_device
-from subtitled.engines.base import Segment, Word
+from subtitled.engines.base import Segment, segment_from_dict
 from subtitled.engines.ct2_weights import alignment_heads, read_model_bin, state_dict
 from subtitled.engines.ct2_weights import dimensions as ct2_dimensions
 from subtitled.errors import ModelError
@@ -77,7 +77,7 @@ class OpenAIWhisperEngine:
             fp16=self.fp16,
             verbose=None,
         )
-        return [_segment(raw) for raw in result["segments"]]
+        return [segment_from_dict(raw) for raw in result["segments"]]
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
                          ) -> list[list[Segment]]:
@@ -105,7 +105,7 @@ class OpenAIWhisperEngine:
                 add_word_timestamps(segments=raw, model=self.model, tokenizer=tokenizer,
                                     mel=mel, num_frames=min(3000, round(seconds * 100)),
                                     last_speech_timestamp=0.0)
-            batch.append([_segment(segment) for segment in raw])
+            batch.append([segment_from_dict(segment) for segment in raw])
         return batch
 
     def release_memory(self) -> None:
@@ -158,22 +158,6 @@ def split_at_timestamps(result: Any, tokenizer: Any, seconds: float) -> list[dic
             "compression_ratio": result.compression_ratio,
         })
     return segments
-
-
-def _segment(raw: dict[str, Any]) -> Segment:
-    words = tuple(
-        Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w.get("probability", 1)))
-        for w in raw.get("words", [])
-    )
-    return Segment(
-        start_seconds=float(raw["start"]),
-        end_seconds=float(raw["end"]),
-        text=str(raw["text"]),
-        words=words,
-        avg_logprob=float(raw.get("avg_logprob", 0.0)),
-        no_speech_prob=float(raw.get("no_speech_prob", 0.0)),
-        compression_ratio=float(raw.get("compression_ratio", 1.0)),
-    )
 
 
 def load(settings: ModelSettings) -> OpenAIWhisperEngine:
