@@ -81,6 +81,9 @@ class DaemonRun:
             return []
         with sqlite3.connect(database) as db:
             db.row_factory = sqlite3.Row
+            # The daemon creates the file (journal mode) a moment before its table.
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+                return []
             return [dict(r) for r in db.execute("SELECT * FROM jobs ORDER BY id")]
 
     def integrity(self) -> str:
