@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from subtitled import config_file, failpoints
+from subtitled import allocator, config_file, failpoints
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.cues import Cue
 from subtitled.engines import build_transcriber
@@ -333,6 +333,7 @@ class Daemon:
         finally:
             if self.metrics is not None:
                 self.metrics.progress.set(0)
+            allocator.release_freed_memory()  # the next file may be hours away
 
     def _process_and_record(self, job: Job, tools: Tools,
                             progress: Progress) -> None:

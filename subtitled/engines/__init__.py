@@ -28,6 +28,12 @@ def build_transcriber(settings: ModelSettings) -> Transcriber:
     # modules this calls), so `subtitled --help` and config checks start instantly.
     import tqdm
 
+    from subtitled import allocator
+
+    # Before the engine starts its threads: they then share one heap that keeps what an
+    # encoder pass frees for the next one.
+    allocator.keep_freed_memory()
+
     # Both engines make (disabled) tqdm bars, and tqdm would start a monitor thread that
     # outlives them; a daemon should own all of its threads.
     tqdm.tqdm.monitor_interval = 0
