@@ -6,7 +6,7 @@ unmaps them on free, or from a per-thread 64 MB arena heap it creates and destro
 the kernel zeroes every page again on the next pass: on two CPU cores a third of the
 encoder's time went to page faults (3.9 million for 16 windows). One arena that keeps
 what is freed turns that into plain reuse (encoder 1.5x faster on the CPU); the memory
-goes back to the system between files (`release_freed_memory`), not in the middle of one.
+goes back to the system when the queue runs dry (`release_freed_memory`).
 Elsewhere than glibc nothing changes.
 """
 
@@ -53,7 +53,7 @@ def keep_freed_memory() -> bool:
 
 
 def release_freed_memory() -> None:
-    """Hand memory freed since the last call back to the system (after a file)."""
+    """Hand the memory kept back to the system (the daemon, once its queue is empty)."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)

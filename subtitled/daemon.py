@@ -116,18 +116,23 @@ class Daemon:
 
     def _loop(self) -> None:
         assert self.store is not None
+        worked = False
         while not self._stop.is_set():
             self.health.beat("idle")
             if self._reload.is_set():
                 self._do_reload()
             job = self.store.claim()
             if job is None:
+                if worked:  # the queue ran dry, and the next file may be hours away
+                    allocator.release_freed_memory()
+                    worked = False
                 if time.monotonic() - self._status_at > _STATUS_EVERY_SECONDS:
                     self._status_at = time.monotonic()
                     self.notifier.status(self._idle_status())
                 self._stop.wait(_IDLE_SECONDS)
                 continue
             self._work(job)
+            worked = True
 
     def _open_http(self) -> None:
         options = self.settings.http
@@ -333,7 +338,6 @@ class Daemon:
         finally:
             if self.metrics is not None:
                 self.metrics.progress.set(0)
-            allocator.release_freed_memory()  # the next file may be hours away
 
     def _process_and_record(self, job: Job, tools: Tools,
                             progress: Progress) -> None:

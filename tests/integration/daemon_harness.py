@@ -75,6 +75,11 @@ class DaemonRun:
     def kill(self) -> None:
         self.finish(signal.SIGKILL)
 
+    def memory_kib(self, field: str) -> int:
+        """A memory figure of the running daemon (VmRSS; VmHWM, its peak)."""
+        assert self.process is not None
+        return memory_kib(self.process.pid, field)
+
     def rows(self) -> list[dict[str, Any]]:
         database = self.state / "jobs.sqlite3"
         if not database.exists():
@@ -105,6 +110,14 @@ class DaemonRun:
         rows = self.rows()
         return len(rows) == count and all(r["state"] in ("done", "skipped", "failed", "dead")
                                           for r in rows)
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """A memory figure of a process from /proc/PID/status (VmRSS, VmHWM, ...)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
 def command_lines() -> list[str]:

@@ -19,6 +19,7 @@ from tests.integration.daemon_harness import (
     DaemonRun,
     command_lines,
     make_video,
+    memory_kib,
     processes_touching,
     valid_subtitles,
 )
@@ -167,13 +168,6 @@ def longest_gap(pings: list[float], start: float, end: float) -> float:
     return max(b - a for a, b in zip([start, *inside], [*inside, end], strict=True))
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 @pytest.mark.parametrize("overflow", [False, True], ids=["storm", "overflow"])
 def test_an_event_storm_queues_every_file_once_keeps_the_heartbeat_and_bounded_memory(
         overflow: bool, tmp_path: Path, model_dir: Path) -> None:
@@ -193,14 +187,14 @@ def test_an_event_storm_queues_every_file_once_keeps_the_heartbeat_and_bounded_m
             assert daemon.process is not None
             pid = daemon.process.pid
             time.sleep(1)
-            idle = rss_bytes(pid)
+            idle = memory_kib(pid, "VmRSS") * 1024
             started = time.monotonic()
             stop = threading.Event()
 
             def sample() -> None:
                 nonlocal peak
                 while not stop.is_set():
-                    peak = max(peak, rss_bytes(pid))
+                    peak = max(peak, memory_kib(pid, "VmRSS") * 1024)
                     time.sleep(0.1)
 
             sampler = threading.Thread(target=sample)
