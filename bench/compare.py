@@ -27,6 +27,7 @@ from pathlib import Path
 import srt
 
 from bench import programme
+from bench.direct import has_cuda
 from subtitled.config import CueLimits, ModelSettings
 from subtitled.cues import Cue
 from subtitled.evaluation import reading_speed_share, word_error_rate
@@ -65,7 +66,7 @@ def _subtitled(engine: str, *options: str) -> Command:
 
 def _whisper_cli(run: Run, files: list[Path]) -> list[str]:
     return [str(Path(sys.executable).with_name("whisper")), *map(str, files), "--model",
-            str(run.checkpoint), "--device", "cuda" if _cuda() else "cpu",
+            str(run.checkpoint), "--device", "cuda" if has_cuda() else "cpu",
             "--output_format", "all", "--output_dir", str(run.out_dir)]
 
 
@@ -85,12 +86,6 @@ TOOLS: dict[str, Command] = {
     "faster-whisper sequential": _direct("faster-whisper"),
     "faster-whisper batched": _direct("faster-whisper-batched"),
 }
-
-
-def _cuda() -> bool:
-    import ctranslate2
-
-    return bool(ctranslate2.get_cuda_device_count() > 0)
 
 
 def measure(command: list[str]) -> tuple[float, float]:
@@ -291,7 +286,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bench.direct", "convert", str(source.path),
                         str(checkpoint)], check=True)
     clips = [p for p, _ in corpus_clips()]
-    print(f"model {args.model}, {'cuda' if _cuda() else 'cpu'}, {platform.machine()}, "
+    print(f"model {args.model}, {'cuda' if has_cuda() else 'cpu'}, {platform.machine()}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}; programme "
           f"{truth.duration_seconds:.0f} s ({len(truth.speech)} clips of speech), "
           f"corpus {len(clips)} clips", flush=True)

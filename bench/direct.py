@@ -17,7 +17,7 @@ from typing import Any
 import srt
 
 
-def _cuda() -> bool:
+def has_cuda() -> bool:
     import ctranslate2
 
     return bool(ctranslate2.get_cuda_device_count() > 0)
@@ -28,7 +28,7 @@ def faster_whisper(kind: str, model_dir: Path, out_dir: Path, files: list[Path])
     Batched: BatchedInferencePipeline.transcribe(batch_size=8), its defaults otherwise."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-    cuda = _cuda()
+    cuda = has_cuda()
     model = WhisperModel(str(model_dir), device="cuda" if cuda else "cpu",
                          compute_type="float16" if cuda else "int8")
     for file in files:

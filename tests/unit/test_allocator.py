@@ -1,6 +1,6 @@
 """The allocator policy, measured in a fresh interpreter (it is process-wide): page faults
 of a large block allocated, written and freed again and again, as an encoder pass does
-from a thread of its own, and the memory handed back after a file."""
+from a thread of its own, and the memory handed back when released."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_freed_blocks_are_reused_instead_of_faulted_in_again() -> None:
     assert max(kept_faults[1:]) < pages // 20
 
 
-def test_the_memory_kept_goes_back_to_the_system_after_a_file() -> None:
+def test_the_memory_kept_goes_back_to_the_system_when_released() -> None:
     kept = _run("keep")
     held, released = kept["held"], kept["released"]
     assert isinstance(held, float) and isinstance(released, float)
