@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: ok")
             return 0
         if args.command == "run":
-            from subtitled.daemon import Daemon
+            from subtitled.service.daemon import Daemon
 
             configure_logging(args.verbose, getattr(logging, settings.log_level.upper()))
             return Daemon(path, settings).run()

@@ -66,7 +66,7 @@ def _clear(bar: ProgressBar | None) -> None:
 
 
 def _open_store(settings: DaemonSettings) -> JobStore:
-    from subtitled.daemon import DATABASE_NAME
+    from subtitled.service.daemon import DATABASE_NAME
 
     database = settings.state_dir / DATABASE_NAME
     if not database.exists():

@@ -1,0 +1,1 @@
+"""The daemon: its lifecycle (threads, signals, reload, notify, health) and the worker."""
