@@ -2,17 +2,20 @@
 
 A job is claimed in a transaction that also counts the attempt, so a file that kills the
 process every time runs out of attempts instead of crash-looping the service.
+Checkpoints of decoded words let a long file resume after a stop or crash, and a crash
+after checkpointed progress is not counted: a film killed while decoding fine never dies.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +25,8 @@ State = Literal["queued", "running", "done", "failed", "skipped", "dead"]
 STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "skipped", "dead")
 PRIORITY_NEW = 10  # a file that just arrived
 PRIORITY_BACKFILL = 0  # the existing library
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -45,10 +50,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     wall_seconds REAL,
     output TEXT,
     progress_seconds REAL,
-    total_seconds REAL
+    total_seconds REAL,
+    claimed_seconds REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    job_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+    decoded_seconds REAL NOT NULL, data TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
 """
+# Columns added to `jobs` since the first release, added to an older database on open.
+_ADDED_COLUMNS = (("claimed_seconds", "REAL"),)
+# How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
+_REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
+            " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
+            " ORDER BY c.seq DESC LIMIT 1), 0)")
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,13 @@ def _text(message: str | None) -> str | None:
     return message.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _drop_checkpoints(db: sqlite3.Connection, where: str, args: tuple[object, ...]) -> None:
+    """Delete the checkpoints of the jobs that `where` selects (SQLite's foreign keys are
+    off, so nothing cascades: every path that ends or deletes a job calls this)."""
+    db.execute(f"DELETE FROM checkpoints WHERE job_id IN (SELECT id FROM jobs WHERE {where})",
+               args)
+
+
 def _job(row: sqlite3.Row) -> Job:
     return Job(row["id"], _path(row["path"]),
                Fingerprint(row["size"], row["mtime_ns"], row["inode"]), row["state"],
@@ -133,6 +158,19 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _missing_columns(self) -> list[tuple[str, str]]:
+        present = {row["name"] for row in self._query("PRAGMA table_info(jobs)")}
+        return [(name, kind) for name, kind in _ADDED_COLUMNS if name not in present]
+
+    def _migrate(self) -> None:
+        """Add the columns a database made by an older release lacks; checked again under
+        the write lock, since a CLI command may open the store beside the daemon."""
+        if self._missing_columns():
+            with self._transaction() as db:
+                for name, kind in self._missing_columns():
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -172,6 +210,7 @@ class JobStore:
                 return False
             if row["state"] == "running":  # the worker notices the change itself
                 return False
+            _drop_checkpoints(db, "id = ?", (row["id"],))
             db.execute(
                 "UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
                 " priority = ?, attempts = 0, not_before = 0, last_error = NULL,"
@@ -181,7 +220,8 @@ class JobStore:
             return True
 
     def claim(self) -> Job | None:
-        """The next job, now `running`, with this attempt already counted."""
+        """The next job, now `running`, this attempt counted and how far its checkpoints
+        reach noted (`recover` refunds the attempt if a crash comes after more)."""
         now = time.time()
         with self._transaction() as db:
             row = db.execute(
@@ -190,8 +230,8 @@ class JobStore:
             if row is None:
                 return None
             db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-                       " started = ?, updated = ?, output = NULL WHERE id = ?",
-                       (now, now, row["id"]))
+                       f" started = ?, updated = ?, output = NULL, claimed_seconds = {_REACHED}"
+                       " WHERE id = ?", (now, now, row["id"]))
             return self.get_by_id(row["id"])
 
     def get_by_id(self, job_id: int) -> Job | None:
@@ -212,9 +252,42 @@ class JobStore:
                            (job.id,))
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
+    def add_checkpoint(self, job: Job, decoded_seconds: float, data: str) -> None:
+        """Append one checkpoint: the file is decoded up to `decoded_seconds` (source time);
+        `data` (opaque JSON text) holds what this batch added. One fsynced transaction.
+        Only the claim's holder may add: for a job not `running` at job.fingerprint
+        (released, ended, forgotten, file changed) it is refused with a warning, so ended
+        jobs keep no checkpoints and `recover` judges the crashed claim by its own."""
+        with self._transaction() as db:
+            added = db.execute(
+                "INSERT INTO checkpoints (job_id, seq, size, mtime_ns, inode,"
+                " decoded_seconds, data, created) SELECT id, (SELECT COALESCE(MAX(seq), 0) + 1"
+                " FROM checkpoints WHERE job_id = jobs.id), size, mtime_ns, inode, ?, ?, ?"
+                " FROM jobs WHERE id = ? AND state = 'running' AND size = ? AND mtime_ns = ?"
+                " AND inode = ?", (decoded_seconds, data, time.time(), job.id,
+                                   *astuple(job.fingerprint))).rowcount
+        if not added:
+            logger.warning("%s: checkpoint at %.1f s refused: the job is no longer being "
+                           "worked on", job.path, decoded_seconds)
+
+    def checkpoint(self, job: Job) -> tuple[float, list[str]]:
+        """(decoded_seconds of the newest checkpoint, the data of every checkpoint in
+        order) for this job at job.fingerprint; (0.0, []) when there is none. Checkpoints
+        saved under another fingerprint describe another file: they are deleted."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM checkpoints WHERE job_id = ? AND NOT (size = ? AND"
+                       " mtime_ns = ? AND inode = ?)",
+                       (job.id, *astuple(job.fingerprint)))
+            rows = db.execute("SELECT decoded_seconds, data FROM checkpoints"
+                              " WHERE job_id = ? ORDER BY seq", (job.id,)).fetchall()
+        if not rows:
+            return 0.0, []
+        return float(rows[-1]["decoded_seconds"]), [row["data"] for row in rows]
+
     def requeue_changed(self, job: Job, fingerprint: Fingerprint, not_before: float) -> None:
         """The file changed after it was queued: start over with its new fingerprint."""
         with self._transaction() as db:
+            _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
                        " attempts = 0, not_before = ?, updated = ? WHERE id = ?",
                        (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, not_before,
@@ -224,10 +297,10 @@ class JobStore:
         """A path (or folder) moved away or deleted: drop its queued jobs."""
         with self._transaction() as db:
             folder = os.fsencode(path) + b"/"
-            cursor = db.execute("DELETE FROM jobs WHERE state = 'queued' AND (path = ? OR"
-                                " substr(CAST(path AS BLOB), 1, ?) = ?)",
-                                (_key(path), len(folder), folder))
-            return cursor.rowcount
+            where = "state = 'queued' AND (path = ? OR substr(CAST(path AS BLOB), 1, ?) = ?)"
+            args = (_key(path), len(folder), folder)
+            _drop_checkpoints(db, where, args)
+            return db.execute(f"DELETE FROM jobs WHERE {where}", args).rowcount
 
     def finish(self, job: Job, state: Literal["done", "skipped"], result: Result | None,
                reason: str | None = None) -> None:
@@ -235,6 +308,7 @@ class JobStore:
                   result.wall_seconds, _key(result.output) if result.output else None) \
             if result else (None, None, None, None, None)
         with self._transaction() as db:
+            _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET state = ?, language = ?, cue_count = ?,"
                        " audio_seconds = ?, wall_seconds = ?, output = ?, last_error = ?,"
                        " error_class = NULL, updated = ? WHERE id = ?",
@@ -244,20 +318,24 @@ class JobStore:
     def fail(self, job: Job, error: str, error_class: str, *, transient: bool,
              max_attempts: int, backoff_seconds: float, backoff_max_seconds: float) -> State:
         """Record a failure: transient ones wait and retry until attempts run out (dead);
-        permanent ones fail at once."""
+        permanent ones fail at once. A retry keeps the checkpoints and resumes from them;
+        failed and dead drop them (an explicit `retry` starts over)."""
         state: State = "failed"
         delay = 0.0
         if transient:
             state = "queued" if job.attempts < max_attempts else "dead"
             delay = min(backoff_max_seconds, backoff_seconds * 2 ** (job.attempts - 1))
         with self._transaction() as db:
+            if state != "queued":
+                _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET state = ?, last_error = ?, error_class = ?,"
                        " not_before = ?, updated = ? WHERE id = ?",
                        (state, _text(error), error_class, time.time() + delay, time.time(), job.id))
         return state
 
     def release(self, job: Job) -> None:
-        """Put back a job abandoned at shutdown; the attempt does not count."""
+        """Put back a job abandoned at shutdown; the attempt does not count, and its
+        checkpoints stay for the next start to resume from."""
         with self._transaction() as db:
             db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),"
                        " updated = ? WHERE id = ? AND state = 'running'", (time.time(), job.id))
@@ -265,6 +343,7 @@ class JobStore:
     def forget(self, job: Job) -> None:
         """The file is gone: nothing to do for it any more."""
         with self._transaction() as db:
+            _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
 
     def writing(self, job: Job, target: Path, cue_count: int) -> None:
@@ -288,6 +367,7 @@ class JobStore:
                     continue
                 if written + 1.0 < row["updated"]:  # an older file of that name
                     continue
+                _drop_checkpoints(db, "id = ?", (row["id"],))
                 db.execute("UPDATE jobs SET state = 'done', last_error = NULL,"
                            " error_class = NULL, updated = ? WHERE id = ?",
                            (time.time(), row["id"]))
@@ -296,11 +376,17 @@ class JobStore:
 
     def recover(self, max_attempts: int) -> list[Path]:
         """After a crash: `running` jobs go back to the queue, or are dead-lettered when
-        the crash has already used up their attempts. Returns their paths."""
+        the crash has already used up their attempts. A job whose checkpoints reach further
+        than at its claim was making progress, not killing the process: that crash does
+        not count, and it is requeued whatever its attempts. Returns their paths."""
         now = time.time()
         with self._transaction() as db:
             paths = [_path(r[0]) for r in
                      db.execute("SELECT path FROM jobs WHERE state = 'running'")]
+            db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),"
+                       " updated = ? WHERE state = 'running'"
+                       f" AND {_REACHED} > COALESCE(claimed_seconds, 0)", (now,))
+            _drop_checkpoints(db, "state = 'running' AND attempts >= ?", (max_attempts,))
             db.execute("UPDATE jobs SET state = 'dead', last_error = 'the process died while"
                        " working on it ' || attempts || ' times', error_class = 'Crash',"
                        " updated = ? WHERE state = 'running' AND attempts >= ?",
@@ -310,13 +396,16 @@ class JobStore:
         return paths
 
     def retry(self, path: Path | None = None) -> int:
-        """Requeue one file (any state but running), or every failed and dead one."""
+        """Requeue one file (any state but running), or every failed and dead one. A retry
+        starts over: whatever checkpoints the file still has are dropped, because someone
+        asking to redo a file should not get the old words back."""
         args: tuple[str | bytes, ...] = ()
         with self._transaction() as db:
             if path is None:
                 where = "state IN ('failed', 'dead')"
             else:
                 where, args = "path = ? AND state != 'running'", (_key(path),)
+            _drop_checkpoints(db, where, args)
             cursor = db.execute(
                 f"UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0,"
                 f" priority = {PRIORITY_NEW}, updated = ? WHERE {where}", (time.time(), *args))

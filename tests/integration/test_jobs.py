@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
 import pytest
 
-from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint, JobStore, Result
+from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint, Job, JobStore, Result
 
 FP = Fingerprint(100, 1, 1)
+
+
 class Retry(TypedDict):
     max_attempts: int
     backoff_seconds: float
@@ -161,3 +166,259 @@ def test_counts_cover_every_state(store: JobStore) -> None:
     store.enqueue(Path("/m/a.mkv"), FP, 0)
     assert store.counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0,
                               "skipped": 0, "dead": 0}
+
+
+# --- checkpoints of decoded words -----------------------------------------------------------
+
+FILM = Path("/m/a three hour film.mkv")
+CHANGED = Fingerprint(200, 2, 1)
+
+
+def _running(store: JobStore, path: Path = FILM) -> Job:
+    store.enqueue(path, FP, 0)
+    job = store.claim()
+    assert job is not None and job.path == path
+    return job
+
+
+def _stored_checkpoints(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        return int(db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
+
+
+def test_checkpoints_come_back_in_order_with_the_newest_reach(store: JobStore) -> None:
+    job = _running(store)
+    assert store.checkpoint(job) == (0.0, [])
+    for seconds, data in ((30.0, '["one"]'), (60.5, '["two"]'), (90.0, '["three"]')):
+        store.add_checkpoint(job, seconds, data)
+    assert store.checkpoint(job) == (90.0, ['["one"]', '["two"]', '["three"]'])
+
+
+def test_checkpoints_of_a_file_whose_name_is_not_utf8_round_trip(store: JobStore) -> None:
+    job = _running(store, Path(os.fsdecode(b"/m/caf\xe9 \xe0 la carte.mkv")))
+    store.add_checkpoint(job, 12.0, '[{"word": "caf\\u00e9"}]')
+    assert store.checkpoint(job) == (12.0, ['[{"word": "caf\\u00e9"}]'])
+
+
+def _reclaimed_after_the_file_changed(store: JobStore, job: Job) -> Job:
+    store.release(job)
+    assert store.enqueue(job.path, CHANGED, 0)
+    again = store.claim()
+    assert again is not None and again.fingerprint == CHANGED
+    return again
+
+
+def _asked_with_another_fingerprint(store: JobStore, job: Job) -> Job:
+    return replace(job, fingerprint=CHANGED)
+
+
+@pytest.mark.parametrize("asked_as", [_reclaimed_after_the_file_changed,
+                                      _asked_with_another_fingerprint])
+def test_checkpoints_of_another_fingerprint_are_deleted_not_returned(
+        store: JobStore, tmp_path: Path, asked_as: Callable[[JobStore, Job], Job]) -> None:
+    job = _running(store)
+    store.add_checkpoint(job, 30.0, "[]")
+    assert store.checkpoint(asked_as(store, job)) == (0.0, [])
+    assert _stored_checkpoints(tmp_path / "jobs.sqlite3") == 0
+
+
+def _finish_written(store: JobStore, job: Job) -> None:
+    target = job.path.with_suffix(".en.srt")
+    store.writing(job, target, 1)
+    target.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    assert store.finish_written() == [job.path]
+
+
+def _enqueue_changed(store: JobStore, job: Job) -> None:
+    store.release(job)
+    assert store.enqueue(job.path, CHANGED, 0)
+
+
+def _forget_queued(store: JobStore, job: Job) -> None:
+    store.release(job)
+    assert store.forget_queued(job.path.parent) == 1
+
+
+def _retry_queued(store: JobStore, job: Job) -> None:
+    store.release(job)
+    assert store.retry(job.path) == 1
+
+
+LIFECYCLE: list[tuple[str, Callable[[JobStore, Job], object], bool]] = [
+    ("a clean stop (release)", lambda s, j: s.release(j), True),
+    ("a transient failure that retries", lambda s, j: s.fail(
+        j, "GPU busy", "TransientError", transient=True, **RETRY), True),
+    ("an enqueue of the unchanged file", lambda s, j: s.enqueue(j.path, FP, 0), True),
+    ("done", lambda s, j: s.finish(j, "done", Result("en", 1, 1.0, 1.0, None)), False),
+    ("skipped", lambda s, j: s.finish(j, "skipped", None, "no speech"), False),
+    ("a written subtitle found after a crash", _finish_written, False),
+    ("a permanent failure", lambda s, j: s.fail(
+        j, "bad data", "MediaError", transient=False, **RETRY), False),
+    ("a transient failure out of attempts (dead)", lambda s, j: s.fail(
+        j, "GPU busy", "TransientError", transient=True, max_attempts=1,
+        backoff_seconds=0, backoff_max_seconds=0), False),
+    ("forget (the file is gone)", lambda s, j: s.forget(j), False),
+    ("requeue_changed", lambda s, j: s.requeue_changed(j, CHANGED, 0), False),
+    ("an enqueue of the changed file", _enqueue_changed, False),
+    ("forget_queued (the folder moved away)", _forget_queued, False),
+    ("an explicit retry", _retry_queued, False),
+]
+
+
+@pytest.mark.parametrize(("event", "act", "kept"), LIFECYCLE, ids=[e[0] for e in LIFECYCLE])
+def test_checkpoints_outlive_a_retry_or_stop_but_not_the_end_of_the_job(
+        tmp_path: Path, event: str, act: Callable[[JobStore, Job], object],
+        kept: bool) -> None:
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    job = _running(store, tmp_path / "film.mkv")
+    store.add_checkpoint(job, 30.0, '["a"]')
+    store.add_checkpoint(job, 60.0, '["b"]')
+    act(store, job)
+    assert _stored_checkpoints(tmp_path / "jobs.sqlite3") == (2 if kept else 0), event
+    if kept:
+        assert store.checkpoint(job) == (60.0, ['["a"]', '["b"]'])
+    store.close()
+
+
+REFUSED: list[tuple[str, Callable[[JobStore, Job], object]]] = [
+    ("released", lambda s, j: s.release(j)),
+    ("requeued after a transient failure", lambda s, j: s.fail(
+        j, "GPU busy", "TransientError", transient=True, **RETRY)),
+    ("done", lambda s, j: s.finish(j, "done", None)),
+    ("forgotten", lambda s, j: s.forget(j)),
+    ("claimed again after the file changed", _reclaimed_after_the_file_changed),
+]
+
+
+@pytest.mark.parametrize(("event", "act"), REFUSED, ids=[e[0] for e in REFUSED])
+def test_a_checkpoint_from_a_job_no_longer_running_is_refused(
+        store: JobStore, tmp_path: Path, caplog: pytest.LogCaptureFixture, event: str,
+        act: Callable[[JobStore, Job], object]) -> None:
+    job = _running(store)
+    store.add_checkpoint(job, 30.0, '["kept"]')
+    act(store, job)
+    before = _stored_checkpoints(tmp_path / "jobs.sqlite3")
+    with caplog.at_level(logging.WARNING, logger="subtitled.jobs"):
+        store.add_checkpoint(job, 60.0, '["late"]')
+    assert _stored_checkpoints(tmp_path / "jobs.sqlite3") == before, event
+    assert "refused" in caplog.text
+
+
+def _crash_loop(database: Path, reached_per_claim: list[float | None],
+                max_attempts: int) -> JobStore:
+    """Claim, maybe checkpoint, then die (close without a word) and recover, per claim."""
+    store = JobStore(database)
+    store.enqueue(FILM, FP, 0)
+    for reached in reached_per_claim:
+        job = store.claim()
+        assert job is not None
+        if reached is not None:
+            store.add_checkpoint(job, reached, f'["up to {reached}"]')
+        store.close()
+        store = JobStore(database)
+        assert store.recover(max_attempts) == [FILM]
+    return store
+
+
+@pytest.mark.parametrize(("reached_per_claim", "state", "attempts"), [
+    ([60.0, 120.0], "queued", 0),  # progress every time: a long film, killed twice
+    ([60.0, 120.0, 180.0, 240.0, 300.0], "queued", 0),  # ...never dies
+    ([None, 60.0], "queued", 1),  # the first crash counts, the second is refunded
+    ([None, None], "dead", 2),  # a file that kills the process, as before
+    ([60.0, None], "queued", 1),  # progress, then none: the second crash counts
+    ([60.0, None, None], "dead", 2),
+    ([60.0, 60.0], "queued", 1),  # saving the same reach again is no progress
+])
+def test_a_crash_counts_as_an_attempt_only_without_checkpointed_progress(
+        tmp_path: Path, reached_per_claim: list[float | None], state: str,
+        attempts: int) -> None:
+    store = _crash_loop(tmp_path / "jobs.sqlite3", reached_per_claim, max_attempts=2)
+    job = store.get(FILM)
+    assert job is not None and (job.state, job.attempts) == (state, attempts)
+    reach = max((r for r in reached_per_claim if r is not None), default=0.0)
+    assert store.checkpoint(job)[0] == (reach if state == "queued" else 0.0)
+    store.close()
+
+
+def test_checkpoints_survive_a_crash_and_the_next_claim_resumes_from_them(
+        tmp_path: Path) -> None:
+    store = _crash_loop(tmp_path / "jobs.sqlite3", [45.0], max_attempts=2)
+    job = store.claim()
+    assert job is not None
+    assert store.checkpoint(job) == (45.0, ['["up to 45.0"]'])
+    store.close()
+
+
+def test_a_crash_after_progress_requeues_even_a_job_past_its_attempts(store: JobStore) -> None:
+    """max_attempts lowered in the config while a job had used more than the new limit."""
+    job = _running(store)
+    for _ in range(2):
+        store.fail(job, "GPU busy", "TransientError", transient=True, **RETRY)
+        claimed = store.claim()
+        assert claimed is not None
+        job = claimed
+    assert job.attempts == 3
+    store.add_checkpoint(job, 60.0, "[]")
+    store.recover(max_attempts=2)
+    recovered = store.get(FILM)
+    assert recovered is not None and (recovered.state, recovered.attempts) == ("queued", 2)
+
+
+# The schema of the first release, as users' databases have it.
+OLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued','running','done','failed','skipped','dead')),
+    priority INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    error_class TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    language TEXT,
+    cue_count INTEGER,
+    audio_seconds REAL,
+    wall_seconds REAL,
+    output TEXT,
+    progress_seconds REAL,
+    total_seconds REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
+"""
+
+
+def test_a_database_from_the_first_release_is_migrated_with_its_rows_intact(
+        tmp_path: Path) -> None:
+    database = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.executescript(OLD_SCHEMA)
+        db.execute("INSERT INTO jobs (path, size, mtime_ns, inode, state, attempts, created,"
+                   " updated, language, output) VALUES ('/m/done.mkv', 100, 1, 1, 'done', 1,"
+                   " 0, 0, 'en', '/m/done.en.srt')")
+        db.execute("INSERT INTO jobs (path, size, mtime_ns, inode, state, attempts, created,"
+                   " updated) VALUES (?, 100, 1, 1, 'running', 2, 0, 0)", (str(FILM),))
+    db.close()
+
+    store = JobStore(database)
+    done = store.get(Path("/m/done.mkv"))
+    assert done is not None and (done.state, done.language) == ("done", "en")
+    assert done.output == "/m/done.en.srt"
+    assert store.recover(max_attempts=2) == [FILM]  # no checkpoints then: the crash counts
+    assert store.get(FILM).state == "dead"  # type: ignore[union-attr]
+    assert store.retry(FILM) == 1
+    job = store.claim()
+    assert job is not None and job.path == FILM
+    store.add_checkpoint(job, 60.0, '["resumed"]')
+    assert store.checkpoint(job) == (60.0, ['["resumed"]'])
+    store.close()
+    JobStore(database).close()  # opening it again migrates nothing twice
+    with sqlite3.connect(database) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
+    db.close()
+    assert columns.count("claimed_seconds") == 1
