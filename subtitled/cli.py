@@ -12,10 +12,12 @@ from pathlib import Path
 
 from subtitled import __version__, languages
 from subtitled.config import (
+    COMPUTE_TYPES,
     DEVICES,
     ENGINES,
     LANGUAGE_MODES,
     TASKS,
+    Auto,
     CueLimits,
     LanguageSettings,
     ModelSettings,
@@ -36,6 +38,15 @@ def _codes(value: str) -> tuple[str, ...]:
             raise argparse.ArgumentTypeError(f"unknown language code {raw!r}")
         codes.append(code)
     return tuple(codes)
+
+
+def _count(value: str) -> int | Auto:
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'auto' or a whole number, not {value!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,10 +95,14 @@ def _add_transcribe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=DEVICES, default=defaults.model.device)
     p.add_argument("--model-dir", type=Path, default=defaults.model.model_dir,
                    help="where models are looked for and downloaded (default: %(default)s)")
-    p.add_argument("--beam-size", type=int, default=defaults.model.beam_size,
-                   help="beams in the search; 1 (greedy) is fastest (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=defaults.model.batch_size,
-                   help="speech chunks decoded together (default: %(default)s)")
+    p.add_argument("--beam-size", type=_count, default=defaults.model.beam_size,
+                   help="beams in the search; auto: 5 on a GPU, 1 (greedy, the fastest) on "
+                        "a CPU (default: %(default)s)")
+    p.add_argument("--batch-size", type=_count, default=defaults.model.batch_size,
+                   help="speech chunks decoded together; auto: as many as the memory holds "
+                        "(default: %(default)s)")
+    p.add_argument("--compute-type", choices=COMPUTE_TYPES, default=defaults.model.compute_type,
+                   help="faster-whisper's precision; auto: the fastest the device supports")
     p.add_argument("--offline", action="store_true",
                    help="never download; fail with instructions when the model is missing")
     p.add_argument("--language", default="auto",
@@ -130,8 +145,8 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
         problems.append("need 0 < --min-duration < --max-duration")
     if cues.min_gap_seconds < 0 or cues.max_chars_per_second <= 0:
         problems.append("--min-gap must be >= 0 and --max-cps > 0")
-    if args.beam_size < 1 or args.batch_size < 1:
-        problems.append("--beam-size and --batch-size must be at least 1")
+    if any(value != "auto" and value < 1 for value in (args.beam_size, args.batch_size)):
+        problems.append("--beam-size and --batch-size must be 'auto' or at least 1")
     if args.language != "auto" and languages.normalize(args.language) is None:
         problems.append(f"--language: unknown language code {args.language!r}")
     if problems:
@@ -141,7 +156,8 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
         defaults,
         model=ModelSettings(name=args.model, engine=args.engine, device=args.device,
                             model_dir=args.model_dir, offline=args.offline,
-                            beam_size=args.beam_size, batch_size=args.batch_size),
+                            beam_size=args.beam_size, batch_size=args.batch_size,
+                            compute_type=args.compute_type),
         language=LanguageSettings(language=args.language, mode=args.language_mode,
                                   allowed=args.allowed_languages, task=args.task),
         cues=cues,
@@ -177,6 +193,22 @@ def configure_logging(verbosity: int, base: int = logging.WARNING) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    status = _run(argv)
+    # Looked up, not imported: the pipeline is not loaded for --help or check-config.
+    engine_calls = sys.modules.get("subtitled.pipeline.engine_calls")
+    if engine_calls is not None and engine_calls.abandoned():
+        # An engine call given up on for a stop is still computing in C++ on its thread;
+        # the interpreter's shutdown would wait on it, or crash under it. Everything of
+        # ours is closed: end the process here.
+        logger.info("leaving an engine call unfinished")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "transcribe":

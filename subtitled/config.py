@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Literal
 
 EngineName = Literal["openai-whisper", "faster-whisper"]
+EngineSetting = Literal["auto", "openai-whisper", "faster-whisper"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+Auto = Literal["auto"]
 Task = Literal["transcribe", "translate"]
 LanguageMode = Literal["vote", "per-chunk"]
 
-ENGINES: tuple[EngineName, ...] = ("openai-whisper", "faster-whisper")
+ENGINES: tuple[EngineSetting, ...] = ("auto", "openai-whisper", "faster-whisper")
 DEVICES: tuple[DeviceName, ...] = ("auto", "cpu", "cuda")
 TASKS: tuple[Task, ...] = ("transcribe", "translate")
 LANGUAGE_MODES: tuple[LanguageMode, ...] = ("vote", "per-chunk")
@@ -27,19 +29,36 @@ def default_model_dir() -> Path:
     return Path(xdg) / "subtitled" / "models"
 
 
+# CTranslate2's compute types, for faster-whisper.
+COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                 "float16", "bfloat16", "float32")
+
+
 @dataclass(frozen=True)
 class ModelSettings:
+    """What the admin asked for; "auto" values are chosen from the hardware when the model
+    loads (`engines.auto.choose`), each with its reason, shown by `subtitled doctor`."""
+
     name: str = "large-v3"
-    engine: EngineName = "openai-whisper"
+    # auto: openai-whisper in FP16 on a CUDA GPU, faster-whisper int8 on a CPU.
+    engine: EngineSetting = "auto"
     device: DeviceName = "auto"
     model_dir: Path = field(default_factory=default_model_dir)
     # Never reach for the network; fail with instructions instead of downloading.
     offline: bool = False
-    beam_size: int = 5
+    # auto: 5 on a GPU, 1 (greedy) on a CPU, where beam 5 costs time and no accuracy.
+    beam_size: int | Auto = "auto"
     # Speech chunks decoded together in one batch: one encoder pass and one beam search
-    # for all of them. 1 decodes chunk by chunk.
-    batch_size: int = 8
+    # for all of them. auto: as many as the memory this process may use holds (free GPU
+    # memory; on a CPU the smallest of MemAvailable, the cgroup limit and RLIMIT_AS).
+    batch_size: int | Auto = "auto"
+    # faster-whisper only. auto: the fastest type the device supports (float16 needs a GPU
+    # with fast FP16; a Pascal card gets int8_float32).
+    compute_type: str = "auto"
     cpu_threads: int = 0  # 0: all cores
+    # With the queue idle this long, cached GPU memory goes back to the driver for the
+    # media server's transcoding (the model stays loaded). 0: never.
+    gpu_idle_release_seconds: float = 60.0
 
 
 @dataclass(frozen=True)

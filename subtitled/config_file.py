@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 
 from subtitled import languages
 from subtitled.config import (
+    COMPUTE_TYPES,
     CueLimits,
     DaemonSettings,
     FilterSettings,
@@ -48,6 +50,16 @@ def _value(raw: Any, hint: Any, where: str, problems: _Problems, *,
            allow_negative: bool = False) -> Any:
     """One YAML value checked against a dataclass field's type; None when it is invalid."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # `int | Literal["auto"]`
+        words = [a for a in args if typing.get_origin(a) is typing.Literal]
+        if any(raw in typing.get_args(word) for word in words):
+            return raw
+        other = next(a for a in args if a not in words)
+        value = _value(raw, other, where, problems, allow_negative=allow_negative)
+        if value is None and problems and problems[-1].startswith(f"At '{where}': must be"):
+            named = " or ".join(repr(w) for a in words for w in typing.get_args(a))
+            problems[-1] = f"{problems[-1].rsplit(', not ', 1)[0]} or {named}, not {raw!r}"
+        return value
     if origin is typing.Literal:
         if raw in args:
             return raw
@@ -156,9 +168,14 @@ def _cross_checks(settings: DaemonSettings, problems: _Problems) -> None:
         problems.add("cues", "max_line_chars must be at least 10 and max_lines at least 1")
     if settings.retry.max_attempts < 1:
         problems.add("retry.max_attempts", "must be at least 1")
+    model = settings.transcribe.model
     for key in ("beam_size", "batch_size"):
-        if getattr(settings.transcribe.model, key) < 1:
-            problems.add(f"model.{key}", "must be at least 1")
+        value = getattr(model, key)
+        if value != "auto" and value < 1:
+            problems.add(f"model.{key}", "must be 'auto' or at least 1")
+    if model.compute_type not in COMPUTE_TYPES:
+        problems.add("model.compute_type", f"{model.compute_type!r} is not one of "
+                     f"{', '.join(COMPUTE_TYPES)}")
     if settings.transcribe.language.language != "auto" and \
             languages.normalize(settings.transcribe.language.language) is None:
         problems.add("language.language", "must be 'auto' or a language code")

@@ -13,12 +13,9 @@ from typing import Literal
 
 from subtitled import models
 from subtitled.config import DaemonSettings
-from subtitled.errors import ModelError
+from subtitled.errors import ConfigError, ModelError
 
 Verdict = Literal["pass", "warn", "fail"]
-
-# Rough GPU memory a model needs in FP16 (GiB), as openai-whisper documents its sizes.
-_GPU_GIB = {"tiny": 1, "base": 1, "small": 2, "medium": 5, "large": 10, "turbo": 6}
 
 
 @dataclass(frozen=True)
@@ -62,14 +59,40 @@ def _torch(settings: DaemonSettings) -> Iterator[Check]:
                     "install the NVIDIA driver and a CUDA build of torch, or set device: cpu")
     elif cuda and model.device != "cpu":
         free, total = torch.cuda.mem_get_info()
-        need = next((gib for key, gib in _GPU_GIB.items() if model.name.startswith(key)), 0)
-        verdict: Verdict = "pass" if free / 2**30 >= need else "warn"
-        yield Check("gpu", verdict, f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free; "
-                    f"{model.name} needs about {need} GiB in FP16",
-                    "" if verdict == "pass" else "choose a smaller model or free the GPU")
+        yield Check("gpu", "pass", f"{torch.cuda.get_device_name()}: {free / 2**30:.1f} of "
+                    f"{total / 2**30:.1f} GiB free")
     elif model.device == "auto":
         yield Check("gpu", "warn", "no GPU: transcription runs on the CPU, many times slower",
                     "a smaller model (base, small) keeps up better on a CPU")
+
+
+def _engine(settings: DaemonSettings) -> Iterator[Check]:
+    """What the `auto` settings come to on this machine, each with why, and whether the
+    memory they need is there."""
+    from subtitled.engines.auto import choose, model_dimensions, probe_hardware
+
+    model = settings.transcribe.model
+    try:
+        choice = choose(model, probe_hardware(model), model_dimensions(model))
+    except ConfigError as err:
+        yield Check("engine", "fail", err.message, "fix model: in the configuration")
+        return
+    values = {"engine": choice.engine, "device": choice.device,
+              "compute_type": choice.compute_type, "beam_size": choice.beam_size,
+              "batch_size": choice.batch_size}
+    for key, value in values.items():
+        yield Check(f"model.{key}", "pass", f"{value}: {choice.reasons[key]}")
+    needed, budget = choice.needed_bytes(), choice.budget
+    if needed is None or budget is None:
+        yield Check("memory", "warn", "cannot tell how much memory the model needs here",
+                    "watch the first files; lower model.batch_size if memory runs out")
+        return
+    fits = needed <= budget.bytes
+    yield Check("memory", "pass" if fits else "fail",
+                f"about {needed / 2**30:.1f} GiB needed for {model.name} at batch "
+                f"{choice.batch_size}; {budget.limited_by}",
+                "" if fits else "choose a smaller model, or free memory (GPU: other "
+                "processes; CPU: MemoryMax= in the unit)")
 
 
 def _model(settings: DaemonSettings) -> Iterator[Check]:
@@ -133,7 +156,7 @@ def _systemd() -> Iterator[Check]:
 def run_checks(settings: DaemonSettings,
                limit_file: Path = Path("/proc/sys/fs/inotify/max_user_watches")) -> list[Check]:
     sources: list[Callable[[], Iterator[Check]]] = [
-        _ffmpeg, lambda: _torch(settings), lambda: _model(settings),
+        _ffmpeg, lambda: _torch(settings), lambda: _model(settings), lambda: _engine(settings),
         lambda: _folders(settings), lambda: _inotify(settings, limit_file), _systemd]
     return [check for source in sources for check in source()]
 

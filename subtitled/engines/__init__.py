@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 
 from subtitled.config import ModelSettings
 from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
-from subtitled.errors import ConfigError
 
-__all__ = ["Segment", "Transcriber", "Word", "build_transcriber", "is_out_of_memory",
-           "resolve_device"]
+__all__ = ["Segment", "Transcriber", "Word", "build_transcriber", "is_out_of_memory"]
 
-
-def resolve_device(requested: str, cuda_available: Callable[[], bool]) -> str:
-    """'auto' → cuda when a GPU is usable, else cpu; 'cuda' without a GPU is an error."""
-    if requested == "auto":
-        return "cuda" if cuda_available() else "cpu"
-    if requested == "cuda" and not cuda_available():
-        raise ConfigError("device 'cuda' was asked for but no usable CUDA GPU was found",
-                          stage="model")
-    return requested
+logger = logging.getLogger(__name__)
 
 
 def build_transcriber(settings: ModelSettings) -> Transcriber:
@@ -37,10 +27,22 @@ def build_transcriber(settings: ModelSettings) -> Transcriber:
     # Both engines make (disabled) tqdm bars, and tqdm would start a monitor thread that
     # outlives them; a daemon should own all of its threads.
     tqdm.tqdm.monitor_interval = 0
-    if settings.engine == "faster-whisper":
+    from subtitled.engines.auto import choose, model_dimensions, probe_hardware
+
+    choice = choose(settings, probe_hardware(settings), model_dimensions(settings))
+    logger.info("engine %s on %s (%s), beam %d, batch %d%s", choice.engine, choice.device,
+                choice.compute_type, choice.beam_size, choice.batch_size,
+                "".join(f"; {key}: {why}" for key, why in choice.reasons.items()
+                        if why != "as configured"))
+    if choice.engine == "faster-whisper":
         from subtitled.engines import faster_whisper
 
-        return faster_whisper.load(settings)
-    from subtitled.engines import openai_whisper
+        transcriber: Transcriber = faster_whisper.load(settings, choice)
+    else:
+        from subtitled.engines import openai_whisper
 
-    return openai_whisper.load(settings)
+        transcriber = openai_whisper.load(settings, choice)
+    # Loading passed the weights through copies (a float16 file, a float32 step) that the
+    # heap, which keeps what is freed, would otherwise hold for good: 1.8 GB for large-v3.
+    allocator.release_freed_memory()
+    return transcriber

@@ -51,6 +51,10 @@ def segment_from_dict(raw: Mapping[str, Any]) -> Segment:
 class Transcriber(Protocol):
     """A loaded model. Audio is 16 kHz mono float32 of at most 30 s."""
 
+    # Chunks decoded together; halved for the life of the process after a batch runs out
+    # of memory (the pipeline does that), so the next batch does not fail the same way.
+    batch_size: int
+
     @property
     def description(self) -> str:
         """Engine, model and device in a few words, for logs."""
@@ -78,9 +82,25 @@ class Transcriber(Protocol):
         """Give cached accelerator memory back (after an out-of-memory error)."""
         ...
 
+    def idle(self) -> None:
+        """The queue has been idle a while: give the accelerator memory back that the next
+        call can take again without loading the model anew."""
+        ...
+
+    def gpu_bytes(self) -> int | None:
+        """GPU memory held by the model and its cache; None on a CPU or when unknown."""
+        ...
+
+
+# What torch (CUDA and CPU allocators), cuBLAS and CTranslate2 say when memory runs out.
+_OUT_OF_MEMORY = ("out of memory", "not enough memory", "can't allocate memory",
+                  "cannot allocate memory", "bad_alloc", "cublas_status_alloc_failed")
+
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """torch.cuda.OutOfMemoryError, or the RuntimeError older torch and CTranslate2 raise."""
-    if type(error).__name__ == "OutOfMemoryError":
+    """torch.cuda.OutOfMemoryError, MemoryError, or the RuntimeError that torch's CPU
+    allocator (under RLIMIT_AS, say), cuBLAS and CTranslate2 raise instead."""
+    if type(error).__name__ == "OutOfMemoryError" or isinstance(error, MemoryError):
         return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(sign in text for sign in _OUT_OF_MEMORY)

@@ -8,25 +8,30 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines import resolve_device
 from subtitled.engines.base import Segment, segment_from_dict
 from subtitled.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from subtitled.engines.auto import Choice
 
 logger = logging.getLogger(__name__)
 
 
 class FasterWhisperEngine:
-    def __init__(self, model: Any, device: str, name: str, beam_size: int) -> None:
+    def __init__(self, model: Any, device: str, name: str, beam_size: int,
+                 batch_size: int = 1) -> None:
         self.model = model
         self.device = device
         self.name = name
         self.beam_size = beam_size
+        self.batch_size = batch_size
+        self._unloaded = False
 
     @property
     def description(self) -> str:
@@ -39,10 +44,12 @@ class FasterWhisperEngine:
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
         if not self.multilingual:
             return {"en": 1.0}
+        self._ready()
         _, _, probabilities = self.model.detect_language(audio)
         return {str(code): float(p) for code, p in probabilities}
 
     def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
+        self._ready()
         segments, _ = self.model.transcribe(
             audio,
             language=language,
@@ -64,6 +71,7 @@ class FasterWhisperEngine:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import BatchedInferencePipeline, pad_or_trim
 
+        self._ready()
         tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task,
                               language=language)
         features = np.stack([pad_or_trim(self.model.feature_extractor(audio)[..., :-1])
@@ -101,6 +109,23 @@ class FasterWhisperEngine:
     def release_memory(self) -> None:
         """CTranslate2 keeps no cache to hand back; the smaller retry is what helps."""
 
+    def idle(self) -> None:
+        """On a GPU the weights move to host memory while the queue is idle (a media
+        server's GPU is shared with transcoding); `_ready` moves them back, without
+        loading the model again."""
+        if self.device == "cuda" and not self._unloaded:
+            self.model.model.unload_model(to_cpu=True)
+            self._unloaded = True
+
+    def _ready(self) -> None:
+        if self._unloaded:
+            self.model.model.load_model()
+            self._unloaded = False
+
+    def gpu_bytes(self) -> int | None:
+        """Not known: CTranslate2 does not say what it holds."""
+        return None
+
 
 def _first_word_after_silence(segments: list[Segment]) -> list[Segment]:
     """Whisper's own correction of a first word that the alignment stretched back over the
@@ -121,13 +146,12 @@ def _first_word_after_silence(segments: list[Segment]) -> list[Segment]:
     return [head, *segments[1:]]
 
 
-def load(settings: ModelSettings) -> FasterWhisperEngine:
-    import ctranslate2
+def load(settings: ModelSettings, choice: Choice) -> FasterWhisperEngine:
     from faster_whisper import WhisperModel
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    device = resolve_device(settings.device, lambda: ctranslate2.get_cuda_device_count() > 0)
-    compute_type = "float16" if device == "cuda" else "int8"
+    device, compute_type = choice.device, choice.compute_type
+    settings = replace(settings, engine=choice.engine)  # a checkpoint or a folder to match
     source = models.resolve(settings)
     if source.kind == "openai-checkpoint":
         raise ConfigError(f"faster-whisper cannot load the .pt checkpoint {source.path}; give it "
@@ -146,7 +170,7 @@ def load(settings: ModelSettings) -> FasterWhisperEngine:
         model.feature_extractor = FeatureExtractor(feature_size=model.model.n_mels)
     logger.info("loaded faster-whisper %s on %s (%s) in %.1f s", source.name, device,
                 compute_type, time.monotonic() - started)
-    return FasterWhisperEngine(model, device, source.name, settings.beam_size)
+    return FasterWhisperEngine(model, device, source.name, choice.beam_size, choice.batch_size)
 
 
 def _download(name: str, settings: ModelSettings) -> str:

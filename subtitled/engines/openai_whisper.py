@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines import resolve_device
 from subtitled.engines.base import Segment, segment_from_dict
 from subtitled.engines.ct2_weights import alignment_heads, read_model_bin, state_dict
 from subtitled.engines.ct2_weights import dimensions as ct2_dimensions
@@ -19,6 +19,8 @@ from subtitled.errors import ModelError
 
 if TYPE_CHECKING:
     import torch
+
+    from subtitled.engines.auto import Choice
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +31,13 @@ _SECONDS_PER_TIMESTAMP = 0.02
 
 
 class OpenAIWhisperEngine:
-    def __init__(self, model: Any, device: str, name: str, beam_size: int) -> None:
+    def __init__(self, model: Any, device: str, name: str, beam_size: int,
+                 batch_size: int = 1) -> None:
         self.model = model
         self.device = device
         self.name = name
         self.beam_size = beam_size
+        self.batch_size = batch_size
         self.fp16 = device == "cuda"
 
     @property
@@ -114,6 +118,20 @@ class OpenAIWhisperEngine:
 
             torch.cuda.empty_cache()
 
+    def idle(self) -> None:
+        """The batch peak torch keeps cached goes back to the driver (a media server's GPU
+        is shared with transcoding); the weights stay, so the next file starts at once."""
+        self.release_memory()
+
+    def gpu_bytes(self) -> int | None:
+        """GPU memory this process holds, as nvidia-smi counts it (reserved, not only
+        allocated)."""
+        if self.device != "cuda":
+            return None
+        import torch
+
+        return int(torch.cuda.memory_reserved())
+
 
 def _beam_task(model: Any, options: Any) -> Any:
     """openai-whisper's DecodingTask with the audio features repeated once per beam, as it
@@ -160,22 +178,32 @@ def split_at_timestamps(result: Any, tokenizer: Any, seconds: float) -> list[dic
     return segments
 
 
-def load(settings: ModelSettings) -> OpenAIWhisperEngine:
+def load(settings: ModelSettings, choice: Choice) -> OpenAIWhisperEngine:
     import torch
 
-    device = resolve_device(settings.device, torch.cuda.is_available)
     if settings.cpu_threads > 0:
         torch.set_num_threads(settings.cpu_threads)
+    settings = replace(settings, engine=choice.engine)  # a checkpoint or a folder to match
     source = models.resolve(settings)
     started = time.monotonic()
-    model = _load_model(source, settings)
-    model = model.to(device)
+    model = to_device(_load_model(source, settings), choice.device)
+    logger.info("loaded openai-whisper %s on %s in %.1f s", source.name, choice.device,
+                time.monotonic() - started)
+    return OpenAIWhisperEngine(model, choice.device, source.name, choice.beam_size,
+                               choice.batch_size)
+
+
+def to_device(model: Any, device: str) -> Any:
+    """The model on its device, in FP16 on CUDA. Halved on the CPU first: moved in FP32
+    and halved there, large-v3 would need twice its resident size on the GPU at load (a
+    6 GB card could not load it) and leave the FP32 blocks in torch's cache."""
     if device == "cuda":
         half_precision(model)
-    model.eval()
-    logger.info("loaded openai-whisper %s on %s in %.1f s", source.name, device,
-                time.monotonic() - started)
-    return OpenAIWhisperEngine(model, device, source.name, settings.beam_size)
+    try:
+        model = model.to(device)
+    except RuntimeError as err:  # torch.cuda.OutOfMemoryError is a RuntimeError
+        raise ModelError(f"cannot move the model to {device}: {err}", stage="model") from err
+    return model.eval()
 
 
 def _load_model(source: models.ModelSource, settings: ModelSettings) -> Any:

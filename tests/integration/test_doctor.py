@@ -14,21 +14,29 @@ from tests.integration.test_bad_inputs import NO_ROOT_OVERRIDE
 
 
 def doctor(tmp_path: Path, media: Path, env: dict[str, str] | None = None,
-           prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+           prefix: list[str] | None = None, model: str = "tiny.en"
+           ) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "watch": [str(media)], "state_dir": str(tmp_path / "state"),
-        "model": {"name": "tiny.en", "device": "cpu", "offline": True}}))
+        "model": {"name": model, "device": "cpu", "offline": True,
+                  "model_dir": str(tmp_path / "models")}}))
     return subprocess.run([*(prefix or []), sys.executable, "-m", "subtitled", "doctor",
                            "--config", str(config)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, **(env or {})})
 
 
 def verdicts(output: str) -> dict[str, str]:
+    return {name: verdict for name, (verdict, _) in checks(output).items()}
+
+
+def checks(output: str) -> dict[str, tuple[str, str]]:
+    """Each check's name → (verdict, detail)."""
     found = {}
     for line in output.splitlines():
         if line[:4] in ("PASS", "WARN", "FAIL"):
-            found[line[6:].split("  ")[0].strip()] = line[:4]
+            name, _, detail = line[6:].partition("  ")
+            found[name.strip()] = (line[:4], detail.strip())
     return found
 
 
@@ -39,8 +47,26 @@ def test_doctor_passes_for_a_cpu_configuration(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     found = verdicts(result.stdout)
     for name in ("ffmpeg", "torch", "model", f"folder {media}", "state directory",
-                 "inotify watches", "systemd"):
+                 "inotify watches", "systemd", "model.engine", "model.batch_size", "memory"):
         assert found[name] == "PASS", result.stdout
+    # The auto choices on this CPU-only machine, each with its reason.
+    details = {name: detail for name, (_, detail) in checks(result.stdout).items()}
+    assert details["model.engine"].startswith("faster-whisper: no CUDA GPU")
+    assert details["model.beam_size"].startswith("1: a CPU")
+    assert "GiB needed for tiny.en at batch" in details["memory"]
+
+
+def test_a_memory_limit_too_small_for_the_model_fails_with_the_fix(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    # RLIMIT_AS as the limit: the address space torch maps at start, and little more;
+    # large-v3 is not there (offline), but its size is known by name.
+    result = doctor(tmp_path, media, prefix=["prlimit", "--as=3500000000"], model="large-v3")
+    found = checks(result.stdout)
+    assert found["memory"][0] == "FAIL", result.stdout + result.stderr
+    assert "needed for large-v3 at batch 1; RLIMIT_AS 3.3 GiB" in found["memory"][1]
+    assert "fix: choose a smaller model" in result.stdout
+    assert "smaller model" in found["model.batch_size"][1]
 
 
 def test_a_missing_ffmpeg_fails_with_the_fix(tmp_path: Path) -> None:

@@ -28,12 +28,23 @@ def test_options_become_settings() -> None:
     assert settings.cues.max_line_chars == 37 and settings.cues.max_chars_per_second == 17
 
 
+def test_engine_beam_batch_and_precision_are_auto_unless_given() -> None:
+    model = settings_from_args(parse()).model  # type: ignore[arg-type]
+    assert (model.engine, model.beam_size, model.batch_size, model.compute_type) == \
+        ("auto", "auto", "auto", "auto")
+    model = settings_from_args(parse("--batch-size", "auto", "--beam-size", "2",  # type: ignore[arg-type]
+                                     "--compute-type", "int8_float32")).model
+    assert (model.beam_size, model.batch_size, model.compute_type) == (2, "auto", "int8_float32")
+    with pytest.raises(SystemExit):
+        parse("--batch-size", "many")
+
+
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [(("--language", "klingon"), "unknown language code"),
      (("--min-duration", "8"), "--min-duration < --max-duration"),
      (("--max-line-chars", "3"), "--max-line-chars must be at least 10"),
-     (("--batch-size", "0"), "--batch-size must be at least 1")],
+     (("--batch-size", "0"), "--batch-size must be 'auto' or at least 1")],
 )
 def test_bad_options_are_reported_together(argv: tuple[str, ...], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):

@@ -40,8 +40,8 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
     })
     expected = [
         "At 'extra': unknown key",
-        "At 'model.engine': 'whisper.cpp' is not one of openai-whisper, faster-whisper",
-        "At 'model.beam_size': must be an integer, not 'five'",
+        "At 'model.engine': 'whisper.cpp' is not one of auto, openai-whisper, faster-whisper",
+        "At 'model.beam_size': must be an integer or 'auto', not 'five'",
         "At 'cues.colour': unknown key; valid keys are max_chars_per_second",
         "At 'language.allowed': unknown language code 'xx1'",
         "At 'log_level': 'loud' is not one of debug, info, warning, error",
@@ -64,8 +64,10 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
      ({"watch": ["/tmp"], "scan": {"settle_seconds": -1}}, "must not be negative"),
      ({"watch": ["/tmp"], "scan": {"include_extensions": ["mkv"]}}, "starts with a dot"),
      ({"watch": ["/tmp"], "skip": {"existing_sidecar": "yes"}}, "must be true or false"),
-     ({"watch": ["/tmp"], "model": {"batch_size": 0}}, "At 'model.batch_size': must be at "
-      "least 1"),
+     ({"watch": ["/tmp"], "model": {"batch_size": 0}}, "At 'model.batch_size': must be 'auto' "
+      "or at least 1"),
+     ({"watch": ["/tmp"], "model": {"compute_type": "int4"}}, "At 'model.compute_type': "
+      "'int4' is not one of auto, int8"),
      ([1, 2], "must be a mapping")],
 )
 def test_cross_field_and_shape_checks(document: Any, problem: str) -> None:

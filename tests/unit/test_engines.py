@@ -12,35 +12,22 @@ import pytest
 import torch
 from whisper.model import ModelDimensions, Whisper
 
-from subtitled.engines import is_out_of_memory, resolve_device
+from subtitled.engines import is_out_of_memory
 from subtitled.engines.ct2_weights import dimensions, read_model_bin
 from subtitled.engines.openai_whisper import (
     OpenAIWhisperEngine,
     half_precision,
     model_from_ctranslate2,
     split_at_timestamps,
+    to_device,
 )
-from subtitled.errors import ConfigError
+from subtitled.errors import ModelError
 
 # large-v3's vocabulary and mel bins, with a tiny width so the test runs in a second.
 LARGE_V3_SHAPE = ModelDimensions(n_mels=128, n_audio_ctx=1500, n_audio_state=64,
                                  n_audio_head=4, n_audio_layer=2, n_vocab=51866,
                                  n_text_ctx=448, n_text_state=64, n_text_head=4,
                                  n_text_layer=2)
-
-
-@pytest.mark.parametrize(
-    ("requested", "gpu", "expected"),
-    [("auto", True, "cuda"), ("auto", False, "cpu"), ("cpu", True, "cpu"),
-     ("cuda", True, "cuda")],
-)
-def test_device_choice(requested: str, gpu: bool, expected: str) -> None:
-    assert resolve_device(requested, lambda: gpu) == expected
-
-
-def test_asking_for_cuda_without_a_gpu_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="no usable CUDA GPU"):
-        resolve_device("cuda", lambda: False)
 
 
 class OutOfMemoryError(Exception):
@@ -52,11 +39,52 @@ class OutOfMemoryError(Exception):
     [(OutOfMemoryError("CUDA out of memory"), True),
      (RuntimeError("CUDA failed: out of memory"), True),
      (RuntimeError("CUDA error: device-side assert triggered"), False),
+     (RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: not enough "
+                   "memory: you tried to allocate 9437184000 bytes."), True),
+     (RuntimeError("std::bad_alloc"), True),
+     (RuntimeError("CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate(handle)"), True),
+     (MemoryError(), True),
      (ValueError("out of memory"), False)],
 )
 def test_out_of_memory_is_recognised_by_type_or_message(error: Exception,
                                                         expected: bool) -> None:
     assert is_out_of_memory(error) is expected
+
+
+class FakeCudaMove(torch.nn.Module):
+    """A model on a fake CUDA device: `.to()` records the precision the weights had when
+    they were moved (there is no GPU here), or fails like a full card."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+        self.norm = torch.nn.LayerNorm(4)
+        self.fail = fail
+        self.moved: dict[str, torch.dtype] = {}
+
+    def to(self, *args: object, **kwargs: object) -> FakeCudaMove:
+        if self.fail:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        self.moved = {name: p.dtype for name, p in self.named_parameters()}
+        return self
+
+
+def test_the_model_is_halved_before_it_moves_to_the_gpu() -> None:
+    model = FakeCudaMove()
+    assert to_device(model, "cuda") is model
+    assert model.moved["linear.weight"] == torch.float16
+    assert model.moved["norm.weight"] == torch.float32  # openai-whisper's LayerNorm is FP32
+
+
+def test_a_cpu_model_stays_in_fp32() -> None:
+    model = FakeCudaMove()
+    to_device(model, "cpu")
+    assert model.moved["linear.weight"] == torch.float32
+
+
+def test_a_gpu_too_small_for_the_model_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="cannot move the model to cuda: CUDA out of memory"):
+        to_device(FakeCudaMove(fail=True), "cuda")
 
 
 def test_fp16_keeps_layernorm_in_fp32_and_still_runs() -> None:

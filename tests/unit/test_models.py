@@ -43,7 +43,8 @@ def test_a_folder_without_weights_is_refused(tmp_path: Path) -> None:
 def test_names_are_found_in_the_model_folder_first(tmp_path: Path) -> None:
     (tmp_path / "large-v3.pt").write_bytes(b"x")
     folder = ct2_folder(tmp_path / "large-v3")
-    openai = models.resolve(ModelSettings(name="large-v3", model_dir=tmp_path))
+    openai = models.resolve(ModelSettings(name="large-v3", model_dir=tmp_path,
+                                          engine="openai-whisper"))
     faster = models.resolve(ModelSettings(name="large-v3", model_dir=tmp_path,
                                           engine="faster-whisper"))
     assert openai.kind == "openai-checkpoint" and openai.path == tmp_path / "large-v3.pt"
