@@ -12,7 +12,7 @@ from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.errors import ConfigError, SubtitledError, shown
 from subtitled.jobs import JobStore
-from subtitled.pipeline import Outcome, process_media_file
+from subtitled.pipeline import Hooks, Outcome, process_media_file
 from subtitled.progress import ProgressBar
 from subtitled.wiring import real_tools
 
@@ -43,7 +43,8 @@ def transcribe(settings: TranscribeSettings, paths: Sequence[Path]) -> int:
     for path in paths:
         bar = ProgressBar(sys.stderr, path.name) if sys.stderr.isatty() else None
         try:
-            outcome = process_media_file(path, settings, tools, bar)
+            outcome = process_media_file(path, settings, tools,
+                                         Hooks(progress=bar) if bar is not None else None)
         except SubtitledError as err:
             failures += 1
             _clear(bar)

@@ -30,7 +30,8 @@ class _QueueCollector(Collector):
 
 class Metrics:
     def __init__(self, counts: Callable[[], Mapping[str, int]],
-                 gpu_bytes: Callable[[], float | None] = lambda: None) -> None:
+                 gpu_bytes: Callable[[], float | None] = lambda: None,
+                 batch_size: Callable[[], float | None] = lambda: None) -> None:
         self.registry = CollectorRegistry()
         self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
                                 ["outcome"], registry=self.registry)
@@ -46,9 +47,13 @@ class Metrics:
         self.progress = Gauge("subtitled_current_file_progress_ratio",
                               "Share of the current file done (0 when idle)",
                               registry=self.registry)
-        gpu = Gauge("subtitled_gpu_memory_bytes", "GPU memory held by the model (CUDA only)",
+        gpu = Gauge("subtitled_gpu_memory_bytes", "GPU memory held by the model and torch's "
+                    "cache, as nvidia-smi counts it (openai-whisper on CUDA only)",
                     registry=self.registry)
         gpu.set_function(lambda: gpu_bytes() or 0.0)
+        batch = Gauge("subtitled_batch_size", "Speech chunks decoded together; halved for "
+                      "good after a batch ran out of memory", registry=self.registry)
+        batch.set_function(lambda: batch_size() or 0.0)
         self.registry.register(_QueueCollector(counts))
 
     def exposition(self) -> bytes:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
 _END = object()
+_WAIT_SECONDS = 0.5
 
 
 class _Failed:
@@ -26,7 +27,11 @@ class Prefetch(Generic[T]):
     block) stops the producer, closes `items` (ending any ffmpeg behind it) and joins the
     thread, whether or not anything was consumed."""
 
-    def __init__(self, items: Generator[T, None, None], depth: int) -> None:
+    def __init__(self, items: Generator[T, None, None], depth: int,
+                 waiting: Callable[[], None] | None = None) -> None:
+        # Called every half second while the consumer waits for the next item (a long
+        # silence being read): it may beat a heartbeat, or raise to stop waiting.
+        self._waiting = waiting
         self._items = items
         self._handoff: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
@@ -57,12 +62,20 @@ class Prefetch(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         while True:
-            value = self._handoff.get()
+            value = self._next()
             if value is _END:
                 return
             if isinstance(value, _Failed):
                 raise value.error
             yield cast(T, value)
+
+    def _next(self) -> object:
+        while True:
+            try:
+                return self._handoff.get(timeout=_WAIT_SECONDS)
+            except queue.Empty:
+                if self._waiting is not None:
+                    self._waiting()
 
     def close(self) -> None:
         self._stop.set()

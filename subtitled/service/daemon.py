@@ -6,21 +6,20 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from subtitled import allocator, config_file, failpoints
+from subtitled import allocator, config_file
 from subtitled.config import DaemonSettings, TranscribeSettings
-from subtitled.cues import Cue
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
-from subtitled.errors import ConfigError, MediaError, SubtitledError, TransientError
+from subtitled.errors import ConfigError
 from subtitled.health import Health
-from subtitled.jobs import Fingerprint, Job, JobStore, Result
+from subtitled.jobs import JobStore
 from subtitled.metrics import HttpListener, Metrics
 from subtitled.notify import Notifier
-from subtitled.pipeline import Outcome, Progress, Tools, Write, process_media_file
+from subtitled.pipeline import Tools
+from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
 from subtitled.wiring import real_tools
@@ -32,10 +31,6 @@ _IDLE_SECONDS = 0.5
 _STATUS_EVERY_SECONDS = 5.0
 # Without a systemd watchdog, a worker silent this long still counts as stuck.
 _DEFAULT_STALL_SECONDS = 600.0
-
-
-class Cancelled(Exception):
-    """The daemon is stopping; the current job is abandoned and requeued."""
 
 
 def prepare_state_dir(folder: Path) -> Path:
@@ -79,6 +74,7 @@ class Daemon:
         self.health = Health(self.notifier.watchdog_seconds or _DEFAULT_STALL_SECONDS)
         self._heartbeat_thread: threading.Thread | None = None
         self._status_at = 0.0
+        self._gpu_released = False
         self.metrics: Metrics | None = None
         self.http: HttpListener | None = None
 
@@ -87,7 +83,7 @@ class Daemon:
         self._install_signals()
         database = prepare_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
-        self.metrics = Metrics(self.store.counts, self._gpu_bytes)
+        self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size)
         self._open_http()
         for path in self.store.finish_written():
             logger.warning("%s: its subtitle was written just before the process stopped; "
@@ -116,23 +112,39 @@ class Daemon:
 
     def _loop(self) -> None:
         assert self.store is not None
-        worked = False
+        worker = Worker(self.store, self.health, self.notifier, self.metrics, self._stop,
+                        self.settler.settle_seconds)
+        idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
             if self._reload.is_set():
                 self._do_reload()
             job = self.store.claim()
             if job is None:
-                if worked:  # the queue ran dry, and the next file may be hours away
-                    allocator.release_freed_memory()
-                    worked = False
-                if time.monotonic() - self._status_at > _STATUS_EVERY_SECONDS:
-                    self._status_at = time.monotonic()
-                    self.notifier.status(self._idle_status())
+                idle_since = self._idle(idle_since)
                 self._stop.wait(_IDLE_SECONDS)
                 continue
-            self._work(job)
-            worked = True
+            assert self.tools is not None
+            worker.settle_seconds = self.settler.settle_seconds
+            worker.work(job, self.settings, self.tools)
+            idle_since = None
+
+    def _idle(self, since: float | None) -> float:
+        """Between jobs: host memory goes back at once when the queue runs dry (the next
+        file may be hours away), GPU memory after `gpu_idle_release_seconds`."""
+        now = time.monotonic()
+        if since is None:
+            allocator.release_freed_memory()
+            since, self._gpu_released = now, False
+        wait = self.settings.transcribe.model.gpu_idle_release_seconds
+        if self.transcriber is not None and wait > 0 and now - since >= wait and \
+                not self._gpu_released:
+            self.transcriber.idle()
+            self._gpu_released = True
+        if now - self._status_at > _STATUS_EVERY_SECONDS:
+            self._status_at = now
+            self.notifier.status(self._idle_status())
+        return since
 
     def _open_http(self) -> None:
         options = self.settings.http
@@ -147,11 +159,11 @@ class Daemon:
         logger.info("health and metrics on http://%s:%d/", options.host, self.http.port)
 
     def _gpu_bytes(self) -> float | None:
-        if getattr(self.transcriber, "device", None) != "cuda":
-            return None
-        import torch  # already loaded by the engine on this path
+        held = self.transcriber.gpu_bytes() if self.transcriber is not None else None
+        return None if held is None else float(held)
 
-        return float(torch.cuda.memory_allocated())
+    def _batch_size(self) -> float | None:
+        return None if self.transcriber is None else float(self.transcriber.batch_size)
 
     def _problems(self) -> list[str]:
         """The liveness checks shared by the heartbeat and /health."""
@@ -271,152 +283,3 @@ class Daemon:
         if self.store is not None:
             self.store.close()
         logger.info("stopped")
-
-    def _settings_for(self, path: Path) -> TranscribeSettings:
-        """The folder's own language allow-list, when it has one."""
-        settings = self.settings.transcribe
-        for root in self.settings.watch:
-            if root.languages and (root.path == path or root.path in path.parents):
-                return replace(settings, language=replace(settings.language,
-                                                          allowed=root.languages))
-        return settings
-
-    def _skip_marker(self, path: Path) -> Path | None:
-        name = self.settings.transcribe.skip.marker_file
-        if not name:
-            return None
-        for folder in path.parents:
-            if (folder / name).exists():
-                return folder / name
-            if any(folder == root.path for root in self.settings.watch):
-                break
-        return None
-
-    def _work(self, job: Job) -> None:
-        assert self.store is not None and self.tools is not None
-        path = job.path
-        try:
-            current = Fingerprint.of(path)
-        except OSError:
-            self.store.forget(job)
-            logger.info("%s: gone before it was processed; no subtitle written", path)
-            return
-        if current != job.fingerprint:
-            self.store.requeue_changed(job, current, time.time() + self.settler.settle_seconds)
-            logger.info("%s: changed since it was queued; waiting for it to settle", path)
-            return
-        marker = self._skip_marker(path)
-        if marker is not None:
-            self.store.finish(job, "skipped", None, f"skip marker {marker}")
-            return
-        failpoints.hit("after-claim", path.name)
-        self._process(job)
-
-    def _process(self, job: Job) -> None:
-        assert self.store is not None and self.tools is not None
-        store, path = self.store, job.path
-        tools = replace(self.tools, write=self._guarded_write(job, self.tools))
-
-        def progress(done: float, total: float | None, language: str | None) -> None:
-            store.set_progress(job, done, total)
-            if done > 0:
-                failpoints.hit("mid-transcription", path.name)
-            self.health.beat(f"transcribing {path.name}")
-            if self.metrics is not None and total:
-                self.metrics.progress.set(min(1.0, done / total))
-            share = f": {done / total:.0%}" if total else ""
-            spoken = f" ({language})" if language else ""
-            self.notifier.status(f"transcribing {path.name}{share}{spoken}")
-            if self._stop.is_set():
-                raise Cancelled
-
-        self.health.beat(f"transcribing {path.name}")
-        self.notifier.status(f"transcribing {path.name}")
-        failpoints.hang("hang-in-engine", path.name)
-        try:
-            self._process_and_record(job, tools, progress)
-        finally:
-            if self.metrics is not None:
-                self.metrics.progress.set(0)
-
-    def _process_and_record(self, job: Job, tools: Tools,
-                            progress: Progress) -> None:
-        assert self.store is not None
-        store, path, retry = self.store, job.path, self.settings.retry
-        try:
-            outcome = process_media_file(path, self._settings_for(path), tools, progress)
-        except Cancelled:
-            store.release(job)
-            logger.info("%s: abandoned for shutdown; requeued", path)
-            return
-        except SubtitledError as err:
-            try:
-                current = Fingerprint.of(path)
-            except OSError:  # whatever broke, the file is gone: nothing to redo
-                store.forget(job)
-                logger.info("%s: gone while being transcribed; no subtitle written", path)
-                return
-            if current != job.fingerprint:  # replaced or rewritten: the error is moot
-                store.requeue_changed(job, current,
-                                      time.time() + self.settler.settle_seconds)
-                logger.info("%s: changed while it was being transcribed (%s); starting "
-                            "over once it settles", path, err.message)
-                return
-            transient = isinstance(err, TransientError)
-            state = store.fail(job, err.one_line(), type(err).__name__, transient=transient,
-                               max_attempts=retry.max_attempts,
-                               backoff_seconds=retry.backoff_seconds,
-                               backoff_max_seconds=retry.backoff_max_seconds)
-            logger.error("%s (%s)", err.one_line(), state)
-            self._count(state)
-            return
-        except Exception as err:  # a bug: record it, keep the daemon alive
-            logger.exception("%s: unexpected failure", path)
-            store.fail(job, f"{path}: {type(err).__name__}: {err}", type(err).__name__,
-                       transient=False, max_attempts=retry.max_attempts,
-                       backoff_seconds=0, backoff_max_seconds=0)
-            self._count("failed")
-            return
-        self._record(job, outcome)
-
-    def _guarded_write(self, job: Job, tools: Tools) -> Write:
-        """Write only if the source is still the file that was transcribed."""
-        def write(target: Path, cues: list[Cue]) -> None:
-            try:
-                current = Fingerprint.of(job.path)
-            except OSError as err:
-                raise MediaError("the file vanished while it was being transcribed; no "
-                                 "subtitle written", path=job.path, stage="write") from err
-            if current != job.fingerprint:
-                raise TransientError("the file changed while it was being transcribed",
-                                     path=job.path, stage="write")
-            failpoints.hit("before-write", job.path.name)
-            assert self.store is not None
-            self.store.writing(job, target, len(cues))
-            tools.write(target, cues)
-            failpoints.hit("after-write", job.path.name)
-        return write
-
-    def _count(self, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.outcomes.labels(outcome).inc()
-
-    def _record(self, job: Job, outcome: Outcome) -> None:
-        assert self.store is not None
-        result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
-                        outcome.wall_seconds, outcome.output)
-        self._count("done" if outcome.status == "written" else "skipped")
-        if self.metrics is not None:
-            self.metrics.audio_seconds.inc(outcome.audio_seconds)
-            if outcome.status == "written":
-                self.metrics.realtime.observe(outcome.realtime_factor)
-        if outcome.status == "written":
-            self.store.finish(job, "done", result)
-            logger.info("%s: %s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues",
-                        job.path, outcome.output, outcome.language, outcome.audio_seconds,
-                        outcome.wall_seconds, outcome.realtime_factor, outcome.cue_count)
-            return
-        reason = {"no-speech": "no speech", "exists": f"subtitle exists: {outcome.reason}",
-                  "skipped": outcome.reason or "skipped"}[outcome.status]
-        self.store.finish(job, "skipped", result, reason)
-        logger.info("%s: skipped (%s)", job.path, reason)

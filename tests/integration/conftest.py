@@ -34,6 +34,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+@pytest.fixture(scope="session")
+def large_v3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random model with large-v3's real dimensions, as a CTranslate2 folder (3.1 GB)."""
+    from tests.integration.large_v3 import full_size_folder
+
+    return full_size_folder(tmp_path_factory.mktemp("large-v3") / "random-large-v3")
+
+
 _LOADED: dict[tuple[str, str], Transcriber] = {}
 
 

@@ -30,7 +30,7 @@ class DaemonRun:
         self.root = root
         self.media = root / "media"
         self.state = root / "state"
-        self.media.mkdir(exist_ok=True)
+        self.media.mkdir(parents=True, exist_ok=True)
         self.config = root / "config.yaml"
         self.logs: list[str] = []
         document: dict[str, Any] = {

@@ -32,6 +32,8 @@ class FakeTranscriber:
     batches: list[int] = field(default_factory=list)  # chunks per transcribe_batch call
     released: int = 0
     description: str = "fake"
+    batch_size: int = 8
+    idled: int = 0
 
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
         loud = float(np.abs(audio).max())
@@ -54,6 +56,12 @@ class FakeTranscriber:
 
     def release_memory(self) -> None:
         self.released += 1
+
+    def idle(self) -> None:
+        self.idled += 1
+
+    def gpu_bytes(self) -> int | None:
+        return None
 
 
 def media_info(path: Path, duration: float | None, offset: float = 0.0) -> MediaInfo:

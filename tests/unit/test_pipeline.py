@@ -109,7 +109,7 @@ def test_out_of_gpu_memory_retries_on_halves_and_frees_the_cache() -> None:
 
 def test_out_of_gpu_memory_on_tiny_work_fails_the_file_as_transient() -> None:
     media = FakeMedia(tone(8))
-    with pytest.raises(TransientError, match="out of GPU memory") as raised:
+    with pytest.raises(TransientError, match="out of memory even on") as raised:
         process_media_file(MOVIE, SETTINGS, media.tools(FakeTranscriber(memory_seconds=1.0)))
     assert raised.value.path == MOVIE
     assert raised.value.stage == "transcribe"
@@ -151,9 +151,8 @@ def speech_with_pauses(stretches: int, seconds: float = 5.0) -> np.ndarray:
 
 def test_chunks_are_decoded_in_batches_of_the_configured_size() -> None:
     media = FakeMedia(speech_with_pauses(20))  # 20 stretches → 5 chunks
-    transcriber = FakeTranscriber()
-    settings = replace(SETTINGS, model=replace(SETTINGS.model, batch_size=2))
-    outcome = process_media_file(MOVIE, settings, media.tools(transcriber))
+    transcriber = FakeTranscriber(batch_size=2)
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
     assert outcome.status == "written"
     assert len(transcriber.calls) >= 4
     assert transcriber.batches == [2] * (len(transcriber.calls) // 2)
@@ -163,19 +162,28 @@ def test_chunks_are_decoded_in_batches_of_the_configured_size() -> None:
 
 
 def test_batch_size_one_decodes_chunk_by_chunk() -> None:
-    transcriber = FakeTranscriber()
-    settings = replace(SETTINGS, model=replace(SETTINGS.model, batch_size=1))
-    process_media_file(MOVIE, settings, FakeMedia(speech_with_pauses(12)).tools(transcriber))
+    transcriber = FakeTranscriber(batch_size=1)
+    process_media_file(MOVIE, SETTINGS, FakeMedia(speech_with_pauses(12)).tools(transcriber))
     assert transcriber.batches == [] and len(transcriber.calls) == 3
 
 
-def test_a_batch_out_of_gpu_memory_is_decoded_one_chunk_at_a_time() -> None:
+def test_a_batch_of_two_out_of_memory_is_decoded_one_chunk_at_a_time() -> None:
     media = FakeMedia(speech_with_pauses(8))  # two chunks of about 28 s
     transcriber = FakeTranscriber(memory_seconds=40.0)  # one chunk fits, two do not
     outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
     assert outcome.status == "written"
     assert transcriber.batches == [] and transcriber.released == 1
-    assert len(transcriber.calls) == 2
+    assert len(transcriber.calls) == 2 and transcriber.batch_size == 1
+
+
+def test_a_batch_out_of_memory_is_halved_once_and_later_batches_keep_the_half() -> None:
+    media = FakeMedia(speech_with_pauses(48))  # 12 chunks of about 28 s
+    transcriber = FakeTranscriber(batch_size=4, memory_seconds=70.0)  # two fit, four do not
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert outcome.status == "written"
+    assert transcriber.released == 1  # one failed batch: the halves and the rest fit
+    assert transcriber.batch_size == 2
+    assert set(transcriber.batches) == {2} and len(transcriber.batches) >= 5
 
 
 class Skipping(FakeTranscriber):
@@ -210,9 +218,8 @@ def test_speech_the_last_batch_skipped_is_decoded_again_and_lands_where_it_was_s
 
 def test_speech_a_batch_skipped_rides_along_with_the_next_batch() -> None:
     media = FakeMedia(speech_with_pauses(24))
-    transcriber = Skipping()
-    settings = replace(SETTINGS, model=replace(SETTINGS.model, batch_size=2))
-    process_media_file(MOVIE, settings, media.tools(transcriber))
+    transcriber = Skipping(batch_size=2)
+    process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
     (cues,) = media.written.values()
     assert_every_stretch_has_a_cue(cues, 24)
     # Every batch but the last is full; the second passes are in the later batches.

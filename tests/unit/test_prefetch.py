@@ -68,3 +68,23 @@ def test_production_starts_before_anyone_asks_and_stops_unasked() -> None:
         assert started.wait(5)  # running while the consumer does something else
     assert closed.is_set()
     assert not any(t.name == "subtitled-prefetch" for t in threading.enumerate())
+
+
+def test_a_consumer_waiting_for_a_slow_producer_is_called_back_and_may_give_up() -> None:
+    calls: list[int] = []
+
+    class GiveUp(Exception):
+        pass
+
+    def slow() -> Generator[int, None, None]:
+        threading.Event().wait(3)
+        yield 1
+
+    def waiting() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise GiveUp
+
+    with pytest.raises(GiveUp), Prefetch(slow(), 1, waiting=waiting) as items:
+        list(items)
+    assert len(calls) == 2  # left at the second call, before the first item came

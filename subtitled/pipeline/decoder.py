@@ -1,0 +1,223 @@
+"""Speech chunks → words, in batches: one encoder pass and one search per batch, a second
+pass for speech the batch skipped, Whisper's own decoding for what looks wrong, and
+smaller work when memory runs out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from subtitled import failpoints
+from subtitled.config import TranscribeSettings
+from subtitled.cues import segment_words
+from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
+from subtitled.errors import TransientError
+from subtitled.filters import keep_speech, needs_fallback
+from subtitled.media import MediaInfo
+from subtitled.pipeline.engine_calls import Alive, call_watched
+from subtitled.speech import Chunk, Piece, glue
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Shorter pieces of speech left without words are not decoded again (a cough, a breath).
+_MIN_SKIPPED_SECONDS = 1.0
+_SKIPPED_GAP_SECONDS = 1.0
+# Below this, a chunk that still runs out of memory is not worth splitting further.
+_MIN_OOM_RETRY_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class Work:
+    """A chunk to decode in a language; on its second pass, speech skipped again is not
+    sent round a third time but decoded alone."""
+
+    language: str
+    chunk: Chunk
+    second_pass: bool = False
+
+
+class BatchDecoder:
+    """Takes work in as the audio is read; decodes a batch whenever one is full."""
+
+    def __init__(self, path: Path, settings: TranscribeSettings, transcriber: Transcriber,
+                 media: MediaInfo, alive: Alive) -> None:
+        self.path, self.settings, self.transcriber = path, settings, transcriber
+        self.media, self.alive = media, alive
+        self.windows_decoded = 0  # engine work, for the log and the resume tests
+        self._queue: list[Work] = []
+        self._read_to_seconds = 0.0
+
+    def add(self, work: list[Work]) -> list[Word]:
+        """Queue the work of one chunk; the words of every batch that filled up."""
+        self._queue += work
+        self._read_to_seconds = max([self._read_to_seconds,
+                                     *(w.chunk.source_end_seconds for w in work)])
+        words: list[Word] = []
+        while len(self._queue) >= self.transcriber.batch_size:
+            # What the batch skipped rides along with the next one.
+            found, self._queue = self._decode_batch(self._queue)
+            words += found
+        return words
+
+    def finish(self) -> list[Word]:
+        """The rest: a last batch, then its skipped speech, which has nothing to ride along
+        with, by Whisper's own decoding, one window at a time."""
+        words, again = self._decode_batch(self._queue)
+        self._queue = []
+        for work in again:
+            words += self.decode_alone(work.chunk, work.language)
+        return words
+
+    def decoded_through(self) -> float:
+        """Source time before which every chunk taken in has been decoded."""
+        return min((w.chunk.source_start_seconds for w in self._queue),
+                   default=self._read_to_seconds)
+
+    def _decode_batch(self, batch: list[Work]) -> tuple[list[Word], list[Work]]:
+        """The words of the batch, decoded language by language, and the speech it skipped
+        (a stretch of a chunk left without words), glued into as few chunks as fit, for a
+        second pass; speech skipped on its second pass is decoded at once, stretch by
+        stretch. A chunk whose text looks like a loop or is improbable is decoded again at
+        once, alone, with Whisper's temperature fallback."""
+        words: list[Word] = []
+        again: list[Work] = []
+        for language in dict.fromkeys(work.language for work in batch):
+            items = [work for work in batch if work.language == language]
+            skipped: list[Chunk] = []
+            for work, segments in zip(items, self._segments(
+                    [work.chunk for work in items], language), strict=True):
+                if segments is None or needs_fallback(segments, self.settings.filters):
+                    words += self.decode_alone(work.chunk, language)
+                    continue
+                found, pieces = self._split_skipped(work.chunk, segments)
+                words += found
+                if not work.second_pass:
+                    skipped += pieces
+                    continue
+                for piece in pieces:  # skipped twice: each stretch alone, the ordinary way
+                    words += self.decode_alone(piece, language)
+            if skipped:
+                logger.debug("%s: %d skipped stretches of speech go round again", self.path,
+                             len(skipped))
+            # Glued, a second apart: each 30 s window costs the encoder the same.
+            again += [Work(language, chunk, second_pass=True) for chunk in glue(
+                skipped, self.settings.speech.max_chunk_seconds, _SKIPPED_GAP_SECONDS)]
+        return words, again
+
+    def _split_skipped(self, chunk: Chunk, segments: list[Segment]
+                       ) -> tuple[list[Word], list[Chunk]]:
+        """The words outside the stretches the decoder skipped, and those stretches."""
+        found = self._kept_words(chunk, segments)
+        offset = self.media.audio.start_offset_seconds
+        missing = skipped_pieces(chunk, found, offset)
+        kept = [w for w in found if not any(_holds(chunk.pieces[i], w, offset)
+                                            for i in missing)]
+        return kept, [chunk.sub(i, i + 1) for i in missing]
+
+    def _segments(self, chunks: list[Chunk], language: str
+                  ) -> list[list[Segment] | None]:
+        """Each chunk's segments, in batches of at most the transcriber's batch size; None
+        (decode it alone) for a batch of one."""
+        size = max(1, self.transcriber.batch_size)
+        found: list[list[Segment] | None] = []
+        for first in range(0, len(chunks), size):
+            found += self._batch_segments(chunks[first:first + size], language)
+        return found
+
+    def _batch_segments(self, chunks: list[Chunk], language: str
+                        ) -> list[list[Segment] | None]:
+        """One batched decode; out of memory, the batch is halved, for this call and, from
+        then on, for every later batch of the process."""
+        if len(chunks) < 2:
+            return [None] * len(chunks)
+        batch = self._engine(lambda: self.transcriber.transcribe_batch(
+            [c.audio for c in chunks], language=language, task=self.settings.language.task))
+        if batch is not None:
+            self._count(len(chunks))
+            return list(batch)
+        half = len(chunks) // 2
+        if self.transcriber.batch_size > half:
+            self.transcriber.batch_size = half
+            logger.warning("%s: out of memory on a batch of %d chunks; batches of %d from "
+                           "now on", self.path, len(chunks), half)
+        return self._batch_segments(chunks[:half], language) + \
+            self._batch_segments(chunks[half:], language)
+
+    def decode_alone(self, chunk: Chunk, language: str) -> list[Word]:
+        """One chunk with Whisper's temperature fallback; out of memory, in halves."""
+        segments = self._engine(lambda: self.transcriber.transcribe(
+            chunk.audio, language=language, task=self.settings.language.task))
+        if segments is not None:
+            self._count(1)
+            return self._kept_words(chunk, segments)
+        if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:
+            raise TransientError(
+                f"out of memory even on {chunk.duration_seconds:.1f} s of audio; "
+                "use a smaller model or free the GPU", stage="transcribe")
+        logger.warning("%s: out of memory on %.1f s of audio; retrying in halves",
+                       self.path, chunk.duration_seconds)
+        return [w for half in chunk.halves() for w in self.decode_alone(half, language)]
+
+    def _count(self, windows: int) -> None:
+        self.windows_decoded += windows
+        logger.debug("%s: decoded %d window%s", self.path, windows, "s" * (windows > 1))
+
+    def _engine(self, call: Callable[[], _T]) -> _T | None:
+        """The engine's answer, or None when memory ran out (the GPU cache freed)."""
+        try:
+            failpoints.fail_once("oom-in-engine", self.path.name,
+                                 "CUDA out of memory (injected by the oom-in-engine failpoint)")
+            return call_watched(call, self.alive)
+        except Exception as err:
+            if not is_out_of_memory(err):
+                raise
+            self.transcriber.release_memory()
+            return None
+
+    def _kept_words(self, chunk: Chunk, segments: list[Segment]) -> list[Word]:
+        """The speech among the segments, placed on the programme's timeline."""
+        kept = keep_speech(segments, self.settings.filters)
+        offset = self.media.audio.start_offset_seconds
+        return [word for segment in kept for word in _placed(chunk, segment, offset)]
+
+
+def skipped_pieces(chunk: Chunk, words: list[Word], offset_seconds: float) -> list[int]:
+    """Pieces of at least a second that the decoder left (nearly) without words: the words
+    placed in them span less than half of the piece. Speech detection made each piece one
+    stretch of speech with no long pause, so its words should fill it."""
+    missing = []
+    for index, piece in enumerate(chunk.pieces):
+        if piece.duration_seconds < _MIN_SKIPPED_SECONDS:
+            continue
+        start = _span(piece, offset_seconds)[0]
+        inside = [w for w in words if _holds(piece, w, offset_seconds)]
+        covered = max((w.end_seconds for w in inside), default=start) - \
+            min((w.start_seconds for w in inside), default=start)
+        if covered < piece.duration_seconds / 2:
+            missing.append(index)
+    return missing
+
+
+def _span(piece: Piece, offset_seconds: float) -> tuple[float, float]:
+    """Where a piece lies on the programme's timeline."""
+    start = piece.source_start_seconds + offset_seconds
+    return start, start + piece.duration_seconds
+
+
+def _holds(piece: Piece, word: Word, offset_seconds: float) -> bool:
+    start, end = _span(piece, offset_seconds)
+    return start - 1e-6 <= word.start_seconds < end
+
+
+def _placed(chunk: Chunk, segment: Segment, offset: float) -> list[Word]:
+    """The segment's words moved from chunk time to the programme's timeline."""
+    placed = []
+    for word in segment_words(segment):
+        start, end = chunk.to_source(word.start_seconds, word.end_seconds)
+        placed.append(Word(max(0.0, start + offset), max(0.0, end + offset), word.text,
+                           word.probability))
+    return placed

@@ -1,0 +1,202 @@
+"""One media file through the pipeline: probe, language, decode, write. The order of things
+and when to stop early live here; the parts are in `sampling` and `decoder`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator, Iterable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from subtitled import languages
+from subtitled.config import TranscribeSettings
+from subtitled.cues import shape_cues
+from subtitled.engines.base import Word
+from subtitled.errors import ConfigError
+from subtitled.language import LanguageGuess, label_pieces, vote
+from subtitled.media import MediaInfo
+from subtitled.pipeline.decoder import BatchDecoder, Work
+from subtitled.pipeline.engine_calls import call_watched
+from subtitled.pipeline.sampling import sample_language
+from subtitled.pipeline.tools import Hooks, Outcome, Resume, Status, Tools
+from subtitled.prefetch import Prefetch
+from subtitled.speech import Chunk, SpeechChunker
+from subtitled.subtitles import existing_subtitle, output_path
+
+logger = logging.getLogger(__name__)
+
+
+class MediaJob:
+    def __init__(self, path: Path, settings: TranscribeSettings, tools: Tools, hooks: Hooks,
+                 started: float) -> None:
+        self.path, self.settings, self.tools, self.hooks = path, settings, tools, hooks
+        self.started = started
+        self.allowed = tuple(languages.to_whisper(c) for c in settings.language.allowed)
+        self.audio_seconds = 0.0  # of the whole file, once it has all been read
+        self._extracted_seconds = 0.0  # so far, counted by the extraction thread
+        self._windows = 0
+
+    def run(self) -> Outcome:
+        media = self.tools.probe(self.path)
+        skip = self.settings.skip
+        if media.duration_seconds is not None and \
+                media.duration_seconds < skip.min_duration_seconds:
+            return self._outcome("skipped", None, None, 0, 0.0,
+                                 f"shorter than {skip.min_duration_seconds:g} s")
+        resume = self.hooks.checkpoints.load() if self.hooks.checkpoints else None
+        guess = resume.language if resume else self._given_language()
+        if guess is not None and (done := self._already_done(media, guess)):
+            return done
+        start = resume.decoded_seconds if resume else 0.0
+        if resume:
+            logger.info("%s: resuming at %.0f s with the %d words decoded before", self.path,
+                        start, len(resume.words))
+        chunker = SpeechChunker(self.tools.speech_probabilities(), self.settings.speech)
+        # Extraction and speech detection start now, in a thread, and run ahead while the
+        # language is detected and the model decodes.
+        with Prefetch(self._chunks(media, chunker, start), self.tools.transcriber.batch_size,
+                      waiting=lambda: self.hooks.alive(True)) as chunks:
+            if guess is None and self.tools.transcriber.multilingual:
+                guess = sample_language(self.path, media, self.settings, self.tools,
+                                        self.allowed, self.hooks.alive)
+                if guess is not None and (done := self._already_done(media, guess)):
+                    return done
+                self._save(0.0, guess, [])
+            # Before the long part: an hour of decoding must not end in a folder we cannot
+            # write.
+            self.tools.check_output(self.path)
+            words, guess = self._transcribe(media, chunks, guess, resume)
+        return self._write(media, words, guess, chunker.speech_seconds)
+
+    def _write(self, media: MediaInfo, words: list[Word], guess: LanguageGuess | None,
+               speech_seconds: float) -> Outcome:
+        if guess is None or not words:
+            return self._outcome("no-speech", None, guess, 0, speech_seconds)
+        if done := self._already_done(media, guess):
+            return done
+        cues = shape_cues(words, self.settings.cues)
+        target = self._target(guess)
+        self.tools.write(target, cues)
+        return self._outcome("written", target, guess, len(cues), speech_seconds)
+
+    def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:
+        """A subtitle in this language exists beside the file or inside it."""
+        if self.settings.output.overwrite:
+            return None
+        label, target = self._label(guess), self._target(guess)
+        existing = target if target.exists() else None
+        if existing is None and self.settings.skip.existing_sidecar:
+            existing = existing_subtitle(self.path, label)
+        if existing is not None:
+            return self._outcome("exists", existing, guess, 0, 0.0, str(existing))
+        if self.settings.skip.embedded_text_subtitles and \
+                label in media.text_subtitle_languages:
+            return self._outcome("skipped", None, guess, 0, 0.0,
+                                 f"has an embedded {label} text subtitle")
+        return None
+
+    def _outcome(self, status: Status, target: Path | None, guess: LanguageGuess | None,
+                 cue_count: int, speech_seconds: float, reason: str | None = None) -> Outcome:
+        return Outcome(self.path, status, target, self._label(guess) if guess else None,
+                       guess.confidence if guess else None, cue_count, self.audio_seconds,
+                       speech_seconds, time.monotonic() - self.started, reason, self._windows)
+
+    def _label(self, guess: LanguageGuess) -> str:
+        """The language the subtitle is in: English when translating."""
+        return "en" if self.settings.language.task == "translate" else guess.iso_code
+
+    def _target(self, guess: LanguageGuess) -> Path:
+        return output_path(self.path, self._label(guess), self.settings.output.template)
+
+    def _given_language(self) -> LanguageGuess | None:
+        """A given language, English for English-only models; None: detect it."""
+        wanted = self.settings.language.language
+        transcriber = self.tools.transcriber
+        if wanted != "auto":
+            code = languages.normalize(wanted)
+            if code is None:
+                raise ConfigError(f"unknown language code {wanted!r}", stage="language")
+            if not transcriber.multilingual and code != "en":
+                raise ConfigError(f"{transcriber.description} knows only English, not {code}",
+                                  stage="language")
+            return LanguageGuess(languages.to_whisper(code), 1.0, 0)
+        if not transcriber.multilingual:
+            return LanguageGuess("en", 1.0, 0)
+        return None
+
+    def _transcribe(self, media: MediaInfo, chunks: Iterable[Chunk],
+                    guess: LanguageGuess | None, resume: Resume | None
+                    ) -> tuple[list[Word], LanguageGuess | None]:
+        decoder = BatchDecoder(self.path, self.settings, self.tools.transcriber, media,
+                               self.hooks.alive)
+        words = list(resume.words) if resume else []
+        unsaved: list[Word] = []  # decoded, but not yet before the checkpoint's line
+        saved_through = resume.decoded_seconds if resume else 0.0
+        windows = 0
+        for chunk in chunks:
+            if guess is None:  # no window had speech to vote on: use the first chunk
+                guess = vote([(self._detect(chunk.audio), 1.0)], self.allowed)
+                assert guess is not None
+            self.hooks.alive(True)
+            unsaved += decoder.add([Work(code, part)
+                                    for code, part in self._languages_of(chunk, guess.code)])
+            self._windows = decoder.windows_decoded
+            self.hooks.progress(chunk.source_end_seconds, media.duration_seconds,
+                                self._label(guess))
+            # After a batch was decoded (not merely queued): a checkpoint is progress.
+            if decoder.windows_decoded > windows and decoder.decoded_through() > saved_through:
+                windows, saved_through = decoder.windows_decoded, decoder.decoded_through()
+                unsaved = self._checkpoint(saved_through, media, guess, words, unsaved)
+        words += unsaved + decoder.finish()
+        self._windows = decoder.windows_decoded
+        self.audio_seconds = self._extracted_seconds  # every chunk is in: it has all been read
+        # Decoding is over: from here on nothing is abandoned, the subtitle is written.
+        self.hooks.progress(self.audio_seconds, self.audio_seconds,
+                            self._label(guess) if guess else None)
+        # Per-chunk languages are decoded language by language; put the words back in order.
+        words.sort(key=lambda w: w.start_seconds)
+        return words, guess
+
+    def _checkpoint(self, through: float, media: MediaInfo, guess: LanguageGuess,
+                    done: list[Word], unsaved: list[Word]) -> list[Word]:
+        """Save the words before `through`; the others wait for a later line."""
+        line = through + media.audio.start_offset_seconds
+        ready = [w for w in unsaved if w.start_seconds < line]
+        done += ready
+        self._save(through, guess, ready)
+        return [w for w in unsaved if w.start_seconds >= line]
+
+    def _save(self, through: float, guess: LanguageGuess | None, words: list[Word]) -> None:
+        if self.hooks.checkpoints is not None and guess is not None:
+            self.hooks.checkpoints.save(through, guess, words)
+
+    def _chunks(self, media: MediaInfo, chunker: SpeechChunker, start: float
+                ) -> Generator[Chunk, None, None]:
+        """The file's speech chunks from `start` (source seconds) on, in source time."""
+        self._extracted_seconds = start
+        for block in self.tools.open_audio(media, start or None, None):
+            self._extracted_seconds += len(block) / 16_000
+            yield from (_later(chunk, start) for chunk in chunker.feed(block))
+        yield from (_later(chunk, start) for chunk in chunker.finish())
+
+    def _languages_of(self, chunk: Chunk, file_language: str) -> list[tuple[str, Chunk]]:
+        if self.settings.language.mode == "per-chunk" and self.tools.transcriber.multilingual \
+                and self.settings.language.language == "auto":
+            return label_pieces(chunk, self._detect, self.allowed, file_language)
+        return [(file_language, chunk)]
+
+    def _detect(self, audio: np.ndarray) -> dict[str, float]:
+        detect = self.tools.transcriber.detect_language
+        return call_watched(partial(detect, audio), self.hooks.alive)
+
+
+def _later(chunk: Chunk, seconds: float) -> Chunk:
+    """A chunk found in audio read from `seconds` on, placed in the file's time."""
+    if not seconds:
+        return chunk
+    return replace(chunk, pieces=tuple(
+        replace(p, source_start_seconds=p.source_start_seconds + seconds) for p in chunk.pieces))

@@ -1,0 +1,95 @@
+"""What the pipeline is handed (its collaborators and hooks) and what it hands back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from subtitled.cues import Cue
+from subtitled.engines.base import Transcriber, Word
+from subtitled.language import LanguageGuess
+from subtitled.media import MediaInfo
+from subtitled.pipeline.engine_calls import Alive, no_watch
+from subtitled.speech import SpeechProbabilities
+
+Status = Literal["written", "no-speech", "exists", "skipped"]
+Probe = Callable[[Path], MediaInfo]
+OpenAudio = Callable[[MediaInfo, float | None, float | None], Iterable[np.ndarray]]
+"""(media, start seconds, duration seconds or None for the rest) → 16 kHz mono float32
+blocks."""
+Write = Callable[[Path, list[Cue]], None]
+Progress = Callable[[float, float | None, str | None], None]
+"""(audio seconds done, total seconds or None, ISO code of the language being decoded)."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What earlier attempts at this file decoded: every word before `decoded_seconds`
+    (source time), and the language they were decoded in."""
+
+    decoded_seconds: float
+    language: LanguageGuess
+    words: tuple[Word, ...]
+
+
+class Checkpoints(Protocol):
+    """Where decoded words are kept between batches, so that a stop or a crash does not
+    throw away hours of a long film."""
+
+    def load(self) -> Resume | None: ...
+
+    def save(self, decoded_seconds: float, language: LanguageGuess,
+             words: list[Word]) -> None:
+        """Everything before `decoded_seconds` is decoded; `words` are the ones that this
+        save adds."""
+        ...
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What the pipeline needs from the outside world."""
+
+    probe: Probe
+    open_audio: OpenAudio
+    transcriber: Transcriber
+    write: Write
+    speech_probabilities: Callable[[], SpeechProbabilities]
+    # Raises when the subtitle could not be written beside this media file.
+    check_output: Callable[[Path], None] = lambda media: None
+
+
+def _no_progress(done: float, total: float | None, language: str | None) -> None:
+    del done, total, language
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How the caller follows and steers one job: progress as audio is taken in, `alive`
+    while the engine computes (it may raise to stop), checkpoints between batches."""
+
+    progress: Progress = _no_progress
+    alive: Alive = field(default=no_watch)
+    checkpoints: Checkpoints | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: Path
+    status: Status
+    output: Path | None
+    language: str | None  # ISO code of the file's main language
+    language_confidence: float | None
+    cue_count: int
+    audio_seconds: float
+    speech_seconds: float
+    wall_seconds: float
+    reason: str | None = None  # why it was skipped, or which subtitle already exists
+    windows_decoded: int = 0  # engine work: chunks decoded, each a Whisper window
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0

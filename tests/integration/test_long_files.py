@@ -1,0 +1,129 @@
+"""A long film survives kills: decoded words are checkpointed after each batch, a restart
+resumes from the last checkpoint, and kills while it makes progress never dead-letter it."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import srt
+
+from subtitled.evaluation import word_error_rate
+from tests.integration.conftest import DATA
+from tests.integration.daemon_harness import DaemonRun
+from tests.integration.figures import record
+
+RATE = 16_000
+# English clips of the corpus; each cycle plays them at another speed, so that no two
+# minutes of the programme are the same audio.
+CLIPS = ("en_jfk_inaugural.flac", "en_librispeech_quilter_leopard.wav",
+         "mul_en-de_mit_license.mp3")
+ENGLISH_PART_SECONDS = {"mul_en-de_mit_license.mp3": 30.0}
+SPEECH_MINUTES = 10.5
+KILLS = 2
+WORK = re.compile(r"decoded (\d+) windows?")
+
+
+def _clip(name: str) -> np.ndarray:
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(DATA / name),
+                          "-t", str(ENGLISH_PART_SECONDS.get(name, 600)), "-ac", "1", "-ar",
+                          str(RATE), "-f", "f32le", "-"], capture_output=True, check=True)
+    return np.frombuffer(raw.stdout, dtype=np.float32)
+
+
+def long_film(path: Path, minutes: float = SPEECH_MINUTES) -> float:
+    """An audio-only .mkv with at least `minutes` of speech; returns its speech seconds."""
+    clips = [_clip(name) for name in CLIPS]
+    pause = np.zeros(RATE, dtype=np.float32)
+    parts: list[np.ndarray] = []
+    speech, cycle = 0.0, 0
+    while speech < minutes * 60:
+        speed = 0.9 + 0.2 * (cycle % 5) / 4  # 0.9x to 1.1x
+        for clip in clips:
+            positions = np.arange(0, len(clip) - 1, speed)
+            parts += [np.interp(positions, np.arange(len(clip)), clip).astype(np.float32),
+                      pause]
+            speech += len(positions) / RATE
+        cycle += 1
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar",
+                    str(RATE), "-ac", "1", "-i", "-", "-c:a", "aac", str(path)],
+                   input=np.concatenate(parts).tobytes(), check=True)
+    return speech
+
+
+def decoded_through(daemon: DaemonRun) -> float:
+    database = daemon.state / "jobs.sqlite3"
+    if not database.exists():
+        return 0.0
+    with sqlite3.connect(database) as db:
+        try:
+            row = db.execute("SELECT MAX(decoded_seconds) FROM checkpoints").fetchone()
+        except sqlite3.OperationalError:  # the daemon has not made its tables yet
+            return 0.0
+    return float(row[0] or 0.0)
+
+
+def progressed(daemon: DaemonRun, since: float) -> bool:
+    return decoded_through(daemon) > since
+
+
+def windows(logs: list[str]) -> int:
+    return sum(int(n) for log in logs for n in WORK.findall(log))
+
+
+def subtitle_text(folder: Path) -> str:
+    (subtitle,) = folder.glob("*.srt")
+    return " ".join(c.content for c in srt.parse(subtitle.read_text(encoding="utf-8")))
+
+
+def test_kills_during_a_long_film_resume_it_and_repeat_little_work(
+        tmp_path: Path, model_dir: Path) -> None:
+    film = tmp_path / "film.mkv"
+    speech_seconds = long_film(film)
+    settings = {"model": {"engine": "faster-whisper", "batch_size": 2, "beam_size": 1},
+                "retry": {"max_attempts": 2, "backoff_seconds": 0}}
+
+    whole = DaemonRun(tmp_path / "whole", model_dir, **settings)
+    (whole.media / film.name).symlink_to(film)
+    whole.start()
+    whole.wait_until(lambda: whole.all_settled(1), seconds=900)
+    assert whole.finish(signal.SIGTERM) == 0
+
+    seed = random.randrange(1 << 30)
+    chance = random.Random(seed)
+    killed = DaemonRun(tmp_path / "killed", model_dir, **settings)
+    (killed.media / film.name).symlink_to(film)
+    kill_points = []
+    for _ in range(KILLS):
+        killed.start()
+        # A random point of the decoding: after this run's first new checkpoint.
+        killed.wait_until(partial(progressed, killed, decoded_through(killed)), seconds=600)
+        time.sleep(chance.uniform(0.0, 6.0))
+        kill_points.append(decoded_through(killed))
+        killed.kill()
+    killed.start()
+    killed.wait_until(lambda: killed.all_settled(1), seconds=900)
+    assert killed.finish(signal.SIGTERM) == 0
+
+    (row,) = killed.rows()
+    assert row["state"] == "done", (seed, row)  # two kills with max_attempts 2: not dead
+    assert row["attempts"] == 1, (seed, row)
+    assert len(list(killed.media.glob("*.srt"))) == 1
+    assert list(killed.media.glob("*.tmp")) == []
+    assert sum("resuming at" in log for log in killed.logs) == KILLS, seed
+    difference = word_error_rate(subtitle_text(whole.media), subtitle_text(killed.media))
+    work, uninterrupted = windows(killed.logs), windows(whole.logs)
+    record("kill -9 during a long film", f"{speech_seconds / 60:.1f} min of speech, "
+           f"{KILLS} kills at {', '.join(f'{s:.0f}' for s in kill_points)} s: WER against "
+           f"the uninterrupted run {difference:.3f}, {work} windows decoded against "
+           f"{uninterrupted} ({work / uninterrupted:.2f}x)")
+    assert difference <= 0.02, (seed, difference)
+    assert uninterrupted > 20
+    assert work <= 1.25 * uninterrupted, (seed, work, uninterrupted)
