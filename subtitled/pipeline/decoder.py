@@ -139,13 +139,13 @@ class BatchDecoder:
         if batch is not None:
             self._count(len(chunks))
             return list(batch)
-        half = len(chunks) // 2
-        if self.transcriber.batch_size > half:
-            self.transcriber.batch_size = half
+        size = len(chunks) // 2
+        if self.transcriber.batch_size > size:
+            self.transcriber.batch_size = size
             logger.warning("%s: out of memory on a batch of %d chunks; batches of %d from "
-                           "now on", self.path, len(chunks), half)
-        return self._batch_segments(chunks[:half], language) + \
-            self._batch_segments(chunks[half:], language)
+                           "now on", self.path, len(chunks), size)
+        return [segments for first in range(0, len(chunks), size)
+                for segments in self._batch_segments(chunks[first:first + size], language)]
 
     def decode_alone(self, chunk: Chunk, language: str) -> list[Word]:
         """One chunk with Whisper's temperature fallback; out of memory, in halves."""

@@ -62,6 +62,12 @@ class DaemonRun:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             env={**os.environ, **(env or {})})
 
+    def wait_ready(self, seconds: float = 120) -> None:
+        """Until the daemon has loaded its model and watches its folders (its signal
+        handlers are in place long before)."""
+        self.wait_until(lambda: "watching " in self.log_file.read_text(errors="replace"),
+                        seconds)
+
     def finish(self, sig: int | None = None, timeout: float = 60) -> int:
         """Send `sig` (if any), wait, keep the log; returns the exit status."""
         assert self.process is not None

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import DATA
 
 
@@ -14,15 +16,20 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=600)
 
 
-def test_offline_without_the_model_says_where_to_put_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("engine", "where"), [
+    ("openai-whisper", "put large-v3.pt (from https://"),
+    ("auto", "put a CTranslate2 folder (model.bin"),  # a CPU: faster-whisper
+])
+def test_offline_without_the_model_says_where_to_put_it(tmp_path: Path, engine: str,
+                                                        where: str) -> None:
     clip = tmp_path / "jfk.flac"
     clip.symlink_to(DATA / "en_jfk_inaugural.flac")
-    result = run("transcribe", "--model", "large-v3", "--offline", "--model-dir",
-                 str(tmp_path / "models"), str(clip))
+    result = run("transcribe", "--model", "large-v3", "--offline", "--engine", engine,
+                 "--model-dir", str(tmp_path / "models"), str(clip))
     assert result.returncode == 3
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("subtitled: error: model: model 'large-v3' is not available offline")
-    assert "put large-v3.pt (from https://" in line and str(tmp_path / "models") in line
+    assert where in line and str(tmp_path / "models") in line
     assert [p.name for p in tmp_path.iterdir()] == ["jfk.flac"]
 
 

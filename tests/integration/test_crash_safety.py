@@ -62,6 +62,7 @@ def test_random_kills_lose_nothing_repeat_nothing_and_leave_nothing_half_written
         time.sleep(chance.uniform(1.0, 6.0))
         daemon.kill()
     daemon.start()
+    daemon.wait_ready()  # the kills may have left nothing to do: a SIGTERM must find it up
     daemon.wait_until(lambda: daemon.all_settled(VIDEOS), seconds=600)
     assert daemon.finish(signal.SIGTERM) == 0, f"seed {seed}"
     reader.stop.set()

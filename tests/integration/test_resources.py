@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from tests.integration.daemon_harness import (
     valid_subtitles,
 )
 from tests.integration.figures import record
+from tests.integration.test_long_files import long_film
 from tests.integration.test_systemd_notify import NotifySocket
 from tests.integration.test_watcher import inotify_limit
 
@@ -146,20 +148,31 @@ def test_a_hung_engine_is_retried_after_each_restart_and_then_dead_lettered(
         next(r["last_error"] for r in daemon.rows() if "stuck" in r["path"])
 
 
-def test_gpu_out_of_memory_is_retried_in_halves_and_the_next_job_is_fine(
+def test_out_of_memory_halves_the_batch_for_good_and_the_next_job_is_fine(
         tmp_path: Path, model_dir: Path, clip: Path) -> None:
-    daemon = DaemonRun(tmp_path, model_dir)
-    # Long enough to be worth halving (short chunks give up at once: TransientError).
-    make_video(daemon.media / "big.mkv", seconds=11.0)
+    daemon = DaemonRun(tmp_path, model_dir, model={"batch_size": 4})
+    # The first batch of four runs out of memory once (the failpoint) and is decoded as
+    # two of two; every later batch, of this file and the next, holds at most two.
+    film = tmp_path / "film.mkv"
+    long_film(film, minutes=2.0)
+    (daemon.media / "big.mkv").symlink_to(film)
     daemon.start({"SUBTITLED_FAILPOINTS": "oom-in-engine:big"})
     daemon.wait_until(lambda: daemon.all_settled(1))
-    shutil.copyfile(clip, daemon.media / "next.mkv")
+    (daemon.media / "next.mkv").symlink_to(film)
     daemon.wait_until(lambda: daemon.all_settled(2))
     assert daemon.finish(signal.SIGTERM) == 0
     assert {r["state"] for r in daemon.rows()} == {"done"}
     assert sorted(valid_subtitles(daemon.media)) == ["big.en.srt", "next.en.srt"]
-    assert "big.mkv: out of GPU memory on" in daemon.logs[-1]
-    assert "retrying in halves" in daemon.logs[-1]
+    log = daemon.logs[-1]
+    (halved,) = re.findall(r"big.mkv: out of memory on a batch of (\d+) chunks; batches of "
+                           r"(\d+) from now on", log)
+    batch, half = map(int, halved)
+    assert half == batch // 2 >= 1
+    later = log[log.index("next.mkv"):]
+    sizes = [int(n) for n in re.findall(r"next.mkv: decoded (\d+) windows?", later)]
+    assert sizes and max(sizes) <= half, sizes
+    record("out of memory in a batch", f"a batch of {batch} halved to {half}; the next "
+           f"file decoded in batches of at most {max(sizes)}")
 
 
 def longest_gap(pings: list[float], start: float, end: float) -> float:
