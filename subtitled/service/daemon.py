@@ -122,6 +122,7 @@ class Daemon:
             job = self.store.claim()
             if job is None:
                 idle_since = self._idle(idle_since)
+                self._report_idle()
                 self._stop.wait(_IDLE_SECONDS)
                 continue
             assert self.tools is not None
@@ -141,10 +142,12 @@ class Daemon:
                 not self._gpu_released:
             self.transcriber.idle()
             self._gpu_released = True
-        if now - self._status_at > _STATUS_EVERY_SECONDS:
-            self._status_at = now
-            self.notifier.status(self._idle_status())
         return since
+
+    def _report_idle(self) -> None:
+        if time.monotonic() - self._status_at > _STATUS_EVERY_SECONDS:
+            self._status_at = time.monotonic()
+            self.notifier.status(self._idle_status())
 
     def _open_http(self) -> None:
         options = self.settings.http
