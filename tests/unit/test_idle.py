@@ -13,7 +13,6 @@ import pytest
 
 from subtitled.config import DaemonSettings, ModelSettings, TranscribeSettings
 from subtitled.engines.faster_whisper import FasterWhisperEngine
-from subtitled.service import daemon as daemon_module
 from subtitled.service.daemon import Daemon
 from tests.unit.fakes import FakeTranscriber
 
@@ -41,7 +40,7 @@ def test_gpu_memory_goes_back_once_after_the_queue_has_been_idle_long_enough(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_seconds: float, idle_for: float,
         released: int) -> None:
     clock = Clock()
-    monkeypatch.setattr(daemon_module.time, "monotonic", clock)
+    monkeypatch.setattr("subtitled.service.daemon.time.monotonic", clock)
     daemon = idle_daemon(tmp_path, wait_seconds)
     since = daemon._idle(None)
     for _ in range(5):
