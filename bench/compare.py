@@ -52,15 +52,15 @@ class Run:
     languages: dict[str, str] = field(default_factory=dict)
 
 
-def _subtitled(engine: str, *options: str) -> Command:
+def _subtitled(*options: str) -> Command:
     def command(run: Run, files: list[Path]) -> list[str]:
         links = []
         for file in files:  # subtitled writes beside the media: give it links in out_dir
             link = run.out_dir / file.name
             link.symlink_to(file.resolve())
             links.append(str(link))
-        return [sys.executable, "-m", "subtitled", "transcribe", "--force", "--engine",
-                engine, "--model", str(run.model_dir), *options, *links]
+        return [sys.executable, "-m", "subtitled", "transcribe", "--force", "--model",
+                str(run.model_dir), *options, *links]
     return command
 
 
@@ -78,10 +78,16 @@ def _direct(kind: str) -> Command:
 
 
 TOOLS: dict[str, Command] = {
-    "subtitled faster-whisper": _subtitled("faster-whisper"),
+    # What a plain install runs: every setting `auto`, chosen from this machine.
+    "subtitled auto": _subtitled(),
+    "subtitled faster-whisper": _subtitled("--engine", "faster-whisper", "--beam-size", "5",
+                                           "--batch-size", "8"),
     # The fastest CPU configuration: greedy decoding (see BENCHMARKS.md for why).
-    "subtitled faster-whisper beam 1": _subtitled("faster-whisper", "--beam-size", "1"),
-    "subtitled openai-whisper": _subtitled("openai-whisper"),
+    "subtitled faster-whisper beam 1": _subtitled("--engine", "faster-whisper", "--beam-size",
+                                                  "1", "--batch-size", "8"),
+    # The defaults before `auto` (issue 11): openai-whisper, beam 5, batch 8.
+    "subtitled openai-whisper": _subtitled("--engine", "openai-whisper", "--beam-size", "5",
+                                           "--batch-size", "8"),
     "whisper CLI": _whisper_cli,
     "faster-whisper sequential": _direct("faster-whisper"),
     "faster-whisper batched": _direct("faster-whisper-batched"),

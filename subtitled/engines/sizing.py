@@ -2,18 +2,22 @@
 
 The estimate follows what the engines allocate. T = n_audio_ctx (1500 encoder positions),
 d = the model's width, L = n_text_layer, K = the beam, a = bytes per activation (4 for
-float32, 2 for float16). Peak RSS = runtime + weights + load + batch x per chunk:
+float32, 2 for float16). Peak RSS = the larger of the loading peak and runtime + weights
++ load + batch x per chunk:
 
 - weights: openai-whisper holds every parameter at its precision (4 bytes on the CPU, 2 on
   CUDA). CTranslate2 quantizes every matrix (linear, convolution, embedding) to the compute
   type, int8 with a float32 scale and an int32 compensation per output row, and keeps
   biases, norms and positions in float32 (float16 for the *_float16 types).
-- load: what loading leaves in the heap. The process runs with one glibc heap that keeps
-  what is freed (`allocator`), and the measured peaks show later batches reuse little of
-  it: openai-whisper converting a CTranslate2 folder held the float16 file (2 bytes a
-  parameter) and a float32 copy of it (4) beside the model; an openai checkpoint leaves its
-  float16 tensors (2). CTranslate2 held the float16 file (2) and a float32 copy of the
-  largest matrix, the embedding, to quantize it. On CUDA this stays in host memory.
+- loading: the engines hand back what loading freed (`allocator.release_freed_memory`
+  right after the model is built), so a load costs twice, a peak while it runs and a
+  residue after. The peak: openai-whisper converting a CTranslate2 folder holds the float16
+  file (2 bytes a parameter), a float32 copy of it (4) and the model (4), 10 in all; from an
+  openai checkpoint the float16 tensors (2) and the model (4). CTranslate2 holds the
+  float16 file (2) beside the weights it makes. On CUDA that is host memory, not the GPU's.
+  The residue ("load"), measured after the trim: none for openai-whisper; for CTranslate2
+  about 75 MiB and 0.7 bytes a parameter (base 123 MiB, large-v3 1.1 GiB), pages its
+  allocator keeps between the weights.
 - per chunk, the larger of two phases (the encoder's blocks are free before the decoder):
   encoder: one layer's live activations, 12 tensors of T x d in CTranslate2 (fused QKV,
   heads split and merged, FFN hidden of 4d), 18 in torch (x, norm, q, k, v, attention out
@@ -34,8 +38,11 @@ float32, 2 for float16). Peak RSS = runtime + weights + load + batch x per chunk
   so the cuBLAS workspace and that pass are all.
 
 Calibrated with `tests/integration/test_memory_formula.py`'s measurement on two CPU cores
-(tiny.en and base, both engines, beam 1 and 5, batch 2 to 16): 0.97x to 1.25x the peak,
-highest for openai-whisper's base at beam 5, whose decode reuses part of the load's heap.
+(tiny.en and base, both engines, beam 1 and 5, batch 2 to 16), before the trim after
+loading: 0.97x to 1.25x the peak; the loading terms were measured again with the trim
+(base and large-v3's shape). The longest text is counted, which errs high with random
+weights (they stop at once): large-v3's shape, faster-whisper int8, batch 14, peaked at
+10.4 GiB against 13.8 predicted (1.32x), before the trim.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ _GIB = 2**30
 # 80 MiB; onnxruntime, the VAD session and tokenizers the rest).
 _RUNTIME_CPU = {"openai-whisper": 320 * _MIB, "faster-whisper": 130 * _MIB}
 _CUBLAS_WORKSPACE = 64 * _MIB
+_CT2_RESIDUE = 75 * _MIB
 # Live T x d activations in one encoder layer (see the module docstring).
 _ENCODER_TENSORS = {"openai-whisper": 18, "faster-whisper": 12}
 _AUDIO_BYTES = 30 * 16_000 * 4  # one 30 s chunk of float32 samples
@@ -225,10 +233,16 @@ class MemoryEstimate:
     per_item_bytes: int  # what one more chunk in a batch adds at its peak
     runtime_bytes: int  # the process before the model: interpreter, libraries, VAD, buffers
     load_bytes: int = 0  # what loading leaves in the heap beyond the weights (see above)
+    loading_bytes: int = 0  # the process's peak while the model loads, all of it
 
-    def total_bytes(self, batch_size: int) -> int:
+    def decoding_bytes(self, batch_size: int) -> int:
+        """The process's peak while it decodes batches of this size."""
         return (self.runtime_bytes + self.weights_bytes + self.load_bytes
                 + batch_size * self.per_item_bytes)
+
+    def total_bytes(self, batch_size: int) -> int:
+        """The process's peak: while loading, or decoding a batch, whichever is higher."""
+        return max(self.loading_bytes, self.decoding_bytes(batch_size))
 
 
 # CTranslate2 compute type → (bytes per matrix weight, bytes per other float, activation).
@@ -260,8 +274,7 @@ def _torch_bytes(compute_type: str) -> int:
 def _torch_estimate(dims: Dimensions, device: Device, act: int, beam: int,
                     source: Source) -> MemoryEstimate:
     weights = (dims.parameter_count + dims.n_audio_ctx * dims.n_audio_state) * act
-    stored = 6 if source == "ctranslate2" else 2  # bytes a parameter left by the load
-    load = 0 if device == "cuda" else stored * dims.parameter_count
+    held = 10 if source == "ctranslate2" else 6  # bytes a parameter while loading
     rows = beam * (_cross_cache(dims, act) + dims.n_audio_ctx * dims.n_audio_state * act
                    + _self_cache(dims, act, dims.n_text_ctx // 2 + 4) + _logits(dims))
     per_item = max(_encoder(dims, act, "openai-whisper"), rows) + _chunk_inputs(dims)
@@ -269,7 +282,8 @@ def _torch_estimate(dims: Dimensions, device: Device, act: int, beam: int,
     # score matrix and softmax at float32.
     timing = 2 * dims.n_audio_head * dims.n_audio_ctx**2 * 4
     runtime = timing + (_RUNTIME_CPU["openai-whisper"] if device == "cpu" else _CUBLAS_WORKSPACE)
-    return MemoryEstimate(weights, per_item, runtime, load)
+    loading = runtime + (weights if device == "cuda" else held * dims.parameter_count)
+    return MemoryEstimate(weights, per_item, runtime, 0, loading)
 
 
 def _ct2_estimate(dims: Dimensions, device: Device, compute_type: str, beam: int
@@ -283,14 +297,14 @@ def _ct2_estimate(dims: Dimensions, device: Device, compute_type: str, beam: int
     encoder_positions = dims.n_audio_ctx * dims.n_audio_state
     weights = dims.matrix_parameters * matrix + row_extras + \
         (dims.vector_parameters + encoder_positions) * other
-    # The float16 file, and the float32 copy each matrix is quantized through.
-    load = 0 if device == "cuda" else \
-        2 * dims.parameter_count + 4 * dims.n_vocab * dims.n_text_state
     decoder = (_cross_cache(dims, act) + encoder_positions * act
                + beam * (_self_cache(dims, act, dims.n_text_ctx) + _logits(dims)))
     per_item = max(_encoder(dims, act, "faster-whisper"), decoder) + _chunk_inputs(dims)
     runtime = _RUNTIME_CPU["faster-whisper"] if device == "cpu" else _CUBLAS_WORKSPACE
-    return MemoryEstimate(weights, per_item, runtime, load)
+    host = device == "cpu"
+    loading = runtime + weights + (2 * dims.parameter_count if host else 0)
+    load = _CT2_RESIDUE + int(0.7 * dims.parameter_count) if host else 0
+    return MemoryEstimate(weights, per_item, runtime, load, loading)
 
 
 def _output_rows(dims: Dimensions) -> int:
@@ -323,10 +337,11 @@ def _chunk_inputs(dims: Dimensions) -> int:
 
 def batch_size_for(budget_bytes: int, estimate: MemoryEstimate, *, ceiling: int = 16,
                    headroom: float = 0.85) -> int:
-    """The largest batch in 1..ceiling that fits in headroom x budget; 1 when none does
-    (the caller warns)."""
+    """The largest batch in 1..ceiling whose decoding fits in headroom x budget; 1 when
+    none does (the caller warns). The loading peak is not sized here: it is measured, it
+    passes before the first batch, and no batch size changes it."""
     allowed = headroom * budget_bytes
-    fitting = [n for n in range(1, ceiling + 1) if estimate.total_bytes(n) <= allowed]
+    fitting = [n for n in range(1, ceiling + 1) if estimate.decoding_bytes(n) <= allowed]
     return max(fitting, default=1)
 
 

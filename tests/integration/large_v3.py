@@ -27,8 +27,11 @@ LARGE_V3 = ModelDimensions(n_mels=128, n_audio_ctx=1500, n_audio_state=1280, n_a
 
 
 def random_model(dims: ModelDimensions, seed: int = 3) -> Whisper:
-    """Random weights; end-of-text is made the decoder's favourite so that random weights do
-    not babble 224 tokens at six temperatures: the shapes are exercised either way."""
+    """Random weights that decode every window as nothing, at once and confidently: after
+    the first timestamp, which Whisper's rules force, the last timestamp of the window is
+    the favourite, then end-of-text. Left to chance, random weights babble 224 tokens at
+    six temperatures, or end on one early timestamp, so that faster-whisper's own decoding
+    moves through a chunk 60 ms at a time; the shapes are exercised either way."""
     torch.manual_seed(seed)
     model = Whisper(dims)
     with torch.no_grad():
@@ -38,6 +41,7 @@ def random_model(dims: ModelDimensions, seed: int = 3) -> Whisper:
         model.decoder.ln.weight.zero_()
         model.decoder.ln.bias.copy_(direction)
         model.decoder.token_embedding.weight[EOT] = direction * 10
+        model.decoder.token_embedding.weight[dims.n_vocab - 1] = direction * 11  # <|30.00|>
     return model
 
 

@@ -177,20 +177,33 @@ def test_one_faster_whisper_chunk_of_large_v3_on_a_cpu_is_its_decoder_at_float32
 
 
 @pytest.mark.parametrize(
-    ("device", "counts_the_load"), [("cpu", True), ("cuda", False)])
-def test_what_loading_leaves_behind_counts_in_host_memory_only(
-        device: sizing.Device, counts_the_load: bool) -> None:
-    found = estimate(dims("base"), engine="openai-whisper", device=device,
-                     compute_type="float32" if device == "cpu" else "float16", beam_size=5)
-    assert (found.load_bytes > 0) == counts_the_load
+    ("engine", "compute_type", "residue"),
+    [("faster-whisper", "int8", True), ("openai-whisper", "float32", False)])
+def test_loading_peaks_in_host_memory_and_only_ctranslate2_leaves_pages_behind(
+        engine: sizing.Engine, compute_type: str, residue: bool) -> None:
+    on_cpu = estimate(dims("base"), engine=engine, device="cpu", compute_type=compute_type,
+                      beam_size=5)
+    on_gpu = estimate(dims("base"), engine=engine, device="cuda", compute_type="float16",
+                      beam_size=5)
+    assert (on_cpu.load_bytes > 0) == residue and on_gpu.load_bytes == 0
+    assert on_cpu.loading_bytes > on_cpu.runtime_bytes + on_cpu.weights_bytes
+    assert on_gpu.loading_bytes == on_gpu.runtime_bytes + on_gpu.weights_bytes
 
 
-def test_an_openai_checkpoint_leaves_less_behind_than_a_converted_folder() -> None:
-    def load(source: sizing.Source) -> int:
+def test_a_converted_folder_peaks_higher_at_load_than_an_openai_checkpoint() -> None:
+    def loading(source: sizing.Source) -> int:
         return estimate(dims("base"), engine="openai-whisper", device="cpu",
-                        compute_type="float32", beam_size=5, source=source).load_bytes
+                        compute_type="float32", beam_size=5, source=source).loading_bytes
 
-    assert load("checkpoint") == load("ctranslate2") // 3
+    assert loading("ctranslate2") > loading("checkpoint")
+
+
+def test_the_batch_is_sized_to_decoding_not_to_the_peak_that_loading_passes_through() -> None:
+    found = estimate(dims("large-v3"), engine="faster-whisper", device="cpu",
+                     compute_type="int8", beam_size=1)
+    budget = int(found.loading_bytes / 0.85)  # loading alone fills the headroom
+    assert found.total_bytes(1) == found.loading_bytes
+    assert batch_size_for(budget, found) > 1
 
 
 def test_large_v3_at_the_old_defaults_would_not_fit_this_24_gib_machine() -> None:
