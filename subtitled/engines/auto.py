@@ -39,6 +39,9 @@ _GPU_BEAM, _CPU_BEAM = 5, 1
 # large-v3 on an 8 GB card and on a CPU with 8 GB.
 _FALLBACK_BATCH = 2
 BATCH_CEILING = 16
+# On a CPU a batch of 16 decoded the benchmark programme no faster than 8 (12.9 against
+# 13.0 s on 2 cores, BENCHMARKS.md) for 700 MiB more: the encoder is compute-bound there.
+CPU_BATCH_CEILING = 8
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def choose(settings: ModelSettings, hardware: Hardware, dims: Dimensions | None)
     needs = None if dims is None else estimate(dims, engine=engine, device=device,
                                                  compute_type=compute, beam_size=beam)
     budget = _budget(device, hardware)
-    batch = _batch(settings, needs, budget, reasons)
+    batch = _batch(settings, device, needs, budget, reasons)
     return Choice(engine, device, compute, beam, batch, reasons, needs, budget)
 
 
@@ -160,8 +163,8 @@ def _budget(device: Device, hardware: Hardware) -> Budget | None:
                   f"free GPU memory {hardware.gpu_free_bytes / 2**30:.1f} GiB")
 
 
-def _batch(settings: ModelSettings, needs: MemoryEstimate | None, budget: Budget | None,
-           reasons: dict[str, str]) -> int:
+def _batch(settings: ModelSettings, device: Device, needs: MemoryEstimate | None,
+           budget: Budget | None, reasons: dict[str, str]) -> int:
     if settings.batch_size != "auto":
         reasons["batch_size"] = "as configured"
         if needs is not None and budget is not None and \
@@ -173,7 +176,8 @@ def _batch(settings: ModelSettings, needs: MemoryEstimate | None, budget: Budget
     if needs is None or budget is None:
         reasons["batch_size"] = "the model's size or the memory is unknown: a small batch"
         return _FALLBACK_BATCH
-    batch = batch_size_for(budget.bytes, needs, ceiling=BATCH_CEILING)
+    ceiling = CPU_BATCH_CEILING if device == "cpu" else BATCH_CEILING
+    batch = batch_size_for(budget.bytes, needs, ceiling=ceiling)
     reasons["batch_size"] = f"{needs.total_bytes(batch) / 2**30:.1f} GiB needed, within the " \
                             f"{budget.limited_by}"
     if needs.total_bytes(1) > budget.bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from subtitled.engines.sizing import Budget, known_dimensions
 
 from subtitled.config import ModelSettings
-from subtitled.engines.auto import BATCH_CEILING, Hardware, choose
+from subtitled.engines.auto import BATCH_CEILING, CPU_BATCH_CEILING, Hardware, choose
+from subtitled.engines.sizing import Budget, known_dimensions
 from subtitled.errors import ConfigError
 
 GIB = 2**30
@@ -64,7 +64,13 @@ def test_the_batch_fits_the_memory_and_grows_with_it(gib: float) -> None:
         assert needed <= gib * GIB
     bigger = choose(ModelSettings(), cpu_box(gib * 2), LARGE_V3)
     assert bigger.batch_size >= choice.batch_size
-    assert 1 <= choice.batch_size <= BATCH_CEILING
+    assert 1 <= choice.batch_size <= CPU_BATCH_CEILING
+
+
+def test_a_gpu_with_room_gets_bigger_batches_than_a_cpu_ever_does() -> None:
+    small = known_dimensions("base")
+    assert choose(ModelSettings(), gpu_box(40), small).batch_size == BATCH_CEILING
+    assert choose(ModelSettings(), cpu_box(64), small).batch_size == CPU_BATCH_CEILING
 
 
 def test_the_old_defaults_would_not_fit_a_16_gib_cpu_box_and_auto_does() -> None:
