@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,9 @@ from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
 from subtitled.pipeline import Outcome, Tools, process_media_file
 from subtitled.wiring import real_tools
+
+if TYPE_CHECKING:
+    from tests.integration.test_systemd_notify import NotifySocket
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
@@ -40,6 +44,16 @@ def large_v3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.integration.large_v3 import full_size_folder
 
     return full_size_folder(tmp_path_factory.mktemp("large-v3") / "random-large-v3")
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+    from tests.integration.test_systemd_notify import NotifySocket
+
+    listener = NotifySocket(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
 
 
 _LOADED: dict[tuple[str, str], Transcriber] = {}

@@ -19,14 +19,7 @@ CGROUPS = Path("/sys/fs/cgroup")
 class Limit:
     prefix: list[str]  # put before a command to run it under the limit
     kind: str  # "cgroup v1", "cgroup v2" or "RLIMIT_AS"
-    folder: Path | None  # the cgroup, to read its peak usage
-
-    def peak_bytes(self) -> int | None:
-        """The cgroup's peak memory use (v1 max_usage_in_bytes, v2 memory.peak)."""
-        for name in ("memory.max_usage_in_bytes", "memory.peak"):
-            if self.folder is not None and (self.folder / name).exists():
-                return int((self.folder / name).read_text())
-        return None
+    folder: Path | None  # the cgroup (bench.memory reads its OOM count)
 
 
 def _own_cgroup() -> tuple[str, Path] | None:

@@ -9,10 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.integration.daemon_harness import DaemonRun
 from tests.integration.figures import record
@@ -21,13 +18,6 @@ from tests.integration.test_systemd_notify import NotifySocket
 
 STOP_SECONDS = 15.0  # the promise: TimeoutStopSec= can be this short
 WATCHDOG_SECONDS = 4.0
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
-    listener = NotifySocket(tmp_path / "notify.sock")
-    yield listener
-    listener.close()
 
 
 def test_a_stop_mid_batch_on_busy_cpus_is_prompt_and_the_pings_never_lapse(

@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,13 +81,6 @@ def samples(metrics_text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 
 HTTP = {"enabled": True, "port": 0}
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
-    listener = NotifySocket(tmp_path / "notify.sock")
-    yield listener
-    listener.close()
 
 
 def test_readiness_status_heartbeat_reload_and_stop_reach_systemd(
