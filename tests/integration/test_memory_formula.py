@@ -8,7 +8,12 @@ batch 2 to 16) gave 0.97x to 1.25x; the same run repeated moved by up to 4%. The
 leans high by design: it counts what loading leaves in the heap in full, while a decode
 whose blocks fit into that heap reuses it (openai-whisper's base at beam 5 reused all of
 it: 1.21x to 1.25x), and it counts the self-attention cache of the longest text Whisper
-may write. Under 0.9x, a batch sized by `auto` with its 0.85 headroom could run out."""
+may write. Under 0.9x, a batch sized by `auto` with its 0.85 headroom could run out.
+
+Machines of the same size differ: at 6976c97 the development machine measured 0.91x to
+1.00x for the four cases below and the CI machine 0.84x (tiny.en, openai-whisper) and 0.89x
+(base, faster-whisper), 150 to 200 MiB more of the process besides the model. The runtime
+term now takes the CI machine's figures; the development machine then gives 1.03x to 1.16x."""
 
 from __future__ import annotations
 
