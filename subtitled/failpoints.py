@@ -9,7 +9,8 @@ after-temp-write (the .srt.tmp written and synced, not renamed), after-write (re
 database not yet told), during-commit (inside the transaction that records the result).
 Others: "hang-in-engine" makes a transcription hang, "observer-dies:name" kills the folder
 observer's thread on an event for that name, "oom-in-engine" makes the engine's first call
-for a file fail as a GPU out of memory does.
+for a file fail as a GPU out of memory does, "slow-load" makes loading the model take 5 s
+longer (a cold disk or a large model).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 _FIRED: set[tuple[str, str]] = set()
 
@@ -44,6 +46,12 @@ def hang(name: str, subject: str = "") -> None:
     """Block forever at `name` (an engine or ffmpeg that never returns)."""
     if _armed(name, subject):
         threading.Event().wait()
+
+
+def delay(name: str, seconds: float, subject: str = "") -> None:
+    """Sleep at `name` for `seconds` (a slow disk or a slow device)."""
+    if _armed(name, subject):
+        time.sleep(seconds)
 
 
 def fail(name: str, subject: str = "") -> None:

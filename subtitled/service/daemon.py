@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from subtitled import allocator, config_file
+from subtitled import allocator, config_file, failpoints
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
@@ -223,6 +223,7 @@ class Daemon:
 
     def _load_model(self, settings: TranscribeSettings) -> None:
         started = time.monotonic()
+        failpoints.delay("slow-load", 5.0)
         self.transcriber = build_transcriber(settings.model)
         self.tools = real_tools(settings, self.transcriber)
         if self.metrics is not None:

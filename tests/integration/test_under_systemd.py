@@ -59,7 +59,9 @@ DROP_IN = """\
 # user; everything else is the shipped unit.
 User=root
 Group=root
-Environment=SUBTITLED_FAILPOINTS=hang-in-engine:stuck
+# The model loads in well under a second; slow-load holds it 5 s longer, so that the check
+# sees the unit `activating` while it loads.
+Environment=SUBTITLED_FAILPOINTS=hang-in-engine:stuck,slow-load
 WatchdogSec=6s
 RestartSec=1s
 ReadWritePaths=/srv/media
