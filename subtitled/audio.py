@@ -16,8 +16,8 @@ from typing import IO
 
 import numpy as np
 
-from subtitled import failpoints
-from subtitled.errors import MediaError, TransientError
+from subtitled import failpoints, faults
+from subtitled.errors import EnvironmentFault, MediaError, TransientError
 from subtitled.media import AudioStream, ffmpeg_url
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ def stream_pcm(
             start_new_session=True,  # its own process group, so _stop reaps any children
         )
     except OSError as err:
-        raise MediaError(f"cannot run ffmpeg: {err}", path=path, stage="extract") from err
+        raise EnvironmentFault(f"cannot run ffmpeg: {err}", kind="tool", path=path,
+                               stage="extract") from err
     assert process.stdout is not None and process.stderr is not None
     stderr_head: list[str] = []
     drainer = threading.Thread(target=_drain, args=(process.stderr, stderr_head), daemon=True)
@@ -129,10 +130,13 @@ def stream_pcm(
                 total += usable // BYTES_PER_SAMPLE
                 yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
             failpoints.hit("mid-extraction", path.name)  # ffmpeg still running
+            failpoints.os_error("read", path.name)
             if len(data) < block_bytes:
                 break
         returncode = process.wait()
         drainer.join()
+    except OSError as err:  # reading the pipe, or the read failpoint
+        raise faults.from_os_error(err, path=path, stage="extract") from err
     finally:
         _stop(process)
         process.stdout.close()
@@ -142,7 +146,9 @@ def stream_pcm(
     # ("Conversion failed!", "To ignore this, add a trailing '?'...").
     if returncode != 0:
         cause = stderr_head[0] if stderr_head else "no error output"
-        raise MediaError(f"ffmpeg exited with {returncode}: {cause}", path=path, stage="extract")
+        raise faults.from_tool_exit("ffmpeg", returncode,
+                                    f"ffmpeg exited with {returncode}: {cause}", path=path,
+                                    stage="extract")
     cause = f" ({stderr_head[0]})" if stderr_head else ""
     if total == 0:
         raise MediaError(f"the audio track decodes to no samples{cause}", path=path,

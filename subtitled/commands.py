@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from subtitled.errors import ConfigError, SubtitledError, shown
 from subtitled.jobs import JobStore
 from subtitled.pipeline import Hooks, Outcome, process_media_file
 from subtitled.progress import ProgressBar
+from subtitled.service.breaker import read_status
+from subtitled.service.daemon import DATABASE_NAME, STATUS_NAME
 from subtitled.wiring import real_tools
 
 logger = logging.getLogger(__name__)
@@ -67,7 +70,6 @@ def _clear(bar: ProgressBar | None) -> None:
 
 
 def _open_store(settings: DaemonSettings) -> JobStore:
-    from subtitled.service.daemon import DATABASE_NAME
 
     database = settings.state_dir / DATABASE_NAME
     if not database.exists():
@@ -81,6 +83,10 @@ def status(settings: DaemonSettings) -> int:
     try:
         counts = store.counts()
         print(" · ".join(f"{state} {count}" for state, count in counts.items()))
+        now = time.time()
+        for pause in read_status(settings.state_dir / STATUS_NAME):
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(pause.since))
+            print(f"{pause.describe(now)} (since {since})")
         for job in store.in_state("running", limit=1):
             done, total = store.progress(job)
             share = f", {done / total:.0%}" if done is not None and total else ""

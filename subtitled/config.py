@@ -159,9 +159,15 @@ class ScanSettings:
 
 @dataclass(frozen=True)
 class RetrySettings:
+    """`max_attempts`: how many times a file may end the process (a crash, a kill) before
+    it is dead-lettered. A transient failure (a hung probe, a busy file) retries with a
+    doubling backoff for `transient_budget_hours` from its first failure. A fault of the
+    environment (a share down, a full disk) never costs an attempt: the daemon pauses."""
+
     max_attempts: int = 3
     backoff_seconds: float = 60.0
     backoff_max_seconds: float = 3600.0
+    transient_budget_hours: float = 24.0
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,8 @@ def _cross_checks(settings: DaemonSettings, problems: _Problems) -> None:
         problems.add("cues", "max_line_chars must be at least 10 and max_lines at least 1")
     if settings.retry.max_attempts < 1:
         problems.add("retry.max_attempts", "must be at least 1")
+    if settings.retry.transient_budget_hours <= 0:
+        problems.add("retry.transient_budget_hours", "must be more than 0")
     model = settings.transcribe.model
     for key in ("beam_size", "batch_size"):
         value = getattr(model, key)

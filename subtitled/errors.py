@@ -53,5 +53,28 @@ class TransientError(SubtitledError):
     """A failure that may pass (GPU out of memory, disk full, file busy); worth a retry."""
 
 
+class EnvironmentFault(SubtitledError):
+    """The world failed, not the file: a share that dropped out, a full or read-only disk,
+    a tool killed by a signal, an engine in a bad state. The file keeps its attempts and
+    waits; faults that repeat pause the daemon until a probe finds the cause cleared.
+
+    `kind` names the cause (storage, space, read-only, access, tool, engine, state) and
+    `where` the folder whose recovery a probe can check (None: only a new try can tell)."""
+
+    def __init__(self, message: str, *, kind: str, path: Path | None = None,
+                 stage: str = "", where: Path | None = None) -> None:
+        super().__init__(message, path=path, stage=stage)
+        self.kind = kind
+        self.where = where
+
+
+class EngineStuck(EnvironmentFault):
+    """The engine's device is in a state only a new process clears (a sticky CUDA error:
+    an illegal memory access, a failed cuBLAS or cuDNN call). The daemon ends with this
+    exit status so that systemd starts it afresh; the file keeps its attempts."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
 class OutputExistsError(SubtitledError):
     """A subtitle for this language already exists and overwriting was not asked for."""

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     output TEXT,
     progress_seconds REAL,
     total_seconds REAL,
-    claimed_seconds REAL
+    claimed_seconds REAL,
+    first_failure REAL,
+    failures INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -62,7 +64,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 """
 # Columns added to `jobs` since the first release, added to an older database on open.
-_ADDED_COLUMNS = (("claimed_seconds", "REAL"),)
+_ADDED_COLUMNS = (("claimed_seconds", "REAL"), ("first_failure", "REAL"),
+                  ("failures", "INTEGER NOT NULL DEFAULT 0"))
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
 _REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
             " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
@@ -77,6 +80,7 @@ class Fingerprint:
 
     @classmethod
     def of(cls, path: Path) -> Fingerprint:
+        failpoints.os_error("stat", path.name)
         info = path.stat()
         return cls(info.st_size, info.st_mtime_ns, info.st_ino)
 
@@ -128,6 +132,24 @@ def _text(message: str | None) -> str | None:
     if message is None:
         return None
     return message.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _inside(path: Path) -> tuple[str, tuple[str | bytes | int, ...]]:
+    """SQL for "the job's path is `path` or lies under it", with its arguments."""
+    folder = os.fsencode(path) + b"/"
+    return "(path = ? OR substr(CAST(path AS BLOB), 1, ?) = ?)", \
+        (_key(path), len(folder), folder)
+
+
+def _outside(folders: Sequence[Path]) -> tuple[str, tuple[str | bytes | int, ...]]:
+    """SQL for "the job's path lies under none of `folders`"."""
+    clauses: list[str] = ["1"]
+    args: list[str | bytes | int] = []
+    for folder in folders:
+        inside, more = _inside(folder)
+        clauses.append(f"NOT {inside}")
+        args.extend(more)
+    return " AND ".join(clauses), tuple(args)
 
 
 def _drop_checkpoints(db: sqlite3.Connection, where: str, args: tuple[object, ...]) -> None:
@@ -219,14 +241,16 @@ class JobStore:
                  row["id"]))
             return True
 
-    def claim(self) -> Job | None:
-        """The next job, now `running`, this attempt counted and how far its checkpoints
-        reach noted (`recover` refunds the attempt if a crash comes after more)."""
+    def claim(self, exclude: Sequence[Path] = ()) -> Job | None:
+        """The next job outside the `exclude`d folders, now `running`, this attempt counted
+        and how far its checkpoints reach noted (`recover` refunds the attempt if a crash
+        comes after more)."""
         now = time.time()
+        outside, args = _outside(exclude)
         with self._transaction() as db:
             row = db.execute(
-                "SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ?"
-                " ORDER BY priority DESC, id LIMIT 1", (now,)).fetchone()
+                f"SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ? AND {outside}"
+                " ORDER BY priority DESC, id LIMIT 1", (now, *args)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1,"
@@ -296,9 +320,8 @@ class JobStore:
     def forget_queued(self, path: Path) -> int:
         """A path (or folder) moved away or deleted: drop its queued jobs."""
         with self._transaction() as db:
-            folder = os.fsencode(path) + b"/"
-            where = "state = 'queued' AND (path = ? OR substr(CAST(path AS BLOB), 1, ?) = ?)"
-            args = (_key(path), len(folder), folder)
+            inside, args = _inside(path)
+            where = f"state = 'queued' AND {inside}"
             _drop_checkpoints(db, where, args)
             return db.execute(f"DELETE FROM jobs WHERE {where}", args).rowcount
 
@@ -316,22 +339,48 @@ class JobStore:
             failpoints.hit("during-commit", job.path.name)
 
     def fail(self, job: Job, error: str, error_class: str, *, transient: bool,
-             max_attempts: int, backoff_seconds: float, backoff_max_seconds: float) -> State:
-        """Record a failure: transient ones wait and retry until attempts run out (dead);
-        permanent ones fail at once. A retry keeps the checkpoints and resumes from them;
+             budget_seconds: float, backoff_seconds: float, backoff_max_seconds: float
+             ) -> State:
+        """Record a failure. A permanent one fails at once. A transient one gives the
+        attempt back and waits a doubling backoff, until `budget_seconds` have passed since
+        its first failure (dead). A retry keeps the checkpoints and resumes from them;
         failed and dead drop them (an explicit `retry` starts over)."""
-        state: State = "failed"
-        delay = 0.0
-        if transient:
-            state = "queued" if job.attempts < max_attempts else "dead"
-            delay = min(backoff_max_seconds, backoff_seconds * 2 ** (job.attempts - 1))
+        now = time.time()
         with self._transaction() as db:
+            row = db.execute("SELECT first_failure, failures FROM jobs WHERE id = ?",
+                             (job.id,)).fetchone()
+            first = now if row is None or row["first_failure"] is None else row["first_failure"]
+            failures = 1 + (row["failures"] if row is not None else 0)
+            state: State = "failed"
+            delay = 0.0
+            if transient:
+                state = "queued" if now - first < budget_seconds else "dead"
+                delay = min(backoff_max_seconds, backoff_seconds * 2 ** (failures - 1))
             if state != "queued":
                 _drop_checkpoints(db, "id = ?", (job.id,))
+            refund = 1 if state == "queued" else 0
             db.execute("UPDATE jobs SET state = ?, last_error = ?, error_class = ?,"
-                       " not_before = ?, updated = ? WHERE id = ?",
-                       (state, _text(error), error_class, time.time() + delay, time.time(), job.id))
+                       " not_before = ?, updated = ?, first_failure = ?, failures = ?,"
+                       " attempts = MAX(attempts - ?, 0) WHERE id = ?",
+                       (state, _text(error), error_class, now + delay, now, first, failures,
+                        refund, job.id))
         return state
+
+    def defer(self, job: Job, error: str, error_class: str, not_before: float) -> None:
+        """The environment failed, not the file: back to the queue until `not_before`, the
+        attempt given back, its checkpoints kept, the error noted for `status`."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),"
+                       " last_error = ?, error_class = ?, not_before = ?, updated = ?"
+                       " WHERE id = ? AND state = 'running'",
+                       (_text(error), error_class, not_before, time.time(), job.id))
+
+    def wake(self, folder: Path | None = None) -> int:
+        """A pause ended: the files it held back (under `folder`, or all) may run now."""
+        inside, args = ("1", ()) if folder is None else _inside(folder)
+        with self._transaction() as db:
+            return db.execute(f"UPDATE jobs SET not_before = 0 WHERE state = 'queued'"
+                              f" AND not_before > 0 AND {inside}", args).rowcount
 
     def release(self, job: Job) -> None:
         """Put back a job abandoned at shutdown; the attempt does not count, and its

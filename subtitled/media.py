@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from subtitled import languages
-from subtitled.errors import MediaError, TransientError
+from subtitled import failpoints, faults, languages
+from subtitled.errors import EnvironmentFault, MediaError, TransientError
 
 ProbeJson = Mapping[str, Any]
 
@@ -149,11 +149,12 @@ def duration_seconds(probe: ProbeJson) -> float | None:
 def check_readable(path: Path) -> None:
     """Fail early with a plain reason for the inputs ffprobe would describe badly."""
     try:
+        failpoints.os_error("probe", path.name)
         info = path.stat()
     except FileNotFoundError as err:
         raise MediaError("no such file", path=path, stage="open") from err
     except OSError as err:
-        raise MediaError(err.strerror or str(err), path=path, stage="open") from err
+        raise faults.from_os_error(err, path=path, stage="open") from err
     if not stat.S_ISREG(info.st_mode):
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise MediaError(f"{kind}, not a media file", path=path, stage="open")
@@ -194,10 +195,13 @@ def _ffprobe(path: Path, timeout_seconds: float) -> ProbeJson:
         raise TransientError(f"ffprobe gave no answer in {timeout_seconds:g} s; stopped it",
                              path=path, stage="probe") from err
     except OSError as err:
-        raise MediaError(f"cannot run ffprobe: {err}", path=path, stage="probe") from err
+        raise EnvironmentFault(f"cannot run ffprobe: {err}", kind="tool", path=path,
+                               stage="probe") from err
     if done.returncode != 0:
         cause = last_line(done.stderr).replace(f"{url}: ", "")
-        raise MediaError(f"ffprobe cannot read it: {cause}", path=path, stage="probe")
+        raise faults.from_tool_exit("ffprobe", done.returncode,
+                                    f"ffprobe cannot read it: {cause}", path=path,
+                                    stage="probe")
     try:
         parsed = json.loads(done.stdout.decode("utf-8", "replace"))
     except ValueError as err:

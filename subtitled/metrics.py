@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from subtitled.service.breaker import Pause
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +30,29 @@ class _QueueCollector(Collector):
         yield family
 
 
+class _PauseCollector(Collector):
+    """The daemon's pauses (see service.breaker), read when scraped."""
+
+    def __init__(self, pauses: Callable[[], Sequence[Pause]]) -> None:
+        self.pauses = pauses
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        held = self.pauses()
+        yield GaugeMetricFamily("subtitled_pauses", "Pauses in force: work held back because "
+                                "the environment fails (0 when all is well)", value=len(held))
+        family = GaugeMetricFamily("subtitled_paused", "1 for each pause in force: its scope "
+                                   "(a watched root, or all) and the kind of fault",
+                                   labels=["scope", "kind"])
+        for pause in held:
+            family.add_metric([pause.scope, pause.kind], 1)
+        yield family
+
+
 class Metrics:
     def __init__(self, counts: Callable[[], Mapping[str, int]],
                  gpu_bytes: Callable[[], float | None] = lambda: None,
-                 batch_size: Callable[[], float | None] = lambda: None) -> None:
+                 batch_size: Callable[[], float | None] = lambda: None,
+                 pauses: Callable[[], Sequence[Pause]] = lambda: ()) -> None:
         self.registry = CollectorRegistry()
         self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
                                 ["outcome"], registry=self.registry)
@@ -55,13 +76,15 @@ class Metrics:
                       "good after a batch ran out of memory", registry=self.registry)
         batch.set_function(lambda: batch_size() or 0.0)
         self.registry.register(_QueueCollector(counts))
+        self.registry.register(_PauseCollector(pauses))
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
 
 class HttpListener:
-    """`/health`: 200, or 503 with the reasons; `/metrics`: Prometheus text format."""
+    """`/health`: 200, or 503 with the reasons (a stall, a pause and its cause);
+    `/metrics`: Prometheus text format."""
 
     def __init__(self, host: str, port: int, problems: Callable[[], list[str]],
                  metrics: Metrics) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from subtitled import faults
 from subtitled.config import ScanSettings
 from subtitled.jobs import Fingerprint
 
@@ -63,10 +64,13 @@ class Settler:
         if trust_mtime:
             try:
                 fingerprint = self._stat(path)
-            except OSError:
-                return
-            age = self._wall_clock() - fingerprint.mtime_ns / 1e9
-            quiet_since = now - max(0.0, age)
+            except OSError as err:
+                if faults.is_gone(err):
+                    return
+                # A share that does not answer: followed like an event, until it does.
+            if fingerprint is not None:
+                age = self._wall_clock() - fingerprint.mtime_ns / 1e9
+                quiet_since = now - max(0.0, age)
         with self._lock:
             known = self._pending.get(path)
             if known is not None and trust_mtime:
@@ -91,9 +95,10 @@ class Settler:
             for path, pending in list(self._pending.items()):
                 try:
                     current = self._stat(path)
-                except OSError:
-                    del self._pending[path]  # gone (renamed at the end of a download)
-                    continue
+                except OSError as err:
+                    if faults.is_gone(err):  # renamed at the end of a download, deleted
+                        del self._pending[path]
+                    continue  # else a share that does not answer: asked again later
                 if current != pending.fingerprint:
                     if pending.fingerprint is not None:
                         pending.quiet_since = now

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import srt
 
-from subtitled import failpoints
+from subtitled import failpoints, faults
 from subtitled.cues import Cue
-from subtitled.errors import ConfigError, SubtitledError, TransientError
+from subtitled.errors import ConfigError, EnvironmentFault, SubtitledError
 
-# Errors that may clear up by themselves (space freed, quota raised, a flaky share).
-_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EBUSY}
+# A subtitle needs little room; a folder with less than this free fails before decoding.
+_MIN_FREE_BYTES = 1 << 20
 
 
 class OutputError(SubtitledError):
@@ -73,12 +72,23 @@ def render_srt(cues: Sequence[Cue]) -> str:
 
 
 def check_output_folder(media: Path) -> None:
-    """The folder beside `media` takes new files (not a read-only mount or share)."""
+    """The folder beside `media` takes new files: not read-only, not full. A folder the
+    daemon may not write (a read-only mount, a sandbox without ReadWritePaths=, a share
+    mounted read-only) is the environment's fault, like a full disk: the file waits."""
     folder = media.parent
     if not os.access(folder, os.W_OK | os.X_OK):
-        reason = "read-only filesystem" if _read_only_mount(folder) else "permission denied"
-        raise OutputError(f"cannot write subtitles into {folder} ({reason}); fix it, then "
-                          "run `subtitled retry` for this file", path=media, stage="write")
+        read_only = _read_only_mount(folder)
+        reason = "read-only filesystem" if read_only else "permission denied"
+        raise EnvironmentFault(f"cannot write subtitles into {folder} ({reason})",
+                               kind="read-only" if read_only else "access", path=media,
+                               stage="write", where=folder)
+    try:
+        info = os.statvfs(folder)
+    except OSError as err:
+        raise faults.from_os_error(err, path=media, stage="write") from err
+    if info.f_bavail * info.f_frsize < _MIN_FREE_BYTES:
+        raise EnvironmentFault(f"no space left in {folder}", kind="space", path=media,
+                               stage="write", where=folder)
 
 
 def _read_only_mount(folder: Path) -> bool:
@@ -94,6 +104,7 @@ def write_atomic(target: Path, text: str) -> None:
     partial = target.with_name(target.name + ".tmp")
     data = text.encode("utf-8")
     try:
+        failpoints.os_error("write", target.name)
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
@@ -107,9 +118,12 @@ def write_atomic(target: Path, text: str) -> None:
         _fsync_dir(target.parent)
     except OSError as err:
         _remove_quietly(partial)
-        kind = TransientError if err.errno in _TRANSIENT_ERRNOS else OutputError
-        raise kind(f"cannot write {target.name}: {err.strerror or err}", path=target,
-                   stage="write") from err
+        found = faults.from_os_error(err, path=target, stage="write")
+        if isinstance(found, EnvironmentFault):
+            found.message = f"cannot write {target.name}: {found.message}"
+            raise found from err
+        raise OutputError(f"cannot write {target.name}: {err.strerror or err}", path=target,
+                          stage="write") from err
 
 
 def _remove_quietly(path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -171,12 +172,20 @@ class BatchDecoder:
         try:
             failpoints.fail_once("oom-in-engine", self.path.name,
                                  "CUDA out of memory (injected by the oom-in-engine failpoint)")
-            return call_watched(call, self.alive)
+            return call_watched(partial(self._injected, call), self.alive)
         except Exception as err:
             if not is_out_of_memory(err):
                 raise
             self.transcriber.release_memory()
             return None
+
+    def _injected(self, call: Callable[[], _T]) -> _T:
+        """`call`, unless a failpoint makes the engine raise as a broken GPU does."""
+        failpoints.raise_error("sticky-engine-error", self.path.name, "CUDA error: an illegal "
+                               "memory access was encountered (sticky-engine-error failpoint)")
+        failpoints.raise_error("engine-error", self.path.name,
+                               "the engine failed (engine-error failpoint)")
+        return call()
 
     def _kept_words(self, chunk: Chunk, segments: list[Segment]) -> list[Word]:
         """The speech among the segments, placed on the programme's timeline."""

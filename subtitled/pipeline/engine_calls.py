@@ -13,6 +13,9 @@ engine hangs, and must not make it look alive.
 
 An abandoned call runs on until the process exits; `abandoned()` tells the command line
 to end the process without waiting for it.
+
+An engine's own exception comes back as an EnvironmentFault (EngineStuck for a sticky CUDA
+error), except running out of memory, which the caller handles.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from subtitled import faults
+from subtitled.engines.base import is_out_of_memory
+from subtitled.errors import SubtitledError
 
 _T = TypeVar("_T")
 
@@ -87,7 +94,13 @@ def call_watched(call: Callable[[], _T], alive: Alive = no_watch) -> _T:
         raise
     thread.join()
     if failure:
-        raise failure[0]
+        err = failure[0]
+        if isinstance(err, Exception) and not isinstance(err, SubtitledError) and \
+                not is_out_of_memory(err):
+            # Not ours and not memory (the decoder halves its batch for that): the engine's
+            # state or its device, not the file (faults.from_engine_error).
+            raise faults.from_engine_error(err, path=None) from err
+        raise err
     return outcome[0]
 
 

@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
-from subtitled import allocator, config_file, failpoints
+from subtitled import allocator, config_file, failpoints, faults
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
-from subtitled.errors import ConfigError
+from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
 from subtitled.health import Health
-from subtitled.jobs import JobStore
+from subtitled.jobs import Job, JobStore
 from subtitled.metrics import HttpListener, Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
+from subtitled.service.breaker import Breaker
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
 from subtitled.wiring import real_tools
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DATABASE_NAME = "jobs.sqlite3"
+STATUS_NAME = "status.json"  # the pauses, for `subtitled status` (see service.breaker)
 _IDLE_SECONDS = 0.5
 _STATUS_EVERY_SECONDS = 5.0
 # Without a systemd watchdog, a worker silent this long still counts as stuck.
@@ -77,13 +85,18 @@ class Daemon:
         self._gpu_released = False
         self.metrics: Metrics | None = None
         self.http: HttpListener | None = None
+        self.breaker = Breaker([r.path for r in settings.watch])  # with its file in run()
+        self._held: Job | None = None  # a job whose release waits for the state directory
 
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
         self._install_signals()
         database = prepare_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
-        self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size)
+        self.breaker = Breaker([r.path for r in self.settings.watch],
+                               status_file=self.settings.state_dir / STATUS_NAME)
+        self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
+                               self.breaker.pauses)
         self._open_http()
         for path in self.store.finish_written():
             logger.warning("%s: its subtitle was written just before the process stopped; "
@@ -99,10 +112,16 @@ class Daemon:
             return 0
         self._start_watching()
         logger.info("watching %s", ", ".join(str(r.path) for r in self.settings.watch))
+        self._check_roots()
         self.notifier.ready(self._idle_status())
         self._start_heartbeat()
         try:
             self._loop()
+        except EngineStuck as err:
+            logger.critical("%s; ending the process so that a new one gets a fresh GPU "
+                            "context (exit status %d)", err.one_line(), err.exit_code)
+            self.notifier.status(f"restarting: {err.message}")
+            raise
         except Exception as err:
             self.notifier.watchdog_trigger(f"{type(err).__name__}: {err}")
             raise
@@ -113,13 +132,16 @@ class Daemon:
     def _loop(self) -> None:
         assert self.store is not None
         worker = Worker(self.store, self.health, self.notifier, self.metrics, self._stop,
-                        self.settler.settle_seconds)
+                        self.settler.settle_seconds, self.breaker)
         idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
             if self._reload.is_set():
                 self._do_reload()
-            job = self.store.claim()
+            self._probe_pauses()
+            job = None
+            if not self.breaker.paused_everything():
+                job = self._store_call(partial(self.store.claim, self.breaker.paused_roots()))
             if job is None:
                 idle_since = self._idle(idle_since)
                 self._report_idle()
@@ -127,8 +149,69 @@ class Daemon:
                 continue
             assert self.tools is not None
             worker.settle_seconds = self.settler.settle_seconds
-            worker.work(job, self.settings, self.tools)
+            self._held = job
+            self._store_call(partial(worker.work, job, self.settings, self.tools))
+            if not self.breaker.paused_everything():
+                self._held = None
             idle_since = None
+
+    def _store_call(self, call: Callable[[], _T]) -> _T | None:
+        """Run `call`; a failing job store (a full or broken state directory) pauses
+        everything instead of ending the daemon."""
+        try:
+            return call()
+        except sqlite3.Error as err:
+            self._state_failed(err)
+            return None
+
+    def _state_failed(self, err: sqlite3.Error) -> None:
+        fault = EnvironmentFault(f"the job database fails: {err}", kind="state",
+                                 stage="state_dir", where=self.settings.state_dir)
+        if self.breaker.fault(fault) is not None:
+            logger.error("%s; nothing is claimed until it works again",
+                         self.breaker.describe())
+            self.notifier.status(self.breaker.describe())
+
+    def _probe_pauses(self) -> None:
+        """Probe the pauses that are due; resume what cleared."""
+        if not self.breaker.pauses():
+            return
+        assert self.store is not None
+        for pause in self.breaker.probe_due():
+            if self._held is not None:
+                try:  # the job the failing store could not put back
+                    self.store.release(self._held)
+                except sqlite3.Error as err:
+                    self._state_failed(err)
+                    return
+                self._held = None
+            folder = None if pause.scope == "all" else Path(pause.scope)
+            woken = self._store_call(partial(self.store.wake, folder)) or 0
+            logger.warning("resumed%s after %.0f s: the %s fault has cleared; %d waiting "
+                           "file%s run again", "" if folder is None else f" {folder}",
+                           time.time() - pause.since, pause.kind, woken, "s" * (woken != 1))
+            self.notifier.status(self._idle_status())
+
+    def _check_roots(self) -> None:
+        """Every watched root readable and writable, or paused with the fix in one line;
+        the other roots keep working."""
+        for root in self.settings.watch:
+            reading = True
+            try:
+                with os.scandir(root.path) as entries:
+                    next(entries, None)
+                reading = False
+                faults.can_write(root.path)
+            except OSError as err:
+                found = faults.from_os_error(err, path=None, stage="watch", where=root.path)
+                kind = found.kind if isinstance(found, EnvironmentFault) else "access"
+                verb = "read it" if reading else "write subtitles into it"
+                fault = EnvironmentFault(
+                    f"cannot {verb} ({found.message}); under systemd, add it to "
+                    "ReadWritePaths= in a drop-in (systemctl edit subtitled)",
+                    kind=kind, stage="watch", where=root.path)
+                if self.breaker.fault(fault, at_once=True) is not None:
+                    logger.error("%s: %s; its files wait", root.path, fault.message)
 
     def _idle(self, since: float | None) -> float:
         """Between jobs: host memory goes back at once when the queue runs dry (the next
@@ -154,7 +237,7 @@ class Daemon:
         if not options.enabled or self.metrics is None:
             return
         try:
-            self.http = HttpListener(options.host, options.port, self._problems, self.metrics)
+            self.http = HttpListener(options.host, options.port, self._health, self.metrics)
         except OSError as err:
             raise ConfigError(f"cannot listen on {options.host}:{options.port}: "
                               f"{err.strerror or err}", stage="http") from err
@@ -169,18 +252,28 @@ class Daemon:
         return None if self.transcriber is None else float(self.transcriber.batch_size)
 
     def _problems(self) -> list[str]:
-        """The liveness checks shared by the heartbeat and /health."""
+        """The liveness checks of the heartbeat: what a restart could cure. A pause is not
+        among them (a new process would meet the same full disk)."""
         if self.store is None or self.watcher is None:
             return ["starting"]
         return self.health.problems(observers_alive=self.watcher.alive(),
-                                    database_writable=self.store.writable())
+                                    database_writable=self.store.writable()
+                                    or self.breaker.paused_everything())
+
+    def _health(self) -> list[str]:
+        """What /health reports: the liveness problems and every pause, with its cause."""
+        return self._problems() + [p.describe(time.time()) for p in self.breaker.pauses()]
 
     def _idle_status(self) -> str:
         assert self.store is not None
-        queued = self.store.counts()["queued"]
+        paused = self.breaker.describe()
+        try:
+            queued = f"{self.store.counts()['queued']} queued"
+        except sqlite3.Error:
+            queued = "queue unreadable"
         degraded = f"; degraded: {'; '.join(self.watcher.degraded)}" \
             if self.watcher is not None and self.watcher.degraded else ""
-        return f"idle, {queued} queued{degraded}"
+        return f"{paused or 'idle'}, {queued}{degraded}"
 
     def _start_heartbeat(self) -> None:
         interval = self.notifier.watchdog_seconds
@@ -242,9 +335,17 @@ class Daemon:
     def _settle_loop(self) -> None:
         assert self.store is not None
         while not self._stop.wait(_IDLE_SECONDS):
-            for path, fingerprint, priority in self.settler.due():
-                if self.store.enqueue(path, fingerprint, priority):
-                    logger.debug("%s: queued", path)
+            due = self.settler.due()
+            for index, (path, fingerprint, priority) in enumerate(due):
+                try:
+                    if self.store.enqueue(path, fingerprint, priority):
+                        logger.debug("%s: queued", path)
+                except sqlite3.Error as err:
+                    self._state_failed(err)
+                    for later, _, again in due[index:]:  # noted again, queued once it works
+                        self.settler.note(later, again)
+                    self._stop.wait(self.breaker.first_backoff)
+                    break
 
     def _gone(self, path: Path) -> None:
         if self.store is not None and self.store.forget_queued(path):
@@ -273,6 +374,8 @@ class Daemon:
         if (new.watch, new.scan) != (old.watch, old.scan) and self.watcher is not None:
             self.watcher.stop()
             self._start_watching()
+        self.breaker.roots = [r.path for r in new.watch]
+        self._check_roots()
         logger.info("configuration reloaded")
 
     def _shutdown(self) -> None:

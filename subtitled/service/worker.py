@@ -4,16 +4,23 @@ error, stop or change of file means for the job store."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from subtitled import failpoints
-from subtitled.config import DaemonSettings, TranscribeSettings
+from subtitled import failpoints, faults
+from subtitled.config import DaemonSettings, RetrySettings, TranscribeSettings
 from subtitled.cues import Cue
-from subtitled.engines.base import Word
-from subtitled.errors import MediaError, SubtitledError, TransientError
+from subtitled.engines.base import Word, is_out_of_memory
+from subtitled.errors import (
+    EngineStuck,
+    EnvironmentFault,
+    MediaError,
+    SubtitledError,
+    TransientError,
+)
 from subtitled.health import Health
 from subtitled.jobs import Fingerprint, Job, JobStore, Result
 from subtitled.language import LanguageGuess
@@ -21,6 +28,7 @@ from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Hooks, Outcome, Resume, Tools, Write, process_media_file
 from subtitled.pipeline import checkpoints as saved_words
+from subtitled.service.breaker import Breaker
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +62,14 @@ class Worker:
     metrics: Metrics | None
     stop: threading.Event
     settle_seconds: float
+    breaker: Breaker
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         path = job.path
         try:
             current = Fingerprint.of(path)
-        except OSError:
-            self.store.forget(job)
-            logger.info("%s: gone before it was processed; no subtitle written", path)
+        except OSError as err:
+            self._unreadable(job, err, "before it was processed", settings.retry)
             return
         if current != job.fingerprint:
             self.store.requeue_changed(job, current, time.time() + self.settle_seconds)
@@ -120,34 +128,82 @@ class Worker:
             logger.info("%s: abandoned for shutdown; requeued, and resumes from its last "
                         "checkpoint", job.path)
             return
-        except SubtitledError as err:
-            self._failed(job, err, daemon)
+        except EnvironmentFault as err:
+            self._environment(job, err, daemon.retry)
             return
+        except SubtitledError as err:
+            self._failed(job, err, daemon.retry)
+            return
+        except sqlite3.Error:
+            raise  # the job store itself: the daemon pauses (the state directory failed)
         except Exception as err:  # a bug: record it, keep the daemon alive
+            if is_out_of_memory(err):  # memory the decoder could not make do without
+                self._environment(job, EnvironmentFault(
+                    f"out of memory: {err}", kind="memory", path=job.path, stage="transcribe"),
+                    daemon.retry)
+                return
             logger.exception("%s: unexpected failure", job.path)
             self.store.fail(job, f"{job.path}: {type(err).__name__}: {err}", type(err).__name__,
-                            transient=False, max_attempts=daemon.retry.max_attempts,
-                            backoff_seconds=0, backoff_max_seconds=0)
+                            transient=False, budget_seconds=0, backoff_seconds=0,
+                            backoff_max_seconds=0)
             self._count("failed")
             return
+        self.breaker.succeeded(job.path)
         self._record(job, outcome)
 
-    def _failed(self, job: Job, err: SubtitledError, settings: DaemonSettings) -> None:
-        path, retry = job.path, settings.retry
+    def _environment(self, job: Job, err: EnvironmentFault, retry: RetrySettings) -> None:
+        """The world failed, not the file: the file waits with its attempts as they were,
+        and the breaker decides whether everything under the fault pauses. A sticky engine
+        error ends the process (the caller sees EngineStuck) after the job is put back."""
+        if err.path is None:
+            err.path = job.path
+        pause = self.breaker.fault(err)
+        if err.kind == "engine" and self.breaker.blames_file(job.path):
+            self._record_failure(job, MediaError(
+                f"the engine fails on this file every time, and on no other: {err.message}",
+                path=job.path, stage=err.stage), retry)
+            return
+        self.store.defer(job, err.one_line(), type(err).__name__, self.breaker.retry_at(err))
+        self._count("deferred")
+        if pause is not None:
+            logger.error("%s; the files there wait and lose no attempt",
+                         pause.describe(time.time()))
+            self.notifier.status(self.breaker.describe())
+        else:
+            logger.warning("%s (the file waits; not counted as an attempt)", err.one_line())
+        if isinstance(err, EngineStuck):
+            raise err
+
+    def _unreadable(self, job: Job, err: OSError, when: str, retry: RetrySettings) -> None:
+        """The file's own metadata cannot be read: gone, the world's fault, or the file's."""
+        if faults.is_gone(err):
+            self.store.forget(job)
+            logger.info("%s: gone %s; no subtitle written", job.path, when)
+            return
+        found = faults.from_os_error(err, path=job.path, stage="open")
+        if isinstance(found, EnvironmentFault):
+            self._environment(job, found, retry)
+        else:
+            self._record_failure(job, found, retry)
+
+    def _failed(self, job: Job, err: SubtitledError, retry: RetrySettings) -> None:
+        path = job.path
         try:
             current = Fingerprint.of(path)
-        except OSError:  # whatever broke, the file is gone: nothing to redo
-            self.store.forget(job)
-            logger.info("%s: gone while being transcribed; no subtitle written", path)
+        except OSError as unreadable:
+            self._unreadable(job, unreadable, "while being transcribed", retry)
             return
         if current != job.fingerprint:  # replaced or rewritten: the error is moot
             self.store.requeue_changed(job, current, time.time() + self.settle_seconds)
             logger.info("%s: changed while it was being transcribed (%s); starting over once "
                         "it settles", path, err.message)
             return
+        self._record_failure(job, err, retry)
+
+    def _record_failure(self, job: Job, err: SubtitledError, retry: RetrySettings) -> None:
         transient = isinstance(err, TransientError)
         state = self.store.fail(job, err.one_line(), type(err).__name__, transient=transient,
-                                max_attempts=retry.max_attempts,
+                                budget_seconds=retry.transient_budget_hours * 3600,
                                 backoff_seconds=retry.backoff_seconds,
                                 backoff_max_seconds=retry.backoff_max_seconds)
         logger.error("%s (%s)", err.one_line(), state)
@@ -159,6 +215,8 @@ class Worker:
             try:
                 current = Fingerprint.of(job.path)
             except OSError as err:
+                if not faults.is_gone(err):
+                    raise faults.from_os_error(err, path=job.path, stage="write") from err
                 raise MediaError("the file vanished while it was being transcribed; no "
                                  "subtitle written", path=job.path, stage="write") from err
             if current != job.fingerprint:

@@ -116,3 +116,11 @@ def cli() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
         return subprocess.run(command, capture_output=True, text=True, timeout=600,
                                user=user)
     yield run
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4 s video of English speech, for the daemon tests."""
+    from tests.integration.daemon_harness import make_video
+
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mkv", seconds=4.0)

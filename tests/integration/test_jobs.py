@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,12 +19,12 @@ FP = Fingerprint(100, 1, 1)
 
 
 class Retry(TypedDict):
-    max_attempts: int
+    budget_seconds: float
     backoff_seconds: float
     backoff_max_seconds: float
 
 
-RETRY = Retry(max_attempts=3, backoff_seconds=0.0, backoff_max_seconds=0.0)
+RETRY = Retry(budget_seconds=3600.0, backoff_seconds=0.0, backoff_max_seconds=0.0)
 
 
 @pytest.fixture
@@ -97,14 +98,50 @@ def test_a_subtitle_written_just_before_a_crash_is_recorded_as_done(
     assert store.counts()["queued"] == 2
 
 
-def test_transient_failures_retry_until_attempts_run_out(store: JobStore) -> None:
+def test_transient_failures_retry_within_their_time_budget_not_a_count(
+        store: JobStore) -> None:
     store.enqueue(Path("/m/busy.mkv"), FP, 0)
     states = []
-    for _ in range(3):
+    for _ in range(5):  # more than any attempt limit: the budget is time
         job = store.claim()
         assert job is not None
         states.append(store.fail(job, "GPU busy", "TransientError", transient=True, **RETRY))
-    assert states == ["queued", "queued", "dead"]
+    assert states == ["queued"] * 5
+    waiting = store.get(Path("/m/busy.mkv"))
+    assert waiting is not None and waiting.attempts == 0  # a retry is not a crash
+    job = store.claim()
+    assert job is not None
+    # The budget counts from the first failure: with none left, the file is dead.
+    assert store.fail(job, "GPU busy", "TransientError", transient=True, budget_seconds=0,
+                      backoff_seconds=0, backoff_max_seconds=0) == "dead"
+
+
+def test_a_deferred_job_keeps_its_attempts_and_waits(store: JobStore) -> None:
+    store.enqueue(Path("/m/share/a.mkv"), FP, 0)
+    job = store.claim()
+    assert job is not None and job.attempts == 1
+    store.defer(job, "/m/share/a.mkv: extract: Transport endpoint is not connected",
+                "EnvironmentFault", time.time() + 3600)
+    deferred = store.get(job.path)
+    assert deferred is not None and deferred.state == "queued" and deferred.attempts == 0
+    assert deferred.last_error is not None and "not connected" in deferred.last_error
+    assert store.claim() is None  # not before its time
+    assert store.wake(Path("/m/elsewhere")) == 0
+    assert store.wake(Path("/m/share")) == 1
+    again = store.claim()
+    assert again is not None and again.path == job.path
+
+
+def test_claim_passes_over_paused_folders(store: JobStore) -> None:
+    for name in ("/m/nas/a.mkv", "/m/nas2/b.mkv", "/m/local/c.mkv"):
+        store.enqueue(Path(name), FP, 0)
+    first = store.claim([Path("/m/nas")])
+    second = store.claim([Path("/m/nas")])
+    assert first is not None and second is not None
+    assert {first.path, second.path} == {Path("/m/nas2/b.mkv"), Path("/m/local/c.mkv")}
+    assert store.claim([Path("/m/nas")]) is None
+    last = store.claim()
+    assert last is not None and last.path == Path("/m/nas/a.mkv")
 
 
 def test_permanent_failures_fail_at_once(store: JobStore) -> None:
@@ -121,7 +158,7 @@ def test_backoff_delays_the_next_claim(store: JobStore) -> None:
     store.enqueue(Path("/m/a.mkv"), FP, 0)
     job = store.claim()
     assert job is not None
-    store.fail(job, "disk full", "TransientError", transient=True, max_attempts=3,
+    store.fail(job, "disk full", "TransientError", transient=True, budget_seconds=3600,
                backoff_seconds=60, backoff_max_seconds=3600)
     assert store.claim() is None
 
@@ -254,8 +291,8 @@ LIFECYCLE: list[tuple[str, Callable[[JobStore, Job], object], bool]] = [
     ("a written subtitle found after a crash", _finish_written, False),
     ("a permanent failure", lambda s, j: s.fail(
         j, "bad data", "MediaError", transient=False, **RETRY), False),
-    ("a transient failure out of attempts (dead)", lambda s, j: s.fail(
-        j, "GPU busy", "TransientError", transient=True, max_attempts=1,
+    ("a transient failure out of time (dead)", lambda s, j: s.fail(
+        j, "GPU busy", "TransientError", transient=True, budget_seconds=0,
         backoff_seconds=0, backoff_max_seconds=0), False),
     ("forget (the file is gone)", lambda s, j: s.forget(j), False),
     ("requeue_changed", lambda s, j: s.requeue_changed(j, CHANGED, 0), False),
@@ -353,7 +390,7 @@ def test_a_crash_after_progress_requeues_even_a_job_past_its_attempts(store: Job
     """max_attempts lowered in the config while a job had used more than the new limit."""
     job = _running(store)
     for _ in range(2):
-        store.fail(job, "GPU busy", "TransientError", transient=True, **RETRY)
+        store.recover(max_attempts=10)  # a crash before any progress: the attempt counts
         claimed = store.claim()
         assert claimed is not None
         job = claimed

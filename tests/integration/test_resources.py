@@ -3,15 +3,12 @@ GPU out-of-memory, and an event storm that overflows inotify. Each run on the re
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,6 @@ import pytest
 from tests.integration.daemon_harness import (
     DaemonRun,
     command_lines,
-    make_video,
     memory_kib,
     processes_touching,
     valid_subtitles,
@@ -28,70 +24,6 @@ from tests.integration.figures import record
 from tests.integration.test_long_files import long_film
 from tests.integration.test_systemd_notify import NotifySocket
 from tests.integration.test_watcher import inotify_limit
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_video(tmp_path_factory.mktemp("clip") / "clip.mkv", seconds=4.0)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs, as a nearly full media disk."""
-    folder = tmp_path / "small disk"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write a filler file until the filesystem is full."""
-    filler = folder / "filler.bin"
-    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        while True:
-            os.write(descriptor, b"\0" * 4096)
-    except OSError as err:
-        assert err.errno == errno.ENOSPC
-    finally:
-        os.close(descriptor)
-    return filler
-
-
-def test_a_full_disk_leaves_no_partial_subtitle_and_the_job_resumes_when_space_frees(
-        tmp_path: Path, model_dir: Path, clip: Path, small_disk: Path) -> None:
-    daemon = DaemonRun(tmp_path, model_dir, watch=[{"path": str(small_disk)}],
-                       retry={"max_attempts": 20, "backoff_seconds": 1,
-                              "backoff_max_seconds": 2})
-    shutil.copyfile(clip, small_disk / "film.mkv")
-    filler = fill(small_disk)
-    daemon.start()
-    try:
-        daemon.wait_until(lambda: any("No space left" in (r["last_error"] or "")
-                                      for r in daemon.rows()))
-        (row,) = daemon.rows()
-        assert row["state"] == "queued", row  # transient: it will be tried again
-        assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin", "film.mkv"]
-        failed_at = time.monotonic()
-        filler.unlink()
-        daemon.wait_until(lambda: daemon.all_settled(1))
-        resumed = time.monotonic() - failed_at
-    finally:
-        assert daemon.finish(signal.SIGTERM) == 0
-    (row,) = daemon.rows()
-    assert row["state"] == "done" and row["attempts"] >= 2
-    assert "fellow" in valid_subtitles(small_disk)["film.en.srt"].lower()
-    assert "write: cannot write film.en.srt: No space left on device" in daemon.logs[-1]
-    record("disk full", f"no partial file; done {resumed:.1f} s after space was freed, "
-           f"attempt {row['attempts']}")
 
 
 def test_an_ffmpeg_that_hangs_is_killed_with_its_children_and_the_job_dead_lettered(
@@ -103,8 +35,11 @@ def test_an_ffmpeg_that_hangs_is_killed_with_its_children_and_the_job_dead_lette
     (fake / "ffmpeg").chmod(0o755)
     interval = 6.0
     socket = NotifySocket(tmp_path / "notify.sock")
+    # A stall may be a hung share as well as a bad file: it retries for its time budget
+    # (here 9 s), not a count of attempts.
     daemon = DaemonRun(tmp_path, model_dir, stall_seconds=2,
-                       retry={"max_attempts": 2, "backoff_seconds": 0})
+                       retry={"max_attempts": 2, "backoff_seconds": 0,
+                              "transient_budget_hours": 0.0025})
     shutil.copyfile(clip, daemon.media / "stuck.mkv")
     daemon.start({"PATH": f"{fake}:{os.environ['PATH']}", "NOTIFY_SOCKET": str(socket.path),
                   "WATCHDOG_USEC": str(int(interval * 1e6))}, own_watchdog_pid=True)
@@ -117,15 +52,15 @@ def test_an_ffmpeg_that_hangs_is_killed_with_its_children_and_the_job_dead_lette
         assert daemon.finish(signal.SIGTERM) == 0
         socket.close()
     (row,) = daemon.rows()
-    assert row["state"] == "dead" and row["attempts"] == 2, row
+    assert row["state"] == "dead" and row["attempts"] == 1, row  # none was a crash
     assert "extract: ffmpeg produced no audio for 2 s; stopped it" in row["last_error"]
     leftovers = [line for line in command_lines() if "sleep 777" in line]
     assert leftovers == []
     gap = longest_gap(socket.pings(), ready, settled)
     assert gap < interval / 2
-    record("ffmpeg hangs", f"killed after the 2 s stall each time, dead after 2 attempts in "
-           f"{settled - ready:.1f} s; longest watchdog ping gap {gap:.1f} s of "
-           f"{interval:g} s")
+    record("ffmpeg hangs", f"killed after the 2 s stall each time, dead when its 9 s budget "
+           f"ran out, {settled - ready:.1f} s after start; longest watchdog ping gap "
+           f"{gap:.1f} s of {interval:g} s")
 
 
 def test_a_hung_engine_is_retried_after_each_restart_and_then_dead_lettered(

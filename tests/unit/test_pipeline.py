@@ -10,7 +10,7 @@ import pytest
 from subtitled.config import LanguageSettings, OutputSettings, Task, TranscribeSettings
 from subtitled.cues import Cue
 from subtitled.engines.base import Segment
-from subtitled.errors import ConfigError, TransientError
+from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, TransientError
 from subtitled.pipeline import process_media_file
 from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
 
@@ -120,8 +120,24 @@ def test_other_engine_errors_are_not_mistaken_for_memory() -> None:
         def transcribe(self, audio: np.ndarray, *, language: str, task: str) -> list[Segment]:
             raise ValueError("shape mismatch")
 
-    with pytest.raises(ValueError, match="shape mismatch"):
+    # Not halved as memory would be: the engine's error, as the environment's fault, with
+    # the engine's words and the original exception kept.
+    with pytest.raises(EnvironmentFault, match="the engine failed: ValueError: shape "
+                       "mismatch") as raised:
         process_media_file(MOVIE, SETTINGS, FakeMedia(tone(5)).tools(Broken()))
+    assert raised.value.kind == "engine" and not isinstance(raised.value, EngineStuck)
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_a_sticky_cuda_error_asks_for_a_new_process() -> None:
+    class Stuck(FakeTranscriber):
+        def transcribe(self, audio: np.ndarray, *, language: str, task: str) -> list[Segment]:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\n"
+                               "CUDA kernel errors might be asynchronously reported")
+
+    with pytest.raises(EngineStuck, match="only a restart clears") as raised:
+        process_media_file(MOVIE, SETTINGS, FakeMedia(tone(5)).tools(Stuck()))
+    assert raised.value.exit_code == 75
 
 
 def test_language_settings_default_to_a_vote() -> None:

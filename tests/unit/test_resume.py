@@ -12,6 +12,7 @@ import pytest
 
 from subtitled.cues import Cue
 from subtitled.engines.base import Word
+from subtitled.errors import EnvironmentFault, TransientError
 from subtitled.language import LanguageGuess
 from subtitled.pipeline import Hooks, Resume, process_media_file
 from subtitled.pipeline.checkpoints import decode, encode
@@ -150,8 +151,22 @@ def test_an_engine_error_reaches_the_caller_from_its_thread() -> None:
     def broken() -> None:
         raise ValueError("shape mismatch")
 
-    with pytest.raises(ValueError, match="shape mismatch"):
+    with pytest.raises(EnvironmentFault, match="shape mismatch") as raised:
         call_watched(broken)
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_memory_and_our_own_errors_come_back_as_they_were() -> None:
+    def out_of_memory() -> None:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def ours() -> None:
+        raise TransientError("ffprobe gave no answer")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        call_watched(out_of_memory)
+    with pytest.raises(TransientError):
+        call_watched(ours)
 
 
 def test_unreadable_checkpoints_mean_starting_over() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,36 @@ def test_events_raise_priority_and_forget_covers_folders() -> None:
     settler.note(FILM, 10)
     settler.forget(Path("/m"))
     assert len(settler) == 0
+
+
+class Share(Files):
+    """Files on a share that can stop answering (ESTALE) without the files being gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def stat(self, path: Path) -> Fingerprint:
+        if self.down:
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), str(path))
+        return super().stat(path)
+
+
+def test_a_share_that_stops_answering_keeps_its_files_pending_until_it_answers() -> None:
+    share = Share()
+    settler = share.settler()
+    share.stats[FILM] = Fingerprint(100, 1, 7)
+    settler.note(FILM, 10)
+    share.down = True
+    share.now += 60
+    assert settler.due() == [] and len(settler) == 1  # not taken for gone
+    settler.note(Path("/m/Other.mkv"), 0, trust_mtime=True)  # a scan while it is down
+    assert len(settler) == 2
+    share.down = False
+    share.stats[Path("/m/Other.mkv")] = Fingerprint(5, 1, 8)
+    share.now += 60
+    assert sorted(p.name for p, _, _ in settler.due()) == ["Film.mkv", "Other.mkv"]
+    del share.stats[FILM]
+    settler.note(FILM, 10)
+    share.now += 60
+    assert settler.due() == [] and len(settler) == 0  # really gone

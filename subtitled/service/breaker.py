@@ -1,0 +1,212 @@
+"""The circuit breaker: when the environment fails, the daemon pauses instead of burning
+through its queue, probes the cause on a backoff, and resumes by itself.
+
+A pause has a scope. A folder fault (a share that stopped answering, a full or read-only
+disk, a folder the sandbox did not open) pauses the watched root it lies in, and the other
+roots keep working; a fault of the engine, a tool or the state directory pauses everything.
+A full disk, a read-only folder, a folder without access and a failing state directory
+pause at the first fault, since no other file could do better; a share's I/O errors, a
+killed tool and an engine error pause once they come from two different files within ten
+minutes (one file's could still be that file's), and the first file waits a backoff.
+
+While paused, `due` hands the daemon the pauses to probe: a folder fault is probed in the
+folder (`faults.probe`); a fault with nothing to probe is let through to a new try (the
+breaker half opens), and a new fault closes it again with a doubled backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from subtitled import faults
+from subtitled.errors import EnvironmentFault, shown
+
+logger = logging.getLogger(__name__)
+
+FIRST_BACKOFF_SECONDS = 15.0
+MAX_BACKOFF_SECONDS = 300.0
+WINDOW_SECONDS = 600.0
+# Kinds that pause at their first fault: no other file would fare better.
+_AT_ONCE = frozenset({"space", "read-only", "access", "state"})
+# An engine error that keeps coming back on one file while others decode fine is the
+# file's: after this many, it fails as a bad file would.
+ENGINE_FAULTS_PER_FILE = 3
+
+
+@dataclass
+class Pause:
+    scope: str  # a watched root, or "all"
+    kind: str
+    cause: str  # one line
+    since: float
+    next_probe: float
+    backoff: float
+
+    def describe(self, now: float) -> str:
+        where = "" if self.scope == "all" else f" {shown(self.scope)}"
+        wait = max(0.0, self.next_probe - now)
+        return f"paused{where}: {self.cause}; next check in {wait:.0f} s"
+
+
+@dataclass
+class _Seen:
+    path: Path | None
+    at: float
+
+
+class Breaker:
+    def __init__(self, roots: Sequence[Path], *, status_file: Path | None = None,
+                 clock: Callable[[], float] = time.time,
+                 first_backoff: float = FIRST_BACKOFF_SECONDS,
+                 max_backoff: float = MAX_BACKOFF_SECONDS) -> None:
+        self.roots = list(roots)
+        self.status_file = status_file
+        self._clock = clock
+        self.first_backoff, self.max_backoff = first_backoff, max_backoff
+        self._lock = threading.Lock()
+        self._pauses: dict[str, tuple[Pause, EnvironmentFault]] = {}
+        self._seen: dict[tuple[str, str], list[_Seen]] = {}
+        self._backoff: dict[tuple[str, str], tuple[float, float]] = {}  # → (backoff, at)
+        self._engine_faults: dict[Path, int] = {}
+        self._successes = 0
+        self._write_status()
+
+    # --- what the worker reports ----------------------------------------------------------
+
+    def fault(self, err: EnvironmentFault, *, at_once: bool = False) -> Pause | None:
+        """Note a fault; returns the pause it opened, if it opened one. `at_once` pauses
+        whatever the kind (a root found unusable at start)."""
+        now = self._clock()
+        scope = self.scope_of(err)
+        key = (scope, err.kind)
+        with self._lock:
+            if err.kind == "engine" and err.path is not None:
+                self._engine_faults[err.path] = self._engine_faults.get(err.path, 0) + 1
+            if scope in self._pauses:
+                return None
+            seen = [s for s in self._seen.get(key, []) if now - s.at < WINDOW_SECONDS]
+            seen.append(_Seen(err.path, now))
+            self._seen[key] = seen
+            if not at_once and err.kind not in _AT_ONCE and len({s.path for s in seen}) < 2:
+                return None
+            backoff, at = self._backoff.get(key, (0.0, 0.0))
+            backoff = min(self.max_backoff, backoff * 2) if now - at < WINDOW_SECONDS \
+                else self.first_backoff
+            self._backoff[key] = (backoff, now)
+            pause = Pause(scope, err.kind, _cause(err), now, now + backoff, backoff)
+            self._pauses[scope] = (pause, err)
+            self._seen.pop(key, None)
+        self._write_status()
+        return pause
+
+    def succeeded(self, path: Path) -> None:
+        with self._lock:
+            self._engine_faults.pop(path, None)
+            self._successes += 1
+
+    def blames_file(self, path: Path) -> bool:
+        """True when the engine keeps failing on this file while other files decode."""
+        with self._lock:
+            return self._engine_faults.get(path, 0) >= ENGINE_FAULTS_PER_FILE and \
+                self._successes > 0
+
+    def retry_at(self, err: EnvironmentFault) -> float:
+        """When a file that met this fault should be tried again."""
+        with self._lock:
+            held = self._pauses.get(self.scope_of(err))
+        return held[0].next_probe if held else self._clock() + self.first_backoff
+
+    # --- what the daemon asks -------------------------------------------------------------
+
+    def scope_of(self, err: EnvironmentFault) -> str:
+        if err.kind in ("engine", "tool", "state") or err.where is None:
+            return "all"
+        for root in sorted(self.roots, key=lambda r: len(r.parts), reverse=True):
+            if err.where == root or root in err.where.parents:
+                return str(root)
+        return "all"
+
+    def pauses(self) -> list[Pause]:
+        with self._lock:
+            return [pause for pause, _ in self._pauses.values()]
+
+    def paused_everything(self) -> bool:
+        with self._lock:
+            return "all" in self._pauses
+
+    def paused_roots(self) -> list[Path]:
+        with self._lock:
+            return [Path(scope) for scope in self._pauses if scope != "all"]
+
+    def describe(self) -> str:
+        now = self._clock()
+        return "; ".join(p.describe(now) for p in self.pauses())
+
+    def probe_due(self) -> list[Pause]:
+        """Probe the pauses whose time has come; returns those that cleared (and closes
+        them). A pause that does not clear waits twice as long for its next probe."""
+        now = self._clock()
+        with self._lock:
+            due = [(p, e) for p, e in self._pauses.values() if p.next_probe <= now]
+        cleared = []
+        for pause, err in due:
+            still = faults.probe(err)
+            with self._lock:
+                if still is None:
+                    self._pauses.pop(pause.scope, None)
+                    cleared.append(pause)
+                    continue
+                pause.cause = f"{_cause(err)} (still: {still})"
+                pause.backoff = min(self.max_backoff, pause.backoff * 2)
+                pause.next_probe = now + pause.backoff
+        if due:
+            self._write_status()
+        return cleared
+
+    def _write_status(self) -> None:
+        """The pauses, for `subtitled status` in another process: a file of fixed size,
+        padded, rewritten in place, so that it can still be updated on a full disk."""
+        if self.status_file is None:
+            return
+        document = json.dumps({"pid": os.getpid(),
+                               "pauses": [asdict(p) for p in self.pauses()]})
+        data = document.encode().ljust(STATUS_FILE_BYTES)[:STATUS_FILE_BYTES]
+        try:
+            descriptor = os.open(self.status_file, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.pwrite(descriptor, data, 0)
+            finally:
+                os.close(descriptor)
+        except OSError as err:
+            logger.debug("cannot update %s: %s", self.status_file, err)
+
+
+STATUS_FILE_BYTES = 8192
+
+
+def read_status(path: Path) -> list[Pause]:
+    """The pauses a running daemon wrote to its status file ([] when none, or when the
+    daemon that wrote it is gone)."""
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8", "replace").strip() or "{}")
+        os.kill(int(document["pid"]), 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass  # alive, under another user
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [Pause(**p) for p in document.get("pauses", [])]
+
+
+def _cause(err: EnvironmentFault) -> str:
+    where = f"{shown(err.where)}: " if err.where is not None else ""
+    stage = f"{err.stage}: " if err.stage else ""
+    return f"{where}{stage}{' '.join(shown(err.message).split())}"
