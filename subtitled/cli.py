@@ -25,7 +25,7 @@ from subtitled.config import (
     SkipSettings,
     TranscribeSettings,
 )
-from subtitled.errors import ConfigError, SubtitledError, shown
+from subtitled.errors import ConfigError, EngineStuck, SubtitledError, shown
 
 logger = logging.getLogger("subtitled")
 
@@ -196,11 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = _run(argv)
     # Looked up, not imported: the pipeline is not loaded for --help or check-config.
     engine_calls = sys.modules.get("subtitled.pipeline.engine_calls")
-    if engine_calls is not None and engine_calls.abandoned():
+    if status == EngineStuck.exit_code or \
+            (engine_calls is not None and engine_calls.abandoned()):
         # An engine call given up on for a stop is still computing in C++ on its thread;
         # the interpreter's shutdown would wait on it, or crash under it. Everything of
-        # ours is closed: end the process here.
-        logger.info("leaving an engine call unfinished")
+        # ours is closed: end the process here. So too with a GPU in a sticky error state,
+        # whose libraries' destructors could abort the process under its exit status.
+        logger.info("leaving the engine as it is")
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

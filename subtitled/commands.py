@@ -11,7 +11,7 @@ from pathlib import Path
 
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
-from subtitled.errors import ConfigError, SubtitledError, shown
+from subtitled.errors import ConfigError, EngineStuck, SubtitledError, shown
 from subtitled.jobs import JobStore
 from subtitled.pipeline import Hooks, Outcome, process_media_file
 from subtitled.progress import ProgressBar
@@ -39,7 +39,8 @@ def describe(outcome: Outcome) -> str:
 
 
 def transcribe(settings: TranscribeSettings, paths: Sequence[Path]) -> int:
-    """Returns the exit status: 0 when every file succeeded or was skipped, else 1."""
+    """Returns the exit status: 0 when every file succeeded or was skipped, else 1; 75 at
+    once when the GPU is in a sticky error state (no later file could succeed)."""
     transcriber = build_transcriber(settings.model)
     tools = real_tools(settings, transcriber)
     failures = 0
@@ -48,6 +49,10 @@ def transcribe(settings: TranscribeSettings, paths: Sequence[Path]) -> int:
         try:
             outcome = process_media_file(path, settings, tools,
                                          Hooks(progress=bar) if bar is not None else None)
+        except EngineStuck as err:  # every later file would fail the same way
+            _clear(bar)
+            print(f"subtitled: error: {err.one_line()}", file=sys.stderr)
+            return err.exit_code
         except SubtitledError as err:
             failures += 1
             _clear(bar)

@@ -18,6 +18,8 @@ import errno
 import os
 import signal
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from subtitled import failpoints
@@ -44,6 +46,9 @@ _STICKY = ("illegal memory access", "unspecified launch failure", "misaligned ad
            "cublas_status_not_initialized", "cudnn_status_execution_failed",
            "cudnn_status_internal_error", "cuda error: unknown error",
            "cuda error: launch timeout", "gpu has fallen off the bus")
+# Signals with which a tool crashes on its input, rather than being killed from outside.
+_CRASHES = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
+                      signal.SIGABRT})
 # A probe writes this much: enough to tell "a few bytes free" from "room for a subtitle".
 PROBE_BYTES = 1 << 20
 
@@ -79,6 +84,8 @@ def from_tool_exit(tool: str, returncode: int, message: str, *, path: Path,
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
+        if -returncode in _CRASHES:  # the tool crashed on this input
+            return MediaError(f"{tool} crashed ({name})", path=path, stage=stage)
         return EnvironmentFault(f"{tool} was killed by {name}", kind="tool", path=path,
                                 stage=stage)
     lowered = message.lower()
@@ -100,8 +107,10 @@ def from_engine_error(err: BaseException, *, path: Path | None) -> EnvironmentFa
 
 
 def probe(fault: EnvironmentFault) -> str | None:
-    """None when what failed works again, else why not. Faults without a folder to check
-    (a tool, the engine) report None: only a new try can tell, and the breaker makes one."""
+    """None when what failed works again, else why not: the folder lists, the file's
+    metadata reads, and where writing failed, a file can be written and removed. A folder
+    that is gone has nothing left to wait for. Faults without a folder to check (a tool,
+    the engine, memory) report None: only a new try can tell, and the breaker makes one."""
     folder = fault.where
     if folder is None:
         return None
@@ -112,13 +121,29 @@ def probe(fault: EnvironmentFault) -> str | None:
         with os.scandir(folder) as entries:
             next(entries, None)
         if fault.path is not None and fault.kind in ("storage", "access"):
-            with contextlib.suppress(FileNotFoundError), open(fault.path, "rb") as media:
-                media.read(4096)
-        if fault.kind in ("space", "read-only", "access", "state"):
+            with contextlib.suppress(FileNotFoundError):
+                fault.path.stat()
+        if fault.kind in ("space", "read-only", "access", "state") or \
+                fault.stage in ("write", "watch"):
             can_write(folder, PROBE_BYTES if fault.kind in ("space", "state") else 0)
     except OSError as err:
+        if is_gone(err) and err.filename in (str(folder), folder):
+            return None
         return err.strerror or str(err)
     return None
+
+
+def within(seconds: float, check: Callable[[], str | None]) -> str | None:
+    """`check()` on a thread of its own, or why not when it does not answer in time (a
+    hard-mounted share blocks in the kernel; the daemon must not block with it)."""
+    answer: list[str | None] = []
+    thread = threading.Thread(target=lambda: answer.append(check()), name="probe",
+                              daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not answer:
+        return f"no answer in {seconds:g} s"
+    return answer[0]
 
 
 def can_write(folder: Path, size: int = 0) -> None:

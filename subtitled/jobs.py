@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     total_seconds REAL,
     claimed_seconds REAL,
     first_failure REAL,
-    failures INTEGER NOT NULL DEFAULT 0
+    failures INTEGER NOT NULL DEFAULT 0,
+    sticky_exits INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -65,7 +66,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 # Columns added to `jobs` since the first release, added to an older database on open.
 _ADDED_COLUMNS = (("claimed_seconds", "REAL"), ("first_failure", "REAL"),
-                  ("failures", "INTEGER NOT NULL DEFAULT 0"))
+                  ("failures", "INTEGER NOT NULL DEFAULT 0"),
+                  ("sticky_exits", "INTEGER NOT NULL DEFAULT 0"))
+# What a job starts from again when its file changed or someone asked for a retry.
+_FRESH = "first_failure = NULL, failures = 0, sticky_exits = 0"
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
 _REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
             " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
@@ -101,6 +105,7 @@ class Job:
     audio_seconds: float | None
     wall_seconds: float | None
     output: str | None
+    sticky_exits: int = 0  # times the GPU needed a new process while on this file
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,8 @@ def _job(row: sqlite3.Row) -> Job:
                Fingerprint(row["size"], row["mtime_ns"], row["inode"]), row["state"],
                row["priority"], row["attempts"], row["last_error"], row["error_class"],
                row["updated"], row["started"], row["language"], row["audio_seconds"],
-               row["wall_seconds"], None if row["output"] is None else os.fsdecode(row["output"]))
+               row["wall_seconds"], None if row["output"] is None else os.fsdecode(row["output"]),
+               row["sticky_exits"])
 
 
 class JobStore:
@@ -235,8 +241,8 @@ class JobStore:
             _drop_checkpoints(db, "id = ?", (row["id"],))
             db.execute(
                 "UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
-                " priority = ?, attempts = 0, not_before = 0, last_error = NULL,"
-                " error_class = NULL, updated = ? WHERE id = ?",
+                f" priority = ?, attempts = 0, not_before = 0, last_error = NULL,"
+                f" error_class = NULL, {_FRESH}, updated = ? WHERE id = ?",
                 (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, priority, now,
                  row["id"]))
             return True
@@ -313,7 +319,7 @@ class JobStore:
         with self._transaction() as db:
             _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
-                       " attempts = 0, not_before = ?, updated = ? WHERE id = ?",
+                       f" attempts = 0, {_FRESH}, not_before = ?, updated = ? WHERE id = ?",
                        (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, not_before,
                         time.time(), job.id))
 
@@ -334,7 +340,7 @@ class JobStore:
             _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET state = ?, language = ?, cue_count = ?,"
                        " audio_seconds = ?, wall_seconds = ?, output = ?, last_error = ?,"
-                       " error_class = NULL, updated = ? WHERE id = ?",
+                       f" error_class = NULL, {_FRESH}, updated = ? WHERE id = ?",
                        (state, *values, _text(reason), time.time(), job.id))
             failpoints.hit("during-commit", job.path.name)
 
@@ -355,7 +361,8 @@ class JobStore:
             delay = 0.0
             if transient:
                 state = "queued" if now - first < budget_seconds else "dead"
-                delay = min(backoff_max_seconds, backoff_seconds * 2 ** (failures - 1))
+                delay = min(backoff_max_seconds,
+                            backoff_seconds * 2 ** min(failures - 1, 30))
             if state != "queued":
                 _drop_checkpoints(db, "id = ?", (job.id,))
             refund = 1 if state == "queued" else 0
@@ -366,21 +373,28 @@ class JobStore:
                         refund, job.id))
         return state
 
-    def defer(self, job: Job, error: str, error_class: str, not_before: float) -> None:
+    def defer(self, job: Job, error: str, error_class: str, not_before: float, *,
+              sticky: bool = False) -> None:
         """The environment failed, not the file: back to the queue until `not_before`, the
-        attempt given back, its checkpoints kept, the error noted for `status`."""
+        attempt given back, its checkpoints kept, the error noted for `status`. The time
+        budget of its transient failures starts again (waiting for the world is not the
+        file's time); `sticky` counts a GPU that needed a new process."""
         with self._transaction() as db:
             db.execute("UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),"
-                       " last_error = ?, error_class = ?, not_before = ?, updated = ?"
+                       " last_error = ?, error_class = ?, not_before = ?, updated = ?,"
+                       " first_failure = NULL, sticky_exits = sticky_exits + ?"
                        " WHERE id = ? AND state = 'running'",
-                       (_text(error), error_class, not_before, time.time(), job.id))
+                       (_text(error), error_class, not_before, time.time(), int(sticky),
+                        job.id))
 
     def wake(self, folder: Path | None = None) -> int:
-        """A pause ended: the files it held back (under `folder`, or all) may run now."""
+        """A pause ended: the files it held back (under `folder`, or all) may run now.
+        Other waits (a transient failure's backoff, a changed file settling) stand."""
         inside, args = ("1", ()) if folder is None else _inside(folder)
         with self._transaction() as db:
             return db.execute(f"UPDATE jobs SET not_before = 0 WHERE state = 'queued'"
-                              f" AND not_before > 0 AND {inside}", args).rowcount
+                              f" AND not_before > 0 AND error_class = 'EnvironmentFault'"
+                              f" AND {inside}", args).rowcount
 
     def release(self, job: Job) -> None:
         """Put back a job abandoned at shutdown; the attempt does not count, and its
@@ -456,7 +470,7 @@ class JobStore:
                 where, args = "path = ? AND state != 'running'", (_key(path),)
             _drop_checkpoints(db, where, args)
             cursor = db.execute(
-                f"UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0,"
+                f"UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, {_FRESH},"
                 f" priority = {PRIORITY_NEW}, updated = ? WHERE {where}", (time.time(), *args))
             return cursor.rowcount
 

@@ -88,17 +88,31 @@ class Settler:
             return len(self._pending)
 
     def due(self) -> list[tuple[Path, Fingerprint, int]]:
-        """Paths that have been quiet long enough, with the fingerprint they settled at."""
+        """Paths that have been quiet long enough, with the fingerprint they settled at.
+        The stats run outside the lock: on a share that hangs one can take minutes, and
+        the observers must still be able to note their events meanwhile."""
         now = self._clock()
+        with self._lock:
+            paths = list(self._pending)
+        stats: dict[Path, Fingerprint | OSError] = {}
+        for path in paths:
+            try:
+                stats[path] = self._stat(path)
+            except OSError as err:
+                stats[path] = err
         ready = []
         with self._lock:
-            for path, pending in list(self._pending.items()):
-                try:
-                    current = self._stat(path)
-                except OSError as err:
-                    if faults.is_gone(err):  # renamed at the end of a download, deleted
+            for path in paths:
+                pending = self._pending.get(path)
+                if pending is None:  # forgotten meanwhile
+                    continue
+                current = stats[path]
+                if isinstance(current, OSError):
+                    if faults.is_gone(current):  # renamed at the end of a download, deleted
                         del self._pending[path]
-                    continue  # else a share that does not answer: asked again later
+                    else:  # a share that does not answer: quiet only once it answers again
+                        pending.fingerprint, pending.quiet_since = None, now
+                    continue
                 if current != pending.fingerprint:
                     if pending.fingerprint is not None:
                         pending.quiet_since = now

@@ -15,7 +15,7 @@ from subtitled import failpoints
 from subtitled.config import TranscribeSettings
 from subtitled.cues import segment_words
 from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
-from subtitled.errors import TransientError
+from subtitled.errors import EnvironmentFault
 from subtitled.filters import keep_speech, needs_fallback
 from subtitled.media import MediaInfo
 from subtitled.pipeline.engine_calls import Alive, call_watched
@@ -155,10 +155,11 @@ class BatchDecoder:
         if segments is not None:
             self._count(1)
             return self._kept_words(chunk, segments)
-        if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:
-            raise TransientError(
+        if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:  # the machine's, not the file's
+            raise EnvironmentFault(
                 f"out of memory even on {chunk.duration_seconds:.1f} s of audio; "
-                "use a smaller model or free the GPU", stage="transcribe")
+                "use a smaller model or free the GPU", kind="memory", path=self.path,
+                stage="transcribe")
         logger.warning("%s: out of memory on %.1f s of audio; retrying in halves",
                        self.path, chunk.duration_seconds)
         return [w for half in chunk.halves() for w in self.decode_alone(half, language)]

@@ -1,13 +1,15 @@
 """The circuit breaker: when the environment fails, the daemon pauses instead of burning
 through its queue, probes the cause on a backoff, and resumes by itself.
 
-A pause has a scope. A folder fault (a share that stopped answering, a full or read-only
-disk, a folder the sandbox did not open) pauses the watched root it lies in, and the other
-roots keep working; a fault of the engine, a tool or the state directory pauses everything.
-A full disk, a read-only folder, a folder without access and a failing state directory
-pause at the first fault, since no other file could do better; a share's I/O errors, a
-killed tool and an engine error pause once they come from two different files within ten
-minutes (one file's could still be that file's), and the first file waits a backoff.
+A pause has a scope. A share that stopped answering or a full disk pauses the watched
+root it lies in, and the other roots keep working; a folder that cannot be written (read
+only, or no access) pauses that folder alone; a fault of the engine, a tool, memory or the
+state directory pauses everything. A full disk, an unwritable folder and a failing state
+directory pause at the first fault, since no other file could do better; a share's I/O
+errors, a killed tool and an engine error pause once they come from two different files
+within ten minutes (one file's could still be that file's), and the first file waits a
+backoff. A file whose faults keep coming back while other files are done is the file's
+problem after all (`blames_file`): it fails like a bad file.
 
 While paused, `due` hands the daemon the pauses to probe: a folder fault is probed in the
 folder (`faults.probe`); a fault with nothing to probe is let through to a new try (the
@@ -23,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from subtitled import faults
@@ -35,9 +38,13 @@ MAX_BACKOFF_SECONDS = 300.0
 WINDOW_SECONDS = 600.0
 # Kinds that pause at their first fault: no other file would fare better.
 _AT_ONCE = frozenset({"space", "read-only", "access", "state"})
-# An engine error that keeps coming back on one file while others decode fine is the
-# file's: after this many, it fails as a bad file would.
-ENGINE_FAULTS_PER_FILE = 3
+# A fault that keeps coming back on one file while other files are done is the file's:
+# after this many, it fails as a bad file would.
+FAULTS_PER_FILE = 3
+# A probe that does not answer in this time (a hard-mounted share that hangs) has failed.
+PROBE_SECONDS = 20.0
+# What the status file keeps of a cause.
+_CAUSE_CHARS = 300
 
 
 @dataclass
@@ -74,9 +81,48 @@ class Breaker:
         self._pauses: dict[str, tuple[Pause, EnvironmentFault]] = {}
         self._seen: dict[tuple[str, str], list[_Seen]] = {}
         self._backoff: dict[tuple[str, str], tuple[float, float]] = {}  # → (backoff, at)
-        self._engine_faults: dict[Path, int] = {}
+        self._file_faults: dict[Path, tuple[int, int]] = {}  # → (faults, successes before)
         self._successes = 0
+        self._devices: dict[Path, int] = {}
         self._write_status()
+
+    def set_roots(self, roots: Sequence[Path]) -> None:
+        """The watched roots changed (a reload): pauses of folders no longer watched go,
+        and each root's device is noted, so that an unmounted share is recognised."""
+        with self._lock:
+            self.roots = list(roots)
+            for scope in [s for s in self._pauses if s != "all"]:
+                if self.root_of(Path(scope)) is None:
+                    del self._pauses[scope]
+            self._devices = {}
+            for root in self.roots:
+                try:
+                    self._devices[root] = root.stat().st_dev
+                except OSError:
+                    continue
+        self._write_status()
+
+    def root_lost(self, path: Path) -> str | None:
+        """Why the watched root holding `path` is not the library it was at start (gone,
+        or another file system: the share under it unmounted), or None. An empty root is
+        not evidence: the last file of a folder can be deleted."""
+        root = self.root_of(path)
+        if root is None:
+            return None
+        try:
+            device = root.stat().st_dev
+        except OSError as err:
+            return f"the watched folder {shown(root)} cannot be read: {err.strerror or err}"
+        if self._devices.get(root, device) != device:
+            return f"the watched folder {shown(root)} is not the file system it was at " \
+                   "start: an unmounted share?"
+        return None
+
+    def root_of(self, path: Path) -> Path | None:
+        for root in sorted(self.roots, key=lambda r: len(r.parts), reverse=True):
+            if path == root or root in path.parents:
+                return root
+        return None
 
     # --- what the worker reports ----------------------------------------------------------
 
@@ -87,8 +133,9 @@ class Breaker:
         scope = self.scope_of(err)
         key = (scope, err.kind)
         with self._lock:
-            if err.kind == "engine" and err.path is not None:
-                self._engine_faults[err.path] = self._engine_faults.get(err.path, 0) + 1
+            if err.path is not None:
+                count, before = self._file_faults.get(err.path, (0, self._successes))
+                self._file_faults[err.path] = (count + 1, before)
             if scope in self._pauses:
                 return None
             seen = [s for s in self._seen.get(key, []) if now - s.at < WINDOW_SECONDS]
@@ -107,15 +154,16 @@ class Breaker:
         return pause
 
     def succeeded(self, path: Path) -> None:
+        """A file was transcribed and written: the world works, at least for it."""
         with self._lock:
-            self._engine_faults.pop(path, None)
+            self._file_faults.pop(path, None)
             self._successes += 1
 
     def blames_file(self, path: Path) -> bool:
-        """True when the engine keeps failing on this file while other files decode."""
+        """True when faults keep coming back on this file while other files are done."""
         with self._lock:
-            return self._engine_faults.get(path, 0) >= ENGINE_FAULTS_PER_FILE and \
-                self._successes > 0
+            count, before = self._file_faults.get(path, (0, self._successes))
+            return count >= FAULTS_PER_FILE and self._successes > before
 
     def retry_at(self, err: EnvironmentFault) -> float:
         """When a file that met this fault should be tried again."""
@@ -126,12 +174,14 @@ class Breaker:
     # --- what the daemon asks -------------------------------------------------------------
 
     def scope_of(self, err: EnvironmentFault) -> str:
-        if err.kind in ("engine", "tool", "state") or err.where is None:
+        if err.kind in ("engine", "tool", "memory", "state") or err.where is None:
             return "all"
-        for root in sorted(self.roots, key=lambda r: len(r.parts), reverse=True):
-            if err.where == root or root in err.where.parents:
-                return str(root)
-        return "all"
+        root = self.root_of(err.where)
+        if root is None:
+            return "all"
+        if err.kind in ("read-only", "access"):
+            return str(err.where)  # that folder: a subfolder's permissions are its own
+        return str(root)
 
     def pauses(self) -> list[Pause]:
         with self._lock:
@@ -141,7 +191,7 @@ class Breaker:
         with self._lock:
             return "all" in self._pauses
 
-    def paused_roots(self) -> list[Path]:
+    def paused_folders(self) -> list[Path]:
         with self._lock:
             return [Path(scope) for scope in self._pauses if scope != "all"]
 
@@ -157,7 +207,9 @@ class Breaker:
             due = [(p, e) for p, e in self._pauses.values() if p.next_probe <= now]
         cleared = []
         for pause, err in due:
-            still = faults.probe(err)
+            still = faults.within(PROBE_SECONDS, partial(faults.probe, err))
+            if still is None and err.where in self.roots:  # an unmounted share lists fine
+                still = faults.within(PROBE_SECONDS, partial(self.root_lost, err.where))
             with self._lock:
                 if still is None:
                     self._pauses.pop(pause.scope, None)
@@ -175,9 +227,13 @@ class Breaker:
         padded, rewritten in place, so that it can still be updated on a full disk."""
         if self.status_file is None:
             return
-        document = json.dumps({"pid": os.getpid(),
-                               "pauses": [asdict(p) for p in self.pauses()]})
-        data = document.encode().ljust(STATUS_FILE_BYTES)[:STATUS_FILE_BYTES]
+        held = [{**asdict(p), "cause": p.cause[:_CAUSE_CHARS]} for p in self.pauses()]
+        while True:  # as many pauses as fit (hundreds of folders could not)
+            data = json.dumps({"pid": os.getpid(), "pauses": held}).encode()
+            if len(data) <= STATUS_FILE_BYTES or not held:
+                break
+            held.pop()
+        data = data.ljust(STATUS_FILE_BYTES)
         try:
             descriptor = os.open(self.status_file, os.O_WRONLY | os.O_CREAT, 0o644)
             try:

@@ -18,13 +18,13 @@ from subtitled import allocator, config_file, failpoints, faults
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
-from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
+from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, shown
 from subtitled.health import Health
 from subtitled.jobs import Job, JobStore
 from subtitled.metrics import HttpListener, Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
-from subtitled.service.breaker import Breaker
+from subtitled.service.breaker import PROBE_SECONDS, Breaker
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
@@ -61,6 +61,24 @@ def remove_temp_subtitles(media: Path) -> None:
             leftover.unlink(missing_ok=True)
     except OSError as err:
         logger.warning("%s: cannot remove temp files: %s", media, err)
+
+
+_ROOT_KINDS = ("storage", "space", "read-only", "access")
+
+
+def _root_problem(root: Path) -> str | None:
+    """"kind:reason" when the daemon cannot read `root` or write into it, else None."""
+    verb = "read it"
+    try:
+        with os.scandir(root) as entries:
+            next(entries, None)
+        verb = "write subtitles into it"
+        faults.can_write(root)
+    except OSError as err:
+        found = faults.from_os_error(err, path=None, stage="watch", where=root)
+        kind = found.kind if isinstance(found, EnvironmentFault) else "access"
+        return f"{kind}:cannot {verb} ({found.message})"
+    return None
 
 
 def _glob_escape(text: str) -> str:
@@ -112,8 +130,8 @@ class Daemon:
             return 0
         self._start_watching()
         logger.info("watching %s", ", ".join(str(r.path) for r in self.settings.watch))
-        self._check_roots()
         self.notifier.ready(self._idle_status())
+        self._check_roots()
         self._start_heartbeat()
         try:
             self._loop()
@@ -141,7 +159,7 @@ class Daemon:
             self._probe_pauses()
             job = None
             if not self.breaker.paused_everything():
-                job = self._store_call(partial(self.store.claim, self.breaker.paused_roots()))
+                job = self._store_call(partial(self.store.claim, self.breaker.paused_folders()))
             if job is None:
                 idle_since = self._idle(idle_since)
                 self._report_idle()
@@ -188,30 +206,26 @@ class Daemon:
             folder = None if pause.scope == "all" else Path(pause.scope)
             woken = self._store_call(partial(self.store.wake, folder)) or 0
             logger.warning("resumed%s after %.0f s: the %s fault has cleared; %d waiting "
-                           "file%s run again", "" if folder is None else f" {folder}",
+                           "file%s run again", "" if folder is None else f" {shown(folder)}",
                            time.time() - pause.since, pause.kind, woken, "s" * (woken != 1))
             self.notifier.status(self._idle_status())
 
     def _check_roots(self) -> None:
         """Every watched root readable and writable, or paused with the fix in one line;
-        the other roots keep working."""
+        the other roots keep working. Each check has PROBE_SECONDS: a hard-mounted share
+        that hangs must not hang the daemon."""
+        self.breaker.set_roots([r.path for r in self.settings.watch])
         for root in self.settings.watch:
-            reading = True
-            try:
-                with os.scandir(root.path) as entries:
-                    next(entries, None)
-                reading = False
-                faults.can_write(root.path)
-            except OSError as err:
-                found = faults.from_os_error(err, path=None, stage="watch", where=root.path)
-                kind = found.kind if isinstance(found, EnvironmentFault) else "access"
-                verb = "read it" if reading else "write subtitles into it"
-                fault = EnvironmentFault(
-                    f"cannot {verb} ({found.message}); under systemd, add it to "
-                    "ReadWritePaths= in a drop-in (systemctl edit subtitled)",
-                    kind=kind, stage="watch", where=root.path)
-                if self.breaker.fault(fault, at_once=True) is not None:
-                    logger.error("%s: %s; its files wait", root.path, fault.message)
+            problem = faults.within(PROBE_SECONDS, partial(_root_problem, root.path))
+            if problem is None:
+                continue
+            kind, reason = problem.split(":", 1) if ":" in problem else ("storage", problem)
+            fault = EnvironmentFault(
+                f"{reason}; under systemd, add it to ReadWritePaths= in a drop-in "
+                "(systemctl edit subtitled)", kind=kind if kind in _ROOT_KINDS else "storage",
+                stage="watch", where=root.path)
+            if self.breaker.fault(fault, at_once=True) is not None:
+                logger.error("%s: %s; its files wait", root.path, fault.message)
 
     def _idle(self, since: float | None) -> float:
         """Between jobs: host memory goes back at once when the queue runs dry (the next
@@ -348,6 +362,10 @@ class Daemon:
                     break
 
     def _gone(self, path: Path) -> None:
+        lost = self.breaker.root_lost(path)
+        if lost is not None:  # an unmount looks like a delete of everything under it
+            logger.warning("%s: seen as deleted, but %s; its jobs are kept", path, lost)
+            return
         if self.store is not None and self.store.forget_queued(path):
             logger.info("%s: moved away or deleted; dropped from the queue", path)
 
@@ -374,7 +392,6 @@ class Daemon:
         if (new.watch, new.scan) != (old.watch, old.scan) and self.watcher is not None:
             self.watcher.stop()
             self._start_watching()
-        self.breaker.roots = [r.path for r in new.watch]
         self._check_roots()
         logger.info("configuration reloaded")
 

@@ -33,6 +33,12 @@ from subtitled.service.breaker import Breaker
 logger = logging.getLogger(__name__)
 
 
+# A file on which the GPU needed a new process this many times fails; before that it
+# waits this long times the count, so that the other files go first after the restart.
+STICKY_EXITS = 3
+STICKY_WAIT_SECONDS = 600.0
+
+
 class Cancelled(Exception):
     """The daemon is stopping; the current job is abandoned and requeued."""
 
@@ -75,7 +81,11 @@ class Worker:
             self.store.requeue_changed(job, current, time.time() + self.settle_seconds)
             logger.info("%s: changed since it was queued; waiting for it to settle", path)
             return
-        marker = _skip_marker(path, settings)
+        try:
+            marker = _skip_marker(path, settings)
+        except OSError as err:  # Path.exists() raises on EIO, ESTALE, EACCES...
+            self._unreadable(job, err, "before it was processed", settings.retry)
+            return
         if marker is not None:
             self.store.finish(job, "skipped", None, f"skip marker {marker}")
             return
@@ -136,11 +146,18 @@ class Worker:
             return
         except sqlite3.Error:
             raise  # the job store itself: the daemon pauses (the state directory failed)
+        except OSError as err:  # one the pipeline met outside its classified steps
+            self._unreadable(job, err, "while being transcribed", daemon.retry)
+            return
         except Exception as err:  # a bug: record it, keep the daemon alive
             if is_out_of_memory(err):  # memory the decoder could not make do without
                 self._environment(job, EnvironmentFault(
                     f"out of memory: {err}", kind="memory", path=job.path, stage="transcribe"),
                     daemon.retry)
+                return
+            stuck = faults.from_engine_error(err, path=job.path)
+            if isinstance(stuck, EngineStuck):  # raised outside an engine call (a cache free)
+                self._environment(job, stuck, daemon.retry)
                 return
             logger.exception("%s: unexpected failure", job.path)
             self.store.fail(job, f"{job.path}: {type(err).__name__}: {err}", type(err).__name__,
@@ -148,7 +165,8 @@ class Worker:
                             backoff_max_seconds=0)
             self._count("failed")
             return
-        self.breaker.succeeded(job.path)
+        if outcome.status == "written":
+            self.breaker.succeeded(job.path)
         self._record(job, outcome)
 
     def _environment(self, job: Job, err: EnvironmentFault, retry: RetrySettings) -> None:
@@ -157,10 +175,13 @@ class Worker:
         error ends the process (the caller sees EngineStuck) after the job is put back."""
         if err.path is None:
             err.path = job.path
+        if isinstance(err, EngineStuck):
+            self._stuck(job, err, retry)
+            return
         pause = self.breaker.fault(err)
-        if err.kind == "engine" and self.breaker.blames_file(job.path):
+        if self.breaker.blames_file(job.path):
             self._record_failure(job, MediaError(
-                f"the engine fails on this file every time, and on no other: {err.message}",
+                f"fails here every time while other files are done: {err.message}",
                 path=job.path, stage=err.stage), retry)
             return
         self.store.defer(job, err.one_line(), type(err).__name__, self.breaker.retry_at(err))
@@ -171,11 +192,31 @@ class Worker:
             self.notifier.status(self.breaker.describe())
         else:
             logger.warning("%s (the file waits; not counted as an attempt)", err.one_line())
-        if isinstance(err, EngineStuck):
-            raise err
+
+    def _stuck(self, job: Job, err: EngineStuck, retry: RetrySettings) -> None:
+        """The GPU needs a new process: the file waits (longer each time, so that others
+        go first after the restart) and the caller ends the process. A file on which this
+        happened STICKY_EXITS times fails instead: it, not the GPU, is the likely cause."""
+        if job.sticky_exits + 1 >= STICKY_EXITS:
+            self._record_failure(job, MediaError(
+                f"the GPU failed on this file {STICKY_EXITS} times, each needing a new "
+                f"process: {err.message}", path=job.path, stage=err.stage), retry)
+        else:
+            wait = STICKY_WAIT_SECONDS * (job.sticky_exits + 1)
+            self.store.defer(job, err.one_line(), type(err).__name__, time.time() + wait,
+                             sticky=True)
+            self._count("deferred")
+        raise err
 
     def _unreadable(self, job: Job, err: OSError, when: str, retry: RetrySettings) -> None:
-        """The file's own metadata cannot be read: gone, the world's fault, or the file's."""
+        """The file's own metadata cannot be read: gone, the world's fault, or the file's.
+        Not found under a root that looks unmounted is the world's too."""
+        lost = self.breaker.root_lost(job.path) if faults.is_gone(err) else None
+        if lost is not None:
+            root = self.breaker.root_of(job.path) or job.path.parent
+            self._environment(job, EnvironmentFault(lost, kind="storage", path=job.path,
+                                                    stage="open", where=root), retry)
+            return
         if faults.is_gone(err):
             self.store.forget(job)
             logger.info("%s: gone %s; no subtitle written", job.path, when)

@@ -235,9 +235,19 @@ def test_a_sticky_gpu_error_restarts_the_process_and_costs_no_attempt(
     assert row["state"] == "queued" and row["attempts"] == 0, row
     assert "illegal memory access" in row["last_error"]
     assert any(line.startswith("STATUS=restarting") for _, line in notify_socket.fields())
-    daemon.start()  # what systemd's Restart=on-failure does
+    # What systemd's Restart=on-failure does. The file that needed the restart waits, so
+    # that a file arriving meanwhile goes first; `subtitled retry` runs it now.
+    shutil.copyfile(clip, daemon.media / "fine.mkv")
+    daemon.start()
     try:
-        daemon.wait_until(lambda: daemon.all_settled(1))
+        daemon.wait_until(lambda: any(r["state"] == "done" for r in daemon.rows()))
+        waiting = next(r for r in daemon.rows() if r["path"].endswith("stuck.mkv"))
+        assert waiting["state"] == "queued" and waiting["attempts"] == 0, waiting
+        retried = subprocess.run([sys.executable, "-m", "subtitled", "retry", "--config",
+                                  str(daemon.config), str(daemon.media / "stuck.mkv")],
+                                 capture_output=True, text=True, timeout=60)
+        assert retried.returncode == 0, retried.stderr
+        daemon.wait_until(lambda: daemon.all_settled(2))
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
-    all_done_once(daemon, 1)
+    all_done_once(daemon, 2)

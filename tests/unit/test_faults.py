@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -75,9 +76,31 @@ def test_the_probe_writes_into_the_folder_it_checks(tmp_path: Path) -> None:
     fault = EnvironmentFault("No space left on device", kind="space", where=tmp_path)
     assert faults.probe(fault) is None
     assert list(tmp_path.iterdir()) == []  # the probe file is gone again
-    gone = EnvironmentFault("Stale file handle", kind="storage", where=tmp_path / "unmounted")
-    assert faults.probe(gone) == os.strerror(errno.ENOENT)
+    # A folder that is gone has nothing left to wait for.
+    gone = EnvironmentFault("Read-only file system", kind="read-only",
+                            where=tmp_path / "deleted")
+    assert faults.probe(gone) is None
     assert faults.probe(EnvironmentFault("engine", kind="engine")) is None
+
+
+def test_the_probe_fails_while_the_file_still_cannot_be_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    film = tmp_path / "film.mkv"
+    film.write_bytes(b"x")
+    fault = EnvironmentFault("Stale file handle", kind="storage", path=film, where=tmp_path)
+    monkeypatch.setenv("SUBTITLED_FAILPOINTS", "ESTALE-at-stat:film")
+    assert faults.probe(fault) == os.strerror(errno.ESTALE)
+    monkeypatch.delenv("SUBTITLED_FAILPOINTS")
+    assert faults.probe(fault) is None
+
+
+def test_a_probe_that_does_not_answer_has_failed() -> None:
+    def hangs() -> str | None:
+        time.sleep(5)
+        return None
+
+    assert faults.within(0.2, hangs) == "no answer in 0.2 s"
+    assert faults.within(5, lambda: "still down") == "still down"
 
 
 class Clock:
@@ -104,7 +127,7 @@ def test_a_share_pauses_its_root_when_two_files_fail_and_a_full_disk_at_once(
     assert breaker.retry_at(fault("storage", "a.mkv", nas)) == clock.now + 15
     pause = breaker.fault(fault("storage", "b.mkv", nas / "Series"))
     assert pause is not None and pause.scope == str(nas)
-    assert breaker.paused_roots() == [nas] and not breaker.paused_everything()
+    assert breaker.paused_folders() == [nas] and not breaker.paused_everything()
     full = breaker.fault(fault("space", "c.mkv", local))
     assert full is not None and full.scope == str(local)
     assert "paused" in breaker.describe() and "next check in 15 s" in breaker.describe()
@@ -135,26 +158,52 @@ def test_engine_faults_pause_everything_and_a_probe_lets_one_try_through(
     assert again is not None and again.backoff == 30
 
 
-def test_a_probe_that_still_fails_doubles_the_wait(tmp_path: Path) -> None:
+def test_a_probe_that_still_fails_doubles_the_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     breaker = Breaker([tmp_path], clock=clock)
-    missing = tmp_path / "unmounted"
-    breaker.fault(EnvironmentFault("Read-only file system", kind="read-only", where=missing))
+    film = tmp_path / "film.mkv"
+    film.write_bytes(b"x")
+    monkeypatch.setenv("SUBTITLED_FAILPOINTS", "EIO-at-stat:film")
+    breaker.fault(EnvironmentFault("Input/output error", kind="space", path=film,
+                                   where=tmp_path))
     clock.now += 15
     assert breaker.probe_due() == []
     (pause,) = breaker.pauses()
-    assert pause.backoff == 30 and "still: No such file or directory" in pause.cause
-    missing.mkdir()
+    assert pause.backoff == 30 and "still: Input/output error" in pause.cause
+    monkeypatch.delenv("SUBTITLED_FAILPOINTS")
     clock.now += 30
     assert len(breaker.probe_due()) == 1 and breaker.pauses() == []
 
 
-def test_an_engine_that_fails_only_on_one_file_blames_that_file(tmp_path: Path) -> None:
+def test_an_unwritable_subfolder_pauses_itself_not_its_root(tmp_path: Path) -> None:
+    locked = tmp_path / "Season 1"
     breaker = Breaker([tmp_path], clock=Clock())
+    pause = breaker.fault(EnvironmentFault("permission denied", kind="access", where=locked))
+    assert pause is not None and breaker.paused_folders() == [locked]
+
+
+def test_a_root_that_went_away_is_told_from_a_deleted_file(tmp_path: Path) -> None:
+    share = tmp_path / "share" / "films"  # a folder on a share: gone when it unmounts
+    share.mkdir(parents=True)
+    (share / "film.mkv").write_bytes(b"x")
+    breaker = Breaker([share], clock=Clock())
+    breaker.set_roots([share])
+    (share / "film.mkv").unlink()  # deleted, even the last file: not a lost root
+    assert breaker.root_lost(share / "film.mkv") is None
+    share.rmdir()
+    assert "cannot be read" in (breaker.root_lost(share / "film.mkv") or "")
+    assert breaker.root_lost(tmp_path / "elsewhere.mkv") is None
+
+
+def test_faults_that_follow_one_file_while_others_are_done_blame_that_file(
+        tmp_path: Path) -> None:
+    breaker = Breaker([tmp_path], clock=Clock())
+    breaker.succeeded(tmp_path / "earlier.mkv")  # before the faults: no evidence
     poison = tmp_path / "poison.mkv"
     for _ in range(3):
         breaker.fault(EnvironmentFault("the engine failed", kind="engine", path=poison))
-    assert not breaker.blames_file(poison)  # nothing else has worked either
+    assert not breaker.blames_file(poison)  # nothing else has worked since
     breaker.succeeded(tmp_path / "fine.mkv")
     assert breaker.blames_file(poison)
 

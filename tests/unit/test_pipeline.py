@@ -10,7 +10,7 @@ import pytest
 from subtitled.config import LanguageSettings, OutputSettings, Task, TranscribeSettings
 from subtitled.cues import Cue
 from subtitled.engines.base import Segment
-from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, TransientError
+from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
 from subtitled.pipeline import process_media_file
 from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
 
@@ -107,11 +107,11 @@ def test_out_of_gpu_memory_retries_on_halves_and_frees_the_cache() -> None:
     assert sum(seconds for seconds, _ in transcriber.calls) == pytest.approx(24.0, abs=0.1)
 
 
-def test_out_of_gpu_memory_on_tiny_work_fails_the_file_as_transient() -> None:
+def test_out_of_gpu_memory_on_tiny_work_is_the_machines_fault_not_the_files() -> None:
     media = FakeMedia(tone(8))
-    with pytest.raises(TransientError, match="out of memory even on") as raised:
+    with pytest.raises(EnvironmentFault, match="out of memory even on") as raised:
         process_media_file(MOVIE, SETTINGS, media.tools(FakeTranscriber(memory_seconds=1.0)))
-    assert raised.value.path == MOVIE
+    assert raised.value.path == MOVIE and raised.value.kind == "memory"
     assert raised.value.stage == "transcribe"
 
 
