@@ -8,6 +8,7 @@ after checkpointed progress is not counted: a film killed while decoding fine ne
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
@@ -54,7 +55,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     claimed_seconds REAL,
     first_failure REAL,
     failures INTEGER NOT NULL DEFAULT 0,
-    sticky_exits INTEGER NOT NULL DEFAULT 0
+    sticky_exits INTEGER NOT NULL DEFAULT 0,
+    written_path TEXT,
+    written_sha256 TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -67,7 +70,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 # Columns added to `jobs` since the first release, added to an older database on open.
 _ADDED_COLUMNS = (("claimed_seconds", "REAL"), ("first_failure", "REAL"),
                   ("failures", "INTEGER NOT NULL DEFAULT 0"),
-                  ("sticky_exits", "INTEGER NOT NULL DEFAULT 0"))
+                  ("sticky_exits", "INTEGER NOT NULL DEFAULT 0"), ("written_path", "TEXT"),
+                  ("written_sha256", "TEXT"))
 # What a job starts from again when its file changed or someone asked for a retry.
 _FRESH = "first_failure = NULL, failures = 0, sticky_exits = 0"
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
@@ -81,6 +85,11 @@ class Fingerprint:
     size: int
     mtime_ns: int
     inode: int
+
+    def same_content(self, other: Fingerprint) -> bool:
+        """The same size and mtime: the same file, though perhaps another inode (a share
+        mounted again, a library moved with its times kept)."""
+        return (self.size, self.mtime_ns) == (other.size, other.mtime_ns)
 
     @classmethod
     def of(cls, path: Path) -> Fingerprint:
@@ -106,6 +115,8 @@ class Job:
     wall_seconds: float | None
     output: str | None
     sticky_exits: int = 0  # times the GPU needed a new process while on this file
+    written_path: str | None = None  # the subtitle last written for the file...
+    written_sha256: str | None = None  # ...and its content then, to tell an edit
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,15 @@ class Result:
     audio_seconds: float
     wall_seconds: float
     output: Path | None
+    output_sha256: str | None = None  # of the subtitle written, when one was
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a (small) file, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _key(path: Path) -> str | bytes:
@@ -170,7 +190,9 @@ def _job(row: sqlite3.Row) -> Job:
                row["priority"], row["attempts"], row["last_error"], row["error_class"],
                row["updated"], row["started"], row["language"], row["audio_seconds"],
                row["wall_seconds"], None if row["output"] is None else os.fsdecode(row["output"]),
-               row["sticky_exits"])
+               row["sticky_exits"],
+               None if row["written_path"] is None else os.fsdecode(row["written_path"]),
+               row["written_sha256"])
 
 
 class JobStore:
@@ -232,7 +254,14 @@ class JobStore:
                     (_key(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
                      priority, now, now))
                 return True
-            if _job(row).fingerprint == fingerprint:
+            known = _job(row).fingerprint
+            if known.same_content(fingerprint):
+                if known.inode != fingerprint.inode:  # nothing to redo: note the new inode
+                    db.execute("UPDATE jobs SET inode = ? WHERE id = ?",
+                               (fingerprint.inode, row["id"]))
+                    db.execute("UPDATE checkpoints SET inode = ? WHERE job_id = ? AND"
+                               " size = ? AND mtime_ns = ?", (fingerprint.inode, row["id"],
+                                                              known.size, known.mtime_ns))
                 if row["state"] == "queued" and priority > row["priority"]:
                     db.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, row["id"]))
                 return False
@@ -336,12 +365,16 @@ class JobStore:
         values = (result.language, result.cue_count, result.audio_seconds,
                   result.wall_seconds, _key(result.output) if result.output else None) \
             if result else (None, None, None, None, None)
+        written = (values[-1], result.output_sha256) \
+            if result is not None and result.output_sha256 else (None, None)
         with self._transaction() as db:
             _drop_checkpoints(db, "id = ?", (job.id,))
-            db.execute("UPDATE jobs SET state = ?, language = ?, cue_count = ?,"
-                       " audio_seconds = ?, wall_seconds = ?, output = ?, last_error = ?,"
-                       f" error_class = NULL, {_FRESH}, updated = ? WHERE id = ?",
-                       (state, *values, _text(reason), time.time(), job.id))
+            db.execute("UPDATE jobs SET state = ?, language = COALESCE(?, language),"
+                       " cue_count = ?, audio_seconds = ?, wall_seconds = ?, output = ?,"
+                       f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?,"
+                       " written_path = COALESCE(?, written_path),"
+                       " written_sha256 = COALESCE(?, written_sha256) WHERE id = ?",
+                       (state, *values, _text(reason), time.time(), *written, job.id))
             failpoints.hit("during-commit", job.path.name)
 
     def fail(self, job: Job, error: str, error_class: str, *, transient: bool,
@@ -432,8 +465,9 @@ class JobStore:
                     continue
                 _drop_checkpoints(db, "id = ?", (row["id"],))
                 db.execute("UPDATE jobs SET state = 'done', last_error = NULL,"
-                           " error_class = NULL, updated = ? WHERE id = ?",
-                           (time.time(), row["id"]))
+                           " error_class = NULL, updated = ?, written_path = output,"
+                           " written_sha256 = ? WHERE id = ?",
+                           (time.time(), file_sha256(_path(row["output"])), row["id"]))
                 finished.append(_path(row["path"]))
         return finished
 

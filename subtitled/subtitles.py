@@ -38,9 +38,10 @@ _SIDECAR_SUFFIXES = (".srt", ".ass", ".ssa", ".vtt")
 _SIDECAR_FLAGS = {"forced", "sdh", "hi", "cc", "default"}
 
 
-def existing_subtitle(media: Path, language: str) -> Path | None:
+def existing_subtitle(media: Path, language: str, *, ignore: Path | None = None
+                      ) -> Path | None:
     """A sidecar subtitle for `language` beside `media`: `Movie.en.srt`, `Movie.eng.ass`,
-    `Movie.en.forced.srt`, `Movie.en.sdh.vtt`..."""
+    `Movie.en.forced.srt`, `Movie.en.sdh.vtt`... other than `ignore`."""
     from subtitled.languages import normalize
 
     prefix = media.stem + "."
@@ -49,7 +50,7 @@ def existing_subtitle(media: Path, language: str) -> Path | None:
     except OSError:
         return None
     for path in names:
-        if path.suffix.lower() not in _SIDECAR_SUFFIXES:
+        if path.suffix.lower() not in _SIDECAR_SUFFIXES or path == ignore:
             continue
         parts = path.name[len(prefix):-len(path.suffix)].lower().split(".")
         if normalize(parts[0]) == language and set(parts[1:]) <= _SIDECAR_FLAGS:

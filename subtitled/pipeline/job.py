@@ -51,6 +51,9 @@ class MediaJob:
         guess = resume.language if resume else self._given_language()
         if guess is not None and (done := self._already_done(media, guess)):
             return done
+        hint = self._hinted_language() if guess is None else None
+        if hint is not None and (done := self._already_done(media, hint)):
+            return done  # decided before any audio is read
         start = resume.decoded_seconds if resume else 0.0
         if resume:
             logger.info("%s: resuming at %.0f s with the %d words decoded before", self.path,
@@ -84,13 +87,21 @@ class MediaJob:
         return self._outcome("written", target, guess, len(cues), speech_seconds)
 
     def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:
-        """A subtitle in this language exists beside the file or inside it."""
+        """A subtitle in this language exists beside the file or inside it. Our own, from
+        before the file changed, does not count (it is replaced); one edited by hand since
+        we wrote it does, and is kept."""
         if self.settings.output.overwrite:
             return None
         label, target = self._label(guess), self._target(guess)
         existing = target if target.exists() else None
+        previous = self.hooks.previous(target) if existing and self.hooks.previous else None
+        if previous == "edited":
+            return self._outcome("exists", target, guess, 0, 0.0,
+                                 f"{target} was edited since it was written; kept")
+        if previous == "ours":
+            existing = None
         if existing is None and self.settings.skip.existing_sidecar:
-            existing = existing_subtitle(self.path, label)
+            existing = existing_subtitle(self.path, label, ignore=target if previous else None)
         if existing is not None:
             return self._outcome("exists", existing, guess, 0, 0.0, str(existing))
         if self.settings.skip.embedded_text_subtitles and \
@@ -111,6 +122,12 @@ class MediaJob:
 
     def _target(self, guess: LanguageGuess) -> Path:
         return output_path(self.path, self._label(guess), self.settings.output.template)
+
+    def _hinted_language(self) -> LanguageGuess | None:
+        """The language recorded for this file before it changed, if the caller knows one."""
+        hint = self.hooks.language_hint
+        code = languages.normalize(hint) if hint else None
+        return LanguageGuess(languages.to_whisper(code), 1.0, 0) if code else None
 
     def _given_language(self) -> LanguageGuess | None:
         """A given language, English for English-only models; None: detect it."""

@@ -69,11 +69,20 @@ def _no_progress(done: float, total: float | None, language: str | None) -> None
 @dataclass(frozen=True)
 class Hooks:
     """How the caller follows and steers one job: progress as audio is taken in, `alive`
-    while the engine computes (it may raise to stop), checkpoints between batches."""
+    while the engine computes (it may raise to stop), checkpoints between batches.
+    `previous` says whether a subtitle found at the target is the one this program wrote
+    for the file ("ours", replaced when the file changed) or was edited since ("edited",
+    kept); `language_hint` is the language recorded for the file before it changed, with
+    which a kept subtitle is found before any audio is read."""
 
     progress: Progress = _no_progress
     alive: Alive = field(default=no_watch)
     checkpoints: Checkpoints | None = None
+    previous: Callable[[Path], Previous] | None = None
+    language_hint: str | None = None
+
+
+Previous = Literal["ours", "edited"] | None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from subtitled import failpoints, faults
@@ -22,12 +23,13 @@ from subtitled.errors import (
     TransientError,
 )
 from subtitled.health import Health
-from subtitled.jobs import Fingerprint, Job, JobStore, Result
+from subtitled.jobs import Fingerprint, Job, JobStore, Result, file_sha256
 from subtitled.language import LanguageGuess
 from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Hooks, Outcome, Resume, Tools, Write, process_media_file
 from subtitled.pipeline import checkpoints as saved_words
+from subtitled.pipeline.tools import Previous
 from subtitled.service.breaker import Breaker
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ class Worker:
         except OSError as err:
             self._unreadable(job, err, "before it was processed", settings.retry)
             return
-        if current != job.fingerprint:
+        if not current.same_content(job.fingerprint):
             self.store.requeue_changed(job, current, time.time() + self.settle_seconds)
             logger.info("%s: changed since it was queued; waiting for it to settle", path)
             return
@@ -97,7 +99,8 @@ class Worker:
         hooks = Hooks(progress=lambda done, total, language:
                       self._progress(job, done, total, language),
                       alive=lambda computing: self._alive(job, computing),
-                      checkpoints=StoredCheckpoints(self.store, job))
+                      checkpoints=StoredCheckpoints(self.store, job),
+                      previous=partial(_previous, job), language_hint=job.language)
         self.health.beat(f"transcribing {job.path.name}")
         self.notifier.status(f"transcribing {job.path.name}")
         failpoints.hang("hang-in-engine", job.path.name)
@@ -234,7 +237,7 @@ class Worker:
         except OSError as unreadable:
             self._unreadable(job, unreadable, "while being transcribed", retry)
             return
-        if current != job.fingerprint:  # replaced or rewritten: the error is moot
+        if not current.same_content(job.fingerprint):  # replaced: the error is moot
             self.store.requeue_changed(job, current, time.time() + self.settle_seconds)
             logger.info("%s: changed while it was being transcribed (%s); starting over once "
                         "it settles", path, err.message)
@@ -260,7 +263,7 @@ class Worker:
                     raise faults.from_os_error(err, path=job.path, stage="write") from err
                 raise MediaError("the file vanished while it was being transcribed; no "
                                  "subtitle written", path=job.path, stage="write") from err
-            if current != job.fingerprint:
+            if not current.same_content(job.fingerprint):
                 raise TransientError("the file changed while it was being transcribed",
                                      path=job.path, stage="write")
             failpoints.hit("before-write", job.path.name)
@@ -274,8 +277,10 @@ class Worker:
             self.metrics.outcomes.labels(outcome).inc()
 
     def _record(self, job: Job, outcome: Outcome) -> None:
+        written = outcome.output if outcome.status == "written" else None
         result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
-                        outcome.wall_seconds, outcome.output)
+                        outcome.wall_seconds, outcome.output,
+                        file_sha256(written) if written is not None else None)
         self._count("done" if outcome.status == "written" else "skipped")
         if self.metrics is not None:
             self.metrics.audio_seconds.inc(outcome.audio_seconds)
@@ -292,6 +297,14 @@ class Worker:
                   "skipped": outcome.reason or "skipped"}[outcome.status]
         self.store.finish(job, "skipped", result, reason)
         logger.info("%s: skipped (%s)", job.path, reason)
+
+
+def _previous(job: Job, target: Path) -> Previous:
+    """Whether the subtitle at `target` is the one written for this job ("ours": it may be
+    replaced) or was edited by someone since ("edited": it is kept)."""
+    if job.written_path is None or Path(job.written_path) != target:
+        return None
+    return "ours" if file_sha256(target) == job.written_sha256 else "edited"
 
 
 def _settings_for(path: Path, settings: DaemonSettings) -> TranscribeSettings:
