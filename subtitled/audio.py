@@ -97,11 +97,14 @@ def stream_pcm(
     """Run ffmpeg and yield float32 blocks of at most `block_samples` samples.
 
     Memory stays at one block however long the file is. Closing the generator early
-    kills ffmpeg. A non-zero exit, an exit with no audio at all, or audio far shorter than
-    `expected_seconds` (a truncated file, or one still being copied) raises MediaError
-    with ffmpeg's own words. An ffmpeg that writes nothing for `stall_seconds` (a hung
-    network share, a device that never answers) is killed: TransientError.
+    kills ffmpeg. A non-zero exit or an exit with no audio at all raises MediaError with
+    ffmpeg's own words. Audio far shorter than `expected_seconds` is a TransientError when
+    the file changed meanwhile (still being copied), a MediaError when ffmpeg reported
+    damage (truncated), and otherwise only a warning: the stated length was wrong. An
+    ffmpeg that writes nothing for `stall_seconds` (a hung network share, a device that
+    never answers) is killed: TransientError.
     """
+    started = _identity(path)
     try:
         process = subprocess.Popen(
             args,
@@ -155,10 +158,25 @@ def stream_pcm(
                          stage="extract")
     decoded_seconds = total / SAMPLE_RATE_HZ
     if expected_seconds and decoded_seconds < expected_seconds * _COMPLETE_SHARE - 1.0:
-        raise MediaError(
-            f"the audio ends after {decoded_seconds:.1f} s but the file says it lasts "
-            f"{expected_seconds:.1f} s: truncated, or still being written{cause}",
-            path=path, stage="extract")
+        short = f"the audio ends after {decoded_seconds:.1f} s but the file says it lasts " \
+                f"{expected_seconds:.1f} s"
+        if _identity(path) != started:
+            raise TransientError(f"{short}: still being written", path=path, stage="extract")
+        if stderr_head:  # ffmpeg saw the damage: a cut or broken file
+            raise MediaError(f"{short}: truncated{cause}", path=path, stage="extract")
+        # A clean decode of a file that did not change: only the container's stated length
+        # is wrong (an MP3 without a VBR header, an estimated .ts or .avi duration).
+        logger.warning("%s: %s; ffmpeg read it to the end without an error, so the stated "
+                       "length is wrong: the subtitle covers the audio there is", path, short)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Size and mtime, to tell a file still being written from one that is complete."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
 def _read_exactly(descriptor: int, size: int, stall_seconds: float) -> bytes | None:

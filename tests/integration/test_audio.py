@@ -3,6 +3,7 @@ no process left behind, and memory that does not grow with the length of the fil
 
 from __future__ import annotations
 
+import logging
 import os
 import tracemalloc
 from pathlib import Path
@@ -15,7 +16,7 @@ from subtitled.config import SpeechSettings
 from subtitled.errors import MediaError
 from subtitled.media import AudioStream, probe
 from subtitled.speech import SileroSpeechProbabilities, SpeechChunker
-from tests.integration.conftest import DATA, ffmpeg
+from tests.integration.conftest import DATA, Transcribe, ffmpeg
 
 
 def pcm_blocks(path: Path, **options: object) -> list[np.ndarray]:
@@ -104,3 +105,25 @@ def test_memory_does_not_grow_with_the_length_of_the_film(tmp_path: Path) -> Non
     long_peak, long_seconds = _peak_bytes_streaming(long)
     assert long_seconds > 7 * short_seconds  # 15 minutes against 2
     assert long_peak <= 1.2 * short_peak, (short_peak, long_peak)
+
+
+def test_a_vbr_mp3_whose_header_claims_twice_its_length_gets_a_subtitle_and_a_warning(
+        tmp_path: Path, transcribe: Transcribe, caplog: pytest.LogCaptureFixture) -> None:
+    # 3 s of silence, then speech, as VBR MP3 without the Xing header that states the
+    # length: ffprobe estimates it from the first (silent, low-bitrate) frame's bitrate.
+    mixed = tmp_path / "mixed.wav"
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo", "-i",
+           str(DATA / "en_jfk_inaugural.flac"), "-filter_complex",
+           "[0:a]atrim=0:3[s];[1:a]aresample=44100,aformat=channel_layouts=stereo[v];"
+           "[s][v]concat=n=2:v=0:a=1", str(mixed))
+    song = tmp_path / "speech.mp3"
+    ffmpeg("-i", str(mixed), "-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0", str(song))
+    stated = probe(song).duration_seconds
+    assert stated is not None and stated > 2 * 14.0  # the premise: the header overstates
+
+    with caplog.at_level(logging.WARNING, logger="subtitled.audio"):
+        outcome = transcribe(song, engine="faster-whisper", model="tiny.en")
+    assert outcome.status == "written" and outcome.output is not None
+    assert "fellow" in outcome.output.read_text().lower()
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "subtitled.audio"]
+    assert "stated length is wrong" in warning and str(song) in warning
