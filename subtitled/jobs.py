@@ -293,6 +293,15 @@ class JobStore:
                        " WHERE id = ?", (now, now, row["id"]))
             return self.get_by_id(row["id"])
 
+    def twin(self, job: Job) -> Job | None:
+        """A done job of another path with this job's size, mtime and inode, whose
+        subtitle was written: perhaps the same file under a second name (a hard link)."""
+        rows = self._query(
+            "SELECT * FROM jobs WHERE id != ? AND state = 'done' AND size = ? AND"
+            " mtime_ns = ? AND inode = ? AND written_path IS NOT NULL ORDER BY id",
+            (job.id, job.fingerprint.size, job.fingerprint.mtime_ns, job.fingerprint.inode))
+        return _job(rows[0]) if rows else None
+
     def get_by_id(self, job_id: int) -> Job | None:
         rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _job(rows[0]) if rows else None

@@ -109,8 +109,12 @@ def audio_streams(probe: ProbeJson) -> list[AudioStream]:
 
 
 def text_subtitle_languages(probe: ProbeJson) -> tuple[str, ...]:
+    """Languages of the embedded text subtitles that are whole: a forced track (foreign
+    dialogue only) does not make a subtitle in its language unneeded."""
     found = []
     for raw in _streams(probe):
+        if _mapping(raw.get("disposition")).get("forced"):
+            continue
         if raw.get("codec_type") == "subtitle" and raw.get("codec_name") in _TEXT_SUBTITLE_CODECS:
             code = languages.normalize(str(_mapping(raw.get("tags")).get("language", "")))
             if code:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from pathlib import Path
 from subtitled import faults
 from subtitled.config import ScanSettings
 from subtitled.jobs import Fingerprint
+
+logger = logging.getLogger(__name__)
 
 # Names that copiers, browsers and download clients write to before the final rename.
 _TEMPORARY_SUFFIXES = (".part", ".tmp", ".!qb", ".crdownload", ".partial~", ".partial",
@@ -25,9 +28,32 @@ def is_temporary(path: Path) -> bool:
         or any(part == ".~tmp~" for part in path.parts)
 
 
+# Folders of a disc image copied as files: a DVD's VIDEO_TS, a Blu-ray's BDMV. Their
+# segments (VTS_01_1.VOB, 00001.m2ts) are pieces of titles that no media server plays as
+# files: one subtitle per segment would help nobody.
+_DISC_FOLDERS = frozenset({"video_ts", "bdmv"})
+_disc_logged: set[Path] = set()
+
+
+def disc_folder(path: Path) -> Path | None:
+    """The disc folder (VIDEO_TS, BDMV) that `path` lies in, if any."""
+    for folder in path.parents:
+        if folder.name.lower() in _DISC_FOLDERS:
+            return folder
+    return None
+
+
 def is_candidate(path: Path, scan: ScanSettings) -> bool:
-    """A media file by extension, not temporary, not ignored."""
+    """A media file by extension, not temporary, not ignored, not part of a disc folder
+    (each of which is logged once)."""
     if path.suffix.lower() not in scan.include_extensions or is_temporary(path):
+        return False
+    disc = disc_folder(path)
+    if disc is not None:
+        if disc not in _disc_logged:
+            _disc_logged.add(disc)
+            logger.info("%s: a disc folder (DVD or Blu-ray structure); skipped, its segments "
+                        "are not films", disc)
         return False
     text = str(path)
     return not any(fnmatch.fnmatch(text, pattern) for pattern in scan.ignore_globs)

@@ -35,13 +35,14 @@ def output_path(media: Path, language: str, template: str) -> Path:
 
 
 _SIDECAR_SUFFIXES = (".srt", ".ass", ".ssa", ".vtt")
-_SIDECAR_FLAGS = {"forced", "sdh", "hi", "cc", "default"}
+_SIDECAR_FLAGS = {"sdh", "hi", "cc", "default"}  # not "forced": foreign parts only
 
 
 def existing_subtitle(media: Path, language: str, *, ignore: Path | None = None
                       ) -> Path | None:
-    """A sidecar subtitle for `language` beside `media`: `Movie.en.srt`, `Movie.eng.ass`,
-    `Movie.en.forced.srt`, `Movie.en.sdh.vtt`... other than `ignore`."""
+    """A whole sidecar subtitle for `language` beside `media`: `Movie.en.srt`,
+    `Movie.eng.ass`, `Movie.en.sdh.vtt`... other than `ignore`. A forced one
+    (`Movie.en.forced.srt`: the foreign dialogue only) does not count."""
     from subtitled.languages import normalize
 
     prefix = media.stem + "."

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+import srt
+
 from subtitled import failpoints, faults
 from subtitled.config import DaemonSettings, RetrySettings, TranscribeSettings
 from subtitled.cues import Cue
@@ -31,6 +33,7 @@ from subtitled.pipeline import Hooks, Outcome, Resume, Tools, Write, process_med
 from subtitled.pipeline import checkpoints as saved_words
 from subtitled.pipeline.tools import Previous
 from subtitled.service.breaker import Breaker
+from subtitled.subtitles import output_path, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +95,32 @@ class Worker:
             self.store.finish(job, "skipped", None, f"skip marker {marker}")
             return
         failpoints.hit("after-claim", path.name)
+        if self._copied_from_twin(job, settings):
+            return
         self._process(job, settings, tools)
+
+    def _copied_from_twin(self, job: Job, settings: DaemonSettings) -> bool:
+        """The same file under another name (a hard link, as *arr imports make) already has
+        a subtitle: write a copy beside this name instead of transcribing it again."""
+        twin = self.store.twin(job)
+        if twin is None or twin.written_path is None or twin.language is None:
+            return False
+        source = Path(twin.written_path)
+        target = output_path(job.path, twin.language, settings.transcribe.output.template)
+        try:
+            if not job.path.samefile(twin.path) or target.exists():
+                return False
+            text = source.read_text(encoding="utf-8")
+            cues = len(list(srt.parse(text)))
+            write_atomic(target, text)
+        except (OSError, ValueError, srt.SRTParseError, SubtitledError):
+            return False  # the twin moved, or its subtitle is gone: transcribe this one
+        self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
+                                              0.0, target, file_sha256(target)))
+        self._count("done")
+        logger.info("%s: the same file as %s (a hard link); its subtitle copied to %s",
+                    job.path, twin.path, target.name)
+        return True
 
     def _process(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         tools = replace(tools, write=self._guarded_write(job, tools))
