@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     failures INTEGER NOT NULL DEFAULT 0,
     sticky_exits INTEGER NOT NULL DEFAULT 0,
     written_path TEXT,
-    written_sha256 TEXT
+    written_sha256 TEXT,
+    output_sha256 TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -71,7 +72,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 _ADDED_COLUMNS = (("claimed_seconds", "REAL"), ("first_failure", "REAL"),
                   ("failures", "INTEGER NOT NULL DEFAULT 0"),
                   ("sticky_exits", "INTEGER NOT NULL DEFAULT 0"), ("written_path", "TEXT"),
-                  ("written_sha256", "TEXT"))
+                  ("written_sha256", "TEXT"), ("output_sha256", "TEXT"))
 # What a job starts from again when its file changed or someone asked for a retry.
 _FRESH = "first_failure = NULL, failures = 0, sticky_exits = 0"
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
@@ -126,7 +127,11 @@ class Result:
     audio_seconds: float
     wall_seconds: float
     output: Path | None
-    output_sha256: str | None = None  # of the subtitle written, when one was
+
+
+def text_sha256(text: str) -> str:
+    """The SHA-256 of a subtitle's text as it is written (UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def file_sha256(path: Path) -> str | None:
@@ -135,6 +140,22 @@ def file_sha256(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def _adopt_legacy_output(db: sqlite3.Connection, row: sqlite3.Row) -> None:
+    """A file done by a release that did not record the subtitle's hash, now changed: its
+    subtitle counts as ours if nobody wrote to it after the job ended."""
+    if row["written_path"] is not None or row["state"] != "done" or row["output"] is None:
+        return
+    output = _path(row["output"])
+    try:
+        untouched = output.stat().st_mtime <= row["updated"] + 1.0
+    except OSError:
+        return
+    digest = file_sha256(output) if untouched else None
+    if digest is not None:
+        db.execute("UPDATE jobs SET written_path = output, written_sha256 = ? WHERE id = ?",
+                   (digest, row["id"]))
 
 
 def _key(path: Path) -> str | bytes:
@@ -256,7 +277,9 @@ class JobStore:
                 return True
             known = _job(row).fingerprint
             if known.same_content(fingerprint):
-                if known.inode != fingerprint.inode:  # nothing to redo: note the new inode
+                if known.inode != fingerprint.inode and row["state"] != "running":
+                    # Nothing to redo: note the new inode (a running job notes nothing
+                    # while it checkpoints under the old one).
                     db.execute("UPDATE jobs SET inode = ? WHERE id = ?",
                                (fingerprint.inode, row["id"]))
                     db.execute("UPDATE checkpoints SET inode = ? WHERE job_id = ? AND"
@@ -267,6 +290,7 @@ class JobStore:
                 return False
             if row["state"] == "running":  # the worker notices the change itself
                 return False
+            _adopt_legacy_output(db, row)
             _drop_checkpoints(db, "id = ?", (row["id"],))
             db.execute(
                 "UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
@@ -289,7 +313,8 @@ class JobStore:
             if row is None:
                 return None
             db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-                       f" started = ?, updated = ?, output = NULL, claimed_seconds = {_REACHED}"
+                       " started = ?, updated = ?, output = NULL, output_sha256 = NULL,"
+                       f" claimed_seconds = {_REACHED}"
                        " WHERE id = ?", (now, now, row["id"]))
             return self.get_by_id(row["id"])
 
@@ -374,16 +399,18 @@ class JobStore:
         values = (result.language, result.cue_count, result.audio_seconds,
                   result.wall_seconds, _key(result.output) if result.output else None) \
             if result else (None, None, None, None, None)
-        written = (values[-1], result.output_sha256) \
-            if result is not None and result.output_sha256 else (None, None)
+        # A subtitle written: the one `writing` noted, with the hash of what was written
+        # (never read back: an edit made meanwhile must not pass for ours).
+        wrote = state == "done" and result is not None and result.output is not None
         with self._transaction() as db:
             _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET state = ?, language = COALESCE(?, language),"
                        " cue_count = ?, audio_seconds = ?, wall_seconds = ?, output = ?,"
                        f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?,"
-                       " written_path = COALESCE(?, written_path),"
-                       " written_sha256 = COALESCE(?, written_sha256) WHERE id = ?",
-                       (state, *values, _text(reason), time.time(), *written, job.id))
+                       " written_path = CASE WHEN ? THEN output ELSE written_path END,"
+                       " written_sha256 = CASE WHEN ? THEN output_sha256 ELSE written_sha256"
+                       " END WHERE id = ?",
+                       (state, *values, _text(reason), time.time(), wrote, wrote, job.id))
             failpoints.hit("during-commit", job.path.name)
 
     def fail(self, job: Job, error: str, error_class: str, *, transient: bool,
@@ -451,12 +478,14 @@ class JobStore:
             _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
 
-    def writing(self, job: Job, target: Path, cue_count: int) -> None:
-        """Note, before the subtitle is written, where it goes: a crash after the rename but
-        before `finish` is then recognised by `finish_written` instead of being redone."""
+    def writing(self, job: Job, target: Path, cue_count: int, sha256: str) -> None:
+        """Note, before the subtitle is written, where it goes and the hash of what it will
+        hold: a crash after the rename but before `finish` is then recognised by
+        `finish_written` instead of being redone, and the subtitle known for ours."""
         with self._transaction() as db:
-            db.execute("UPDATE jobs SET output = ?, cue_count = ?, updated = ? WHERE id = ?",
-                       (_key(target), cue_count, time.time(), job.id))
+            db.execute("UPDATE jobs SET output = ?, cue_count = ?, output_sha256 = ?,"
+                       " updated = ? WHERE id = ?",
+                       (_key(target), cue_count, sha256, time.time(), job.id))
 
     def finish_written(self) -> list[Path]:
         """After a crash: `running` jobs whose subtitle was written (renamed into place
@@ -475,8 +504,8 @@ class JobStore:
                 _drop_checkpoints(db, "id = ?", (row["id"],))
                 db.execute("UPDATE jobs SET state = 'done', last_error = NULL,"
                            " error_class = NULL, updated = ?, written_path = output,"
-                           " written_sha256 = ? WHERE id = ?",
-                           (time.time(), file_sha256(_path(row["output"])), row["id"]))
+                           " written_sha256 = output_sha256 WHERE id = ?",
+                           (time.time(), row["id"]))
                 finished.append(_path(row["path"]))
         return finished
 

@@ -90,14 +90,14 @@ class MediaJob:
         """A subtitle in this language exists beside the file or inside it. Our own, from
         before the file changed, does not count (it is replaced); one edited by hand since
         we wrote it does, and is kept."""
-        if self.settings.output.overwrite:
-            return None
         label, target = self._label(guess), self._target(guess)
         existing = target if target.exists() else None
         previous = self.hooks.previous(target) if existing and self.hooks.previous else None
-        if previous == "edited":
+        if previous == "edited":  # a person's work: kept, whatever the settings
             return self._outcome("exists", target, guess, 0, 0.0,
                                  f"{target} was edited since it was written; kept")
+        if self.settings.output.overwrite:
+            return None
         if previous == "ours":
             existing = None
         if existing is None and self.settings.skip.existing_sidecar:
@@ -124,10 +124,13 @@ class MediaJob:
         return output_path(self.path, self._label(guess), self.settings.output.template)
 
     def _hinted_language(self) -> LanguageGuess | None:
-        """The language recorded for this file before it changed, if the caller knows one."""
+        """The language recorded for this file before it changed, if the caller knows one
+        and the folder still allows it."""
         hint = self.hooks.language_hint
         code = languages.normalize(hint) if hint else None
-        return LanguageGuess(languages.to_whisper(code), 1.0, 0) if code else None
+        if code is None or (self.allowed and languages.to_whisper(code) not in self.allowed):
+            return None
+        return LanguageGuess(languages.to_whisper(code), 1.0, 0)
 
     def _given_language(self) -> LanguageGuess | None:
         """A given language, English for English-only models; None: detect it."""

@@ -25,7 +25,7 @@ from subtitled.errors import (
     TransientError,
 )
 from subtitled.health import Health
-from subtitled.jobs import Fingerprint, Job, JobStore, Result, file_sha256
+from subtitled.jobs import Fingerprint, Job, JobStore, Result, file_sha256, text_sha256
 from subtitled.language import LanguageGuess
 from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
@@ -33,7 +33,7 @@ from subtitled.pipeline import Hooks, Outcome, Resume, Tools, Write, process_med
 from subtitled.pipeline import checkpoints as saved_words
 from subtitled.pipeline.tools import Previous
 from subtitled.service.breaker import Breaker
-from subtitled.subtitles import output_path, write_atomic
+from subtitled.subtitles import output_path, render_srt, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +112,12 @@ class Worker:
                 return False
             text = source.read_text(encoding="utf-8")
             cues = len(list(srt.parse(text)))
+            self.store.writing(job, target, cues, text_sha256(text))
             write_atomic(target, text)
         except (OSError, ValueError, srt.SRTParseError, SubtitledError):
             return False  # the twin moved, or its subtitle is gone: transcribe this one
         self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
-                                              0.0, target, file_sha256(target)))
+                                              0.0, target))
         self._count("done")
         logger.info("%s: the same file as %s (a hard link); its subtitle copied to %s",
                     job.path, twin.path, target.name)
@@ -295,7 +296,7 @@ class Worker:
                 raise TransientError("the file changed while it was being transcribed",
                                      path=job.path, stage="write")
             failpoints.hit("before-write", job.path.name)
-            self.store.writing(job, target, len(cues))
+            self.store.writing(job, target, len(cues), text_sha256(render_srt(cues)))
             tools.write(target, cues)
             failpoints.hit("after-write", job.path.name)
         return write
@@ -305,10 +306,8 @@ class Worker:
             self.metrics.outcomes.labels(outcome).inc()
 
     def _record(self, job: Job, outcome: Outcome) -> None:
-        written = outcome.output if outcome.status == "written" else None
         result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
-                        outcome.wall_seconds, outcome.output,
-                        file_sha256(written) if written is not None else None)
+                        outcome.wall_seconds, outcome.output)
         self._count("done" if outcome.status == "written" else "skipped")
         if self.metrics is not None:
             self.metrics.audio_seconds.inc(outcome.audio_seconds)
@@ -332,7 +331,10 @@ def _previous(job: Job, target: Path) -> Previous:
     replaced) or was edited by someone since ("edited": it is kept)."""
     if job.written_path is None or Path(job.written_path) != target:
         return None
-    return "ours" if file_sha256(target) == job.written_sha256 else "edited"
+    found = file_sha256(target)
+    if found is None or job.written_sha256 is None:  # cannot tell: keep it
+        return "edited"
+    return "ours" if found == job.written_sha256 else "edited"
 
 
 def _settings_for(path: Path, settings: DaemonSettings) -> TranscribeSettings:

@@ -87,7 +87,7 @@ def test_a_subtitle_written_just_before_a_crash_is_recorded_as_done(
     for _ in range(3):
         job = store.claim()
         assert job is not None
-        store.writing(job, tmp_path / f"{job.path.stem}.en.srt", 7)
+        store.writing(job, tmp_path / f"{job.path.stem}.en.srt", 7, "0" * 64)
     (tmp_path / "written.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nnew\n")
 
     assert store.finish_written() == [tmp_path / "written.mkv"]
@@ -261,7 +261,7 @@ def test_checkpoints_of_another_fingerprint_are_deleted_not_returned(
 
 def _finish_written(store: JobStore, job: Job) -> None:
     target = job.path.with_suffix(".en.srt")
-    store.writing(job, target, 1)
+    store.writing(job, target, 1, "0" * 64)
     target.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
     assert store.finish_written() == [job.path]
 
