@@ -15,8 +15,6 @@ from subtitled.errors import ConfigError, EngineStuck, SubtitledError, shown
 from subtitled.jobs import JobStore
 from subtitled.pipeline import Hooks, Outcome, process_media_file
 from subtitled.progress import ProgressBar
-from subtitled.service.breaker import read_status
-from subtitled.service.daemon import DATABASE_NAME, STATUS_NAME
 from subtitled.wiring import real_tools
 
 logger = logging.getLogger(__name__)
@@ -75,6 +73,7 @@ def _clear(bar: ProgressBar | None) -> None:
 
 
 def _open_store(settings: DaemonSettings) -> JobStore:
+    from subtitled.service.daemon import DATABASE_NAME
 
     database = settings.state_dir / DATABASE_NAME
     if not database.exists():
@@ -88,6 +87,9 @@ def status(settings: DaemonSettings) -> int:
     try:
         counts = store.counts()
         print(" · ".join(f"{state} {count}" for state, count in counts.items()))
+        from subtitled.service.breaker import read_status
+        from subtitled.service.daemon import STATUS_NAME
+
         now = time.time()
         for pause in read_status(settings.state_dir / STATUS_NAME):
             since = time.strftime("%Y-%m-%d %H:%M", time.localtime(pause.since))

@@ -21,10 +21,12 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from subtitled import failpoints
 from subtitled.errors import EngineStuck, EnvironmentFault, MediaError, SubtitledError
 
+_T = TypeVar("_T")
 GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
 _KINDS = {
     # A share or disk that stopped answering.
@@ -133,17 +135,16 @@ def probe(fault: EnvironmentFault) -> str | None:
     return None
 
 
-def within(seconds: float, check: Callable[[], str | None]) -> str | None:
-    """`check()` on a thread of its own, or why not when it does not answer in time (a
-    hard-mounted share blocks in the kernel; the daemon must not block with it)."""
-    answer: list[str | None] = []
+def within(seconds: float, check: Callable[[], _T | None], late: _T) -> _T | None:
+    """`check()` (a problem, or None) on a thread of its own, or the problem `late` when
+    it does not answer in time (a hard-mounted share blocks in the kernel; the daemon
+    must not block with it)."""
+    answer: list[_T | None] = []
     thread = threading.Thread(target=lambda: answer.append(check()), name="probe",
                               daemon=True)
     thread.start()
     thread.join(seconds)
-    if not answer:
-        return f"no answer in {seconds:g} s"
-    return answer[0]
+    return answer[0] if answer else late
 
 
 def can_write(folder: Path, size: int = 0) -> None:

@@ -43,6 +43,7 @@ _AT_ONCE = frozenset({"space", "read-only", "access", "state"})
 FAULTS_PER_FILE = 3
 # A probe that does not answer in this time (a hard-mounted share that hangs) has failed.
 PROBE_SECONDS = 20.0
+NO_ANSWER = f"no answer in {PROBE_SECONDS:g} s"
 # What the status file keeps of a cause.
 _CAUSE_CHARS = 300
 
@@ -84,7 +85,6 @@ class Breaker:
         self._file_faults: dict[Path, tuple[int, int]] = {}  # → (faults, successes before)
         self._successes = 0
         self._devices: dict[Path, int] = {}
-        self._write_status()
 
     def set_roots(self, roots: Sequence[Path]) -> None:
         """The watched roots changed (a reload): pauses of folders no longer watched go,
@@ -207,9 +207,10 @@ class Breaker:
             due = [(p, e) for p, e in self._pauses.values() if p.next_probe <= now]
         cleared = []
         for pause, err in due:
-            still = faults.within(PROBE_SECONDS, partial(faults.probe, err))
+            still = faults.within(PROBE_SECONDS, partial(faults.probe, err), NO_ANSWER)
             if still is None and err.where in self.roots:  # an unmounted share lists fine
-                still = faults.within(PROBE_SECONDS, partial(self.root_lost, err.where))
+                still = faults.within(PROBE_SECONDS, partial(self.root_lost, err.where),
+                                      NO_ANSWER)
             with self._lock:
                 if still is None:
                     self._pauses.pop(pause.scope, None)

@@ -24,7 +24,7 @@ from subtitled.jobs import Job, JobStore
 from subtitled.metrics import HttpListener, Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
-from subtitled.service.breaker import PROBE_SECONDS, Breaker
+from subtitled.service.breaker import NO_ANSWER, PROBE_SECONDS, Breaker
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
@@ -63,11 +63,8 @@ def remove_temp_subtitles(media: Path) -> None:
         logger.warning("%s: cannot remove temp files: %s", media, err)
 
 
-_ROOT_KINDS = ("storage", "space", "read-only", "access")
-
-
-def _root_problem(root: Path) -> str | None:
-    """"kind:reason" when the daemon cannot read `root` or write into it, else None."""
+def _root_fault(root: Path) -> EnvironmentFault | None:
+    """Why the daemon cannot read `root` or write subtitles into it, with the fix, or None."""
     verb = "read it"
     try:
         with os.scandir(root) as entries:
@@ -76,9 +73,16 @@ def _root_problem(root: Path) -> str | None:
         faults.can_write(root)
     except OSError as err:
         found = faults.from_os_error(err, path=None, stage="watch", where=root)
-        kind = found.kind if isinstance(found, EnvironmentFault) else "access"
-        return f"{kind}:cannot {verb} ({found.message})"
+        return _root_fault_with_fix(f"cannot {verb} ({found.message})", root,
+                                    found.kind if isinstance(found, EnvironmentFault)
+                                    else "access")
     return None
+
+
+def _root_fault_with_fix(reason: str, root: Path, kind: str) -> EnvironmentFault:
+    return EnvironmentFault(f"{reason}; under systemd, add it to ReadWritePaths= in a "
+                            "drop-in (systemctl edit subtitled)", kind=kind, stage="watch",
+                            where=root)
 
 
 def _glob_escape(text: str) -> str:
@@ -103,16 +107,15 @@ class Daemon:
         self._gpu_released = False
         self.metrics: Metrics | None = None
         self.http: HttpListener | None = None
-        self.breaker = Breaker([r.path for r in settings.watch])  # with its file in run()
-        self._held: Job | None = None  # a job whose release waits for the state directory
+        self.breaker = Breaker([r.path for r in settings.watch],
+                               status_file=settings.state_dir / STATUS_NAME)
+        self._held: Job | None = None  # a job whose release waits for the job store
 
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
         self._install_signals()
         database = prepare_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
-        self.breaker = Breaker([r.path for r in self.settings.watch],
-                               status_file=self.settings.state_dir / STATUS_NAME)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
                                self.breaker.pauses)
         self._open_http()
@@ -167,10 +170,11 @@ class Daemon:
                 continue
             assert self.tools is not None
             worker.settle_seconds = self.settler.settle_seconds
-            self._held = job
-            self._store_call(partial(worker.work, job, self.settings, self.tools))
-            if not self.breaker.paused_everything():
-                self._held = None
+            try:
+                worker.work(job, self.settings, self.tools)
+            except sqlite3.Error as err:  # the job could not be recorded: put back later
+                self._held = job
+                self._state_failed(err)
             idle_since = None
 
     def _store_call(self, call: Callable[[], _T]) -> _T | None:
@@ -216,15 +220,9 @@ class Daemon:
         that hangs must not hang the daemon."""
         self.breaker.set_roots([r.path for r in self.settings.watch])
         for root in self.settings.watch:
-            problem = faults.within(PROBE_SECONDS, partial(_root_problem, root.path))
-            if problem is None:
-                continue
-            kind, reason = problem.split(":", 1) if ":" in problem else ("storage", problem)
-            fault = EnvironmentFault(
-                f"{reason}; under systemd, add it to ReadWritePaths= in a drop-in "
-                "(systemctl edit subtitled)", kind=kind if kind in _ROOT_KINDS else "storage",
-                stage="watch", where=root.path)
-            if self.breaker.fault(fault, at_once=True) is not None:
+            late = _root_fault_with_fix(NO_ANSWER, root.path, "storage")
+            fault = faults.within(PROBE_SECONDS, partial(_root_fault, root.path), late)
+            if fault is not None and self.breaker.fault(fault, at_once=True) is not None:
                 logger.error("%s: %s; its files wait", root.path, fault.message)
 
     def _idle(self, since: float | None) -> float:

@@ -243,15 +243,15 @@ class Worker:
     def _unreadable(self, job: Job, err: OSError, when: str, retry: RetrySettings) -> None:
         """The file's own metadata cannot be read: gone, the world's fault, or the file's.
         Not found under a root that looks unmounted is the world's too."""
-        lost = self.breaker.root_lost(job.path) if faults.is_gone(err) else None
-        if lost is not None:
+        if faults.is_gone(err):
+            lost = self.breaker.root_lost(job.path)
+            if lost is None:
+                self.store.forget(job)
+                logger.info("%s: gone %s; no subtitle written", job.path, when)
+                return
             root = self.breaker.root_of(job.path) or job.path.parent
             self._environment(job, EnvironmentFault(lost, kind="storage", path=job.path,
                                                     stage="open", where=root), retry)
-            return
-        if faults.is_gone(err):
-            self.store.forget(job)
-            logger.info("%s: gone %s; no subtitle written", job.path, when)
             return
         found = faults.from_os_error(err, path=job.path, stage="open")
         if isinstance(found, EnvironmentFault):

@@ -96,6 +96,13 @@ def untouched(daemon: DaemonRun, names: list[str]) -> None:
         assert row["error_class"] == "EnvironmentFault", row
 
 
+def seconds_to_settle(daemon: DaemonRun, count: int) -> float:
+    """From the moment the fault cleared (now) until every file is settled."""
+    cleared = time.monotonic()
+    daemon.wait_until(lambda: daemon.all_settled(count))
+    return time.monotonic() - cleared
+
+
 def all_done_once(daemon: DaemonRun, count: int) -> None:
     rows = daemon.rows()
     assert len(rows) == count
@@ -127,9 +134,7 @@ def test_a_share_that_drops_out_pauses_its_root_and_the_files_wait(
         daemon.wait_until(lambda: any(r["state"] == "done" for r in daemon.rows()))
         untouched(daemon, ["nas-a.mkv", "nas-b.mkv"])  # while the other root works
         spec.write_text("")
-        cleared = time.monotonic()
-        daemon.wait_until(lambda: daemon.all_settled(3))
-        resumed = time.monotonic() - cleared
+        resumed = seconds_to_settle(daemon, 3)
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     all_done_once(daemon, 3)
@@ -155,9 +160,7 @@ def test_a_full_media_disk_pauses_its_root_until_space_is_freed(
         untouched(daemon, ["film.mkv"])
         assert sorted(p.name for p in disk.iterdir()) == ["filler.bin", "film.mkv"]
         filler.unlink()
-        cleared = time.monotonic()
-        daemon.wait_until(lambda: daemon.all_settled(1))
-        resumed = time.monotonic() - cleared
+        resumed = seconds_to_settle(daemon, 1)
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     all_done_once(daemon, 1)
@@ -180,9 +183,7 @@ def test_a_full_state_directory_pauses_everything_until_space_is_freed(
         paused_everywhere(daemon, notify_socket, "database or disk is full", "all", "state")
         paused = notify_socket.first("STATUS=paused", after=filled) - filled
         filler.unlink()
-        cleared = time.monotonic()
-        daemon.wait_until(lambda: daemon.all_settled(1))
-        resumed = time.monotonic() - cleared
+        resumed = seconds_to_settle(daemon, 1)
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     all_done_once(daemon, 1)
@@ -209,9 +210,7 @@ def test_a_read_only_root_is_reported_at_start_and_its_files_wait(
         old = next(r for r in daemon.rows() if r["path"].endswith("old.mkv"))
         assert old["state"] == "queued" and old["attempts"] == 0, old  # never claimed
         subprocess.run(["mount", "-o", "remount,rw", str(shelf)], check=True)
-        cleared = time.monotonic()
-        daemon.wait_until(lambda: daemon.all_settled(2))
-        resumed = time.monotonic() - cleared
+        resumed = seconds_to_settle(daemon, 2)
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     all_done_once(daemon, 2)

@@ -99,8 +99,8 @@ def test_a_probe_that_does_not_answer_has_failed() -> None:
         time.sleep(5)
         return None
 
-    assert faults.within(0.2, hangs) == "no answer in 0.2 s"
-    assert faults.within(5, lambda: "still down") == "still down"
+    assert faults.within(0.2, hangs, "no answer") == "no answer"
+    assert faults.within(5, lambda: "still down", "no answer") == "still down"
 
 
 class Clock:
