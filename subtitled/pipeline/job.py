@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Generator, Iterable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -56,8 +55,9 @@ class MediaJob:
             return done  # decided before any audio is read
         start = resume.decoded_seconds if resume else 0.0
         if resume:
-            logger.info("%s: resuming at %.0f s with the %d words decoded before", self.path,
-                        start, len(resume.words))
+            logger.info("%s: resuming at %.0f s with the %d words decoded before; speech "
+                        "before it is found again, not decoded", self.path, start,
+                        len(resume.words))
         chunker = SpeechChunker(self.tools.speech_probabilities(), self.settings.speech)
         # Extraction and speech detection start now, in a thread, and run ahead while the
         # language is detected and the model decodes.
@@ -156,14 +156,21 @@ class MediaJob:
         words = list(resume.words) if resume else []
         unsaved: list[Word] = []  # decoded, but not yet before the checkpoint's line
         saved_through = resume.decoded_seconds if resume else 0.0
+        # A chunk that straddles the resume point is decoded whole, as before the stop;
+        # its words before the point are in the checkpoint already.
+        line = saved_through + media.audio.start_offset_seconds if resume else 0.0
+
+        def after_resume(found: list[Word]) -> list[Word]:
+            return [w for w in found if w.start_seconds >= line]
+
         windows = 0
         for chunk in chunks:
             if guess is None:  # no window had speech to vote on: use the first chunk
                 guess = vote([(self._detect(chunk.audio), 1.0)], self.allowed)
                 assert guess is not None
             self.hooks.alive(True)
-            unsaved += decoder.add([Work(code, part)
-                                    for code, part in self._languages_of(chunk, guess.code)])
+            unsaved += after_resume(decoder.add(
+                [Work(code, part) for code, part in self._languages_of(chunk, guess.code)]))
             self._windows = decoder.windows_decoded
             self.hooks.progress(chunk.source_end_seconds, media.duration_seconds,
                                 self._label(guess))
@@ -171,7 +178,7 @@ class MediaJob:
             if decoder.windows_decoded > windows and decoder.decoded_through() > saved_through:
                 windows, saved_through = decoder.windows_decoded, decoder.decoded_through()
                 unsaved = self._checkpoint(saved_through, media, guess, words, unsaved)
-        words += unsaved + decoder.finish()
+        words += unsaved + after_resume(decoder.finish())
         self._windows = decoder.windows_decoded
         self.audio_seconds = self._extracted_seconds  # every chunk is in: it has all been read
         # Decoding is over: from here on nothing is abandoned, the subtitle is written.
@@ -194,14 +201,17 @@ class MediaJob:
         if self.hooks.checkpoints is not None and guess is not None:
             self.hooks.checkpoints.save(through, guess, words)
 
-    def _chunks(self, media: MediaInfo, chunker: SpeechChunker, start: float
+    def _chunks(self, media: MediaInfo, chunker: SpeechChunker, resume_at: float
                 ) -> Generator[Chunk, None, None]:
-        """The file's speech chunks from `start` (source seconds) on, in source time."""
-        self._extracted_seconds = start
-        for block in self.tools.open_audio(media, start or None, None):
+        """The file's speech chunks that end after `resume_at` (source seconds), in source
+        time. The audio is always read from the start: speech detection then cuts exactly
+        the chunks an uninterrupted run decodes, so a resumed file comes out as one that was
+        never stopped (detection costs a small part of what decoding does)."""
+        self._extracted_seconds = 0.0
+        for block in self.tools.open_audio(media, None, None):
             self._extracted_seconds += len(block) / 16_000
-            yield from (_later(chunk, start) for chunk in chunker.feed(block))
-        yield from (_later(chunk, start) for chunk in chunker.finish())
+            yield from (c for c in chunker.feed(block) if c.source_end_seconds > resume_at)
+        yield from (c for c in chunker.finish() if c.source_end_seconds > resume_at)
 
     def _languages_of(self, chunk: Chunk, file_language: str) -> list[tuple[str, Chunk]]:
         if self.settings.language.mode == "per-chunk" and self.tools.transcriber.multilingual \
@@ -213,10 +223,3 @@ class MediaJob:
         detect = self.tools.transcriber.detect_language
         return call_watched(partial(detect, audio), self.hooks.alive)
 
-
-def _later(chunk: Chunk, seconds: float) -> Chunk:
-    """A chunk found in audio read from `seconds` on, placed in the file's time."""
-    if not seconds:
-        return chunk
-    return replace(chunk, pieces=tuple(
-        replace(p, source_start_seconds=p.source_start_seconds + seconds) for p in chunk.pieces))

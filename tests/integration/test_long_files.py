@@ -124,10 +124,9 @@ def test_kills_during_a_long_film_resume_it_and_repeat_little_work(
            f"{KILLS} kills at {', '.join(f'{s:.0f}' for s in kill_points)} s: WER against "
            f"the uninterrupted run {difference:.3f}, {work} windows decoded against "
            f"{uninterrupted} ({work / uninterrupted:.2f}x)")
-    # Issue 11 asks for 0.02; two runs gave 0.012 and 0.023. After a resume the speech is
-    # glued into chunks from the resume point on, not as the uninterrupted run glued it,
-    # so later chunks hold other stretches and a few words come out otherwise. Until the
-    # checkpoint carries the chunk boundaries, this bounds what the product does now.
-    assert difference <= 0.04, (seed, difference)
+    # A resume reads the audio from the start, so speech detection cuts the chunks the
+    # uninterrupted run decoded; what may still differ is the temperature fallback, which
+    # samples (CTranslate2 has no per-call seed).
+    assert difference <= 0.02, (seed, difference)
     assert uninterrupted > 20
     assert work <= 1.25 * uninterrupted, (seed, work, uninterrupted)
