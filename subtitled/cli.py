@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -168,14 +168,41 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
     )
 
 
+# syslog(3) priorities, which journald reads from a `<N>` at the start of a line: debug 7,
+# info 6, warning 4, error 3, critical 2.
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
+               (logging.INFO, 6))
+
+
 class OneLinePaths(logging.Formatter):
     """File names in log records as `shown` prints them: a newline in a name must not
-    split a record, nor a non-UTF-8 byte break the stream."""
+    split a record, nor a non-UTF-8 byte break the stream. Under journald each line starts
+    with the record's priority, so that `journalctl -p warning` finds the warnings."""
+
+    def __init__(self, fmt: str, priorities: bool = False) -> None:
+        super().__init__(fmt)
+        self.priorities = priorities
 
     def format(self, record: logging.LogRecord) -> str:
         if isinstance(record.args, tuple) and any(isinstance(a, Path) for a in record.args):
             record.args = tuple(shown(a) if isinstance(a, Path) else a for a in record.args)
-        return super().format(record)
+        text = super().format(record)
+        if not self.priorities:
+            return text
+        priority = next((p for level, p in _PRIORITIES if record.levelno >= level), 7)
+        prefix = f"<{priority}>"
+        return "\n".join(prefix + line for line in text.split("\n"))
+
+
+def journal_stream(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether stderr is the stream systemd connected to the journal (`JOURNAL_STREAM` names
+    its device and inode; a redirected stderr keeps the variable but not the stream)."""
+    device, _, inode = environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+        return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError):
+        return False
 
 
 def configure_logging(verbosity: int, base: int = logging.WARNING) -> None:
@@ -183,11 +210,11 @@ def configure_logging(verbosity: int, base: int = logging.WARNING) -> None:
     are very chatty at DEBUG)."""
     level = max(logging.DEBUG, base - 10 * verbosity)
     # journald stamps each line itself; a terminal user wants the time.
-    under_journal = bool(os.environ.get("JOURNAL_STREAM"))
+    under_journal = journal_stream()
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else \
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLinePaths(fmt))
+    handler.setFormatter(OneLinePaths(fmt, priorities=under_journal))
     logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler])
     logging.getLogger("subtitled").setLevel(level)
 

@@ -1,11 +1,14 @@
-"""sd_notify through systemd-python; a no-op outside systemd (no NOTIFY_SOCKET) or without
-the module. Also reads WATCHDOG_USEC/WATCHDOG_PID as sd_watchdog_enabled(3) does."""
+"""sd_notify(3): through systemd-python where it is installed, and otherwise by speaking its
+datagram protocol directly (one `sendto` on `$NOTIFY_SOCKET`), so that systemd always hears
+READY=1 under a Type=notify unit. A no-op outside systemd (no NOTIFY_SOCKET). Also reads
+WATCHDOG_USEC/WATCHDOG_PID as sd_watchdog_enabled(3) does."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,20 +29,58 @@ def watchdog_seconds(environ: Mapping[str, str], pid: int) -> float | None:
     return usec / 1_000_000
 
 
+def library_sender() -> Callable[[str], object] | None:
+    """systemd-python's sd_notify, or None where it is not installed. It is a C extension
+    that needs a compiler and libsystemd to build, so a plain install often lacks it."""
+    try:
+        # By name, because the repository's own systemd/ folder (the units) would otherwise
+        # shadow it for the type checker.
+        daemon = importlib.import_module("systemd.daemon")
+    except ImportError:
+        return None
+    send: Callable[[str], object] = daemon.notify
+    return send
+
+
+def datagram_sender(address: str) -> Callable[[str], object]:
+    """sd_notify's protocol itself: each message one datagram to the socket systemd named,
+    a path or, after `@`, a name in the abstract namespace. Errors are dropped, as
+    sd_notify drops them: the next message tries again."""
+    target = "\0" + address[1:] if address.startswith("@") else address
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    failed: list[str] = []
+
+    def send(message: str) -> bool:
+        try:
+            sock.sendto(message.encode(), target)
+        except OSError as err:
+            if not failed:  # once: a watchdog ping every few seconds must not flood the log
+                failed.append(str(err))
+                logger.warning("cannot notify systemd on %s: %s", address, err.strerror)
+            return False
+        return True
+
+    return send
+
+
 class Notifier:
-    def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
+    def __init__(self, environ: Mapping[str, str] = os.environ,
+                 library: Callable[[], Callable[[str], object] | None] = library_sender
+                 ) -> None:
         self._send: Callable[[str], object] | None = None
-        if environ.get("NOTIFY_SOCKET"):
-            try:
-                # systemd-python is imported only under systemd; it is a C extension. By
-                # name, because the repository's own systemd/ folder (the units) would
-                # otherwise shadow it for the type checker.
-                daemon = importlib.import_module("systemd.daemon")
-            except ImportError:
-                logger.warning("NOTIFY_SOCKET is set but systemd-python is not installed; "
-                               "systemd will not hear from subtitled")
-            else:
-                self._send = daemon.notify
+        address = environ.get("NOTIFY_SOCKET", "")
+        if address.startswith(("/", "@")):
+            self._send = library()
+            if self._send is None:
+                logger.info("systemd-python is not installed; notifying systemd over %s "
+                            "directly", address)
+                self._send = datagram_sender(address)
+        elif address:  # vsock: and the like, which only libsystemd speaks
+            self._send = library()
+            if self._send is None:
+                logger.error("NOTIFY_SOCKET=%s needs systemd-python (pip install "
+                             "systemd-python); systemd will not hear that subtitled is "
+                             "ready", address)
         self.watchdog_seconds = watchdog_seconds(environ, os.getpid()) if self._send else None
         self._last_status = ""
 

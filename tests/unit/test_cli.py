@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from subtitled.cli import build_parser, main, settings_from_args
+from subtitled.cli import OneLinePaths, build_parser, journal_stream, main, settings_from_args
 from subtitled.errors import ConfigError
 
 
@@ -62,3 +65,32 @@ def test_option_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) 
     assert main(["transcribe", "--language", "klingon", "film.mkv"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "subtitled: error: options: --language: unknown language code 'klingon'"
+
+
+def test_under_journald_every_line_carries_the_records_priority() -> None:
+    formatter = OneLinePaths("%(levelname)s %(name)s: %(message)s", priorities=True)
+
+    def line(level: int, message: str, exc_info: object = None) -> str:
+        return formatter.format(logging.LogRecord("subtitled", level, __file__, 1, message,
+                                                  None, exc_info))  # type: ignore[arg-type]
+
+    assert line(logging.WARNING, "paused") == "<4>WARNING subtitled: paused"
+    assert line(logging.INFO, "idle").startswith("<6>")
+    assert line(logging.DEBUG, "decoded").startswith("<7>")
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        lines = line(logging.ERROR, "failed", sys.exc_info()).split("\n")
+    assert len(lines) > 2 and all(text.startswith("<3>") for text in lines)
+    plain = OneLinePaths("%(message)s").format(
+        logging.LogRecord("subtitled", logging.WARNING, __file__, 1, "paused", None, None))
+    assert plain == "paused"
+
+
+def test_the_journal_is_recognised_by_the_stream_not_the_variable(tmp_path: Path) -> None:
+    stat = os.fstat(sys.stderr.fileno())
+    assert journal_stream({"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}"})
+    # stderr redirected elsewhere by the admin: the variable is inherited, the stream is not.
+    assert not journal_stream({"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino + 1}"})
+    assert not journal_stream({"JOURNAL_STREAM": "garbage"})
+    assert not journal_stream({})
