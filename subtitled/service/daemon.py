@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -18,7 +19,7 @@ from subtitled import allocator, config_file, failpoints, faults
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
-from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, shown
+from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, SubtitledError, shown
 from subtitled.health import Health
 from subtitled.jobs import Job, JobStore
 from subtitled.metrics import HttpListener, Metrics
@@ -36,6 +37,8 @@ _T = TypeVar("_T")
 DATABASE_NAME = "jobs.sqlite3"
 STATUS_NAME = "status.json"  # the pauses, for `subtitled status` (see service.breaker)
 _IDLE_SECONDS = 0.5
+# Settings a running daemon cannot change: its database and its listener stay where they are.
+_RESTART_ONLY = ("state_dir", "http")
 _STATUS_EVERY_SECONDS = 5.0
 # Without a systemd watchdog, a worker silent this long still counts as stuck.
 _DEFAULT_STALL_SECONDS = 600.0
@@ -105,6 +108,7 @@ class Daemon:
         self._heartbeat_thread: threading.Thread | None = None
         self._status_at = 0.0
         self._gpu_released = False
+        self._reload_problem: str | None = None  # the last reload's, until one succeeds
         self.metrics: Metrics | None = None
         self.http: HttpListener | None = None
         self.breaker = Breaker([r.path for r in settings.watch],
@@ -285,7 +289,8 @@ class Daemon:
             queued = "queue unreadable"
         degraded = f"; degraded: {'; '.join(self.watcher.degraded)}" \
             if self.watcher is not None and self.watcher.degraded else ""
-        return f"{paused or 'idle'}, {queued}{degraded}"
+        reload = f"; reload failed: {self._reload_problem}" if self._reload_problem else ""
+        return f"{paused or 'idle'}, {queued}{degraded}{reload}"
 
     def _start_heartbeat(self) -> None:
         interval = self.notifier.watchdog_seconds
@@ -327,12 +332,19 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_reload)
 
     def _load_model(self, settings: TranscribeSettings) -> None:
+        self._use_model(self._build_model(settings), settings)
+
+    def _build_model(self, settings: TranscribeSettings) -> Transcriber:
         started = time.monotonic()
         failpoints.delay("slow-load", 5.0)
-        self.transcriber = build_transcriber(settings.model)
-        self.tools = real_tools(settings, self.transcriber)
+        transcriber = build_transcriber(settings.model)
         if self.metrics is not None:
             self.metrics.model_load_seconds.set(time.monotonic() - started)
+        return transcriber
+
+    def _use_model(self, transcriber: Transcriber, settings: TranscribeSettings) -> None:
+        self.transcriber = transcriber
+        self.tools = real_tools(settings, transcriber)
 
     def _start_watching(self) -> None:
         self.settler.settle_seconds = self.settings.scan.settle_seconds
@@ -376,22 +388,42 @@ class Daemon:
             self.notifier.ready(self._idle_status())
 
     def _apply_new_config(self) -> None:
+        """The new configuration, all of it or nothing: a model that fails to load (a
+        mistyped name, no memory beside the running one) leaves the running configuration
+        and model in place, and says so in the log and in systemd's status line."""
         try:
             new = config_file.load(self.config_path)
         except ConfigError as err:
-            logger.error("reload failed, keeping the running configuration:\n%s", err.message)
+            self._reload_failed(f"the configuration has problems:\n{err.message}")
             return
-        old, self.settings = self.settings, new
-        if new.transcribe.model != old.transcribe.model:
+        old = self.settings
+        for name in _RESTART_ONLY:
+            if getattr(new, name) != getattr(old, name):
+                logger.warning("reload: %s changed; it takes effect at the next restart", name)
+                new = replace(new, **{name: getattr(old, name)})
+        transcriber = self.transcriber
+        if new.transcribe.model != old.transcribe.model or transcriber is None:
             logger.info("model settings changed: loading %s", new.transcribe.model.name)
-            self._load_model(new.transcribe)
-        elif self.transcriber is not None:
-            self.tools = real_tools(new.transcribe, self.transcriber)
+            try:
+                transcriber = self._build_model(new.transcribe)
+            except Exception as err:  # noqa: BLE001 - whatever it was, the old model stays
+                cause = err.one_line() if isinstance(err, SubtitledError) else \
+                    f"{type(err).__name__}: {err}"
+                self._reload_failed(f"model {new.transcribe.model.name} did not load: "
+                                    f"{cause}")
+                return
+        self.settings = new
+        self._reload_problem = None
+        self._use_model(transcriber, new.transcribe)
         if (new.watch, new.scan) != (old.watch, old.scan) and self.watcher is not None:
             self.watcher.stop()
             self._start_watching()
         self._check_roots()
         logger.info("configuration reloaded")
+
+    def _reload_failed(self, why: str) -> None:
+        logger.error("reload failed, keeping the running configuration and model: %s", why)
+        self._reload_problem = why.splitlines()[0]
 
     def _shutdown(self) -> None:
         self._stop.set()

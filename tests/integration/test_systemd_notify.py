@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.daemon_harness import DaemonRun, make_video
@@ -179,3 +180,49 @@ def test_a_watchdog_meant_for_another_process_gets_no_pings(
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     assert notify_socket.pings() == []
+
+
+def test_without_systemd_python_readiness_and_pings_still_reach_systemd(
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
+    # A package named systemd whose daemon module cannot be imported, ahead of the real
+    # one on the path: what a plain install without systemd-python looks like.
+    shim = tmp_path / "no-systemd-python" / "systemd"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("")
+    (shim / "daemon.py").write_text("raise ImportError('systemd-python is not installed')\n")
+    daemon = DaemonRun(tmp_path, model_dir)
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "2000000",
+                  "PYTHONPATH": str(shim.parent)}, own_watchdog_pid=True)
+    try:
+        ready = notify_socket.wait_for("READY=1")
+        notify_socket.wait_for("WATCHDOG=1", after=ready)
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert notify_socket.first("STOPPING=1") > ready
+    assert "systemd-python is not installed; notifying systemd over" in daemon.logs[-1]
+
+
+def test_a_reload_whose_model_does_not_load_keeps_the_running_one(
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path)})
+    try:
+        ready = notify_socket.wait_for("READY=1")
+        document = yaml.safe_load(daemon.config.read_text())
+        document["model"]["name"] = "tiny.em"  # a typo
+        document["scan"]["settle_seconds"] = 1
+        daemon.config.write_text(yaml.safe_dump(document))
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        failed = notify_socket.wait_for("STATUS=idle, 0 queued; reload failed: model tiny.em",
+                                        after=ready)
+        make_video(daemon.media / "after.mkv", seconds=3.0)
+        daemon.wait_until((daemon.media / "after.en.srt").exists)
+        assert daemon.process.poll() is None
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    log = daemon.logs[-1]
+    assert "reload failed, keeping the running configuration and model: model tiny.em " \
+           "did not load" in log
+    assert "configuration reloaded" not in log
+    assert failed > ready
