@@ -27,11 +27,14 @@ LARGE_V3 = ModelDimensions(n_mels=128, n_audio_ctx=1500, n_audio_state=1280, n_a
 
 
 def random_model(dims: ModelDimensions, seed: int = 3) -> Whisper:
-    """Random weights that decode every window as nothing, at once and confidently: after
-    the first timestamp, which Whisper's rules force, the last timestamp of the window is
-    the favourite, then end-of-text. Left to chance, random weights babble 224 tokens at
-    six temperatures, or end on one early timestamp, so that faster-whisper's own decoding
-    moves through a chunk 60 ms at a time; the shapes are exercised either way."""
+    """Random weights that decode every window as nothing, at once and confidently. Every
+    position gives the same logits: `<|0.00|>` the favourite, then end-of-text. Whisper's
+    rules force a timestamp first (`<|0.00|>`, which both engines read as "nothing in this
+    window": on to the next), then forbid a second one, so end-of-text follows, each token
+    with a log-probability near 0, so no temperature fallback. Left to chance, random
+    weights babble 224 tokens at six temperatures; a first timestamp other than `<|0.00|>`
+    makes both engines move through a chunk a few frames at a time. The shapes are
+    exercised either way."""
     torch.manual_seed(seed)
     model = Whisper(dims)
     with torch.no_grad():
@@ -41,7 +44,8 @@ def random_model(dims: ModelDimensions, seed: int = 3) -> Whisper:
         model.decoder.ln.weight.zero_()
         model.decoder.ln.bias.copy_(direction)
         model.decoder.token_embedding.weight[EOT] = direction * 10
-        model.decoder.token_embedding.weight[dims.n_vocab - 1] = direction * 11  # <|30.00|>
+        # <|0.00|>: the 1501 timestamp tokens end the vocabulary.
+        model.decoder.token_embedding.weight[dims.n_vocab - 1501] = direction * 11
     return model
 
 
