@@ -1,5 +1,8 @@
-"""The shipped unit under a real systemd, booted in a container: active only after READY,
-a status line, a reload, a hung engine ending in a watchdog restart, and a clean stop.
+"""The shipped unit under a real systemd, booted in a container, without systemd-python
+(sd_notify spoken directly): active only after READY, a status line, a reload, a reload
+whose model does not load (the service stays on its old one), warnings found by
+`journalctl -p warning`, a hung engine ending in a watchdog restart, a clean stop, and a
+configuration error that stops the unit without a restart loop.
 
 The Debian root is built once with debootstrap and cached in /var/cache/subtitled-test; each
 run boots it with a volatile overlay, so the cache stays pristine."""
@@ -62,6 +65,8 @@ Group=root
 # The model loads in well under a second; slow-load holds it 5 s longer, so that the check
 # sees the unit `activating` while it loads.
 Environment=SUBTITLED_FAILPOINTS=hang-in-engine:stuck,slow-load
+# A systemd package that cannot be imported, ahead of the real one: a plain install.
+Environment=PYTHONPATH=/srv/fixtures/no-systemd-python
 WatchdogSec=6s
 RestartSec=1s
 ReadWritePaths=/srv/media
@@ -91,6 +96,10 @@ def test_the_unit_under_a_real_systemd(tmp_path: Path) -> None:
         folder.mkdir(parents=True)
         folder.chmod(0o777)
     make_video(fixtures / "stuck.mkv", seconds=3.0)
+    shim = fixtures / "no-systemd-python" / "systemd"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("")
+    (shim / "daemon.py").write_text("raise ImportError('systemd-python is not installed')\n")
     shutil.copy(REPO / "tests/systemd/check.sh", fixtures / "check.sh")
     (fixtures / "config.yaml").write_text(yaml.safe_dump({
         "watch": ["/srv/media"], "state_dir": "/var/lib/subtitled",
@@ -127,6 +136,9 @@ def test_the_unit_under_a_real_systemd(tmp_path: Path) -> None:
     assert started["ActiveState"] == "active", context
     assert started["StatusText"].startswith("idle"), context
     assert "reload ok" in log and parse_show(results / "after_reload")["ActiveState"] == "active"
+    bad_reload = parse_show(results / "after_bad_reload")
+    assert bad_reload["ActiveState"] == "active", context
+    assert "reload failed: model tiny.em" in bad_reload["StatusText"], context
     assert "restarted" in log, context
     assert int(parse_show(results / "after_watchdog")["NRestarts"]) >= 1
     journal = _read(results / "journal")
@@ -136,6 +148,13 @@ def test_the_unit_under_a_real_systemd(tmp_path: Path) -> None:
     assert stopped["ActiveState"] == "inactive" and stopped["Result"] == "success", context
     stop_seconds = int(log.split("stop_seconds ")[1].split()[0])
     assert stop_seconds < 120
+    assert "notifying systemd over" in journal, context  # no systemd-python in the unit
+    warnings = _read(results / "warnings")
+    assert "reload failed, keeping the running configuration and model" in warnings, context
+    assert "configuration reloaded" not in warnings, context  # info stays out
+    config_error = parse_show(results / "after_config_error")
+    assert config_error["ActiveState"] == "failed", context
+    assert (config_error["ExecMainStatus"], config_error["NRestarts"]) == ("2", "0"), context
 
 
 def _read(path: Path) -> str:
