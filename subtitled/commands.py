@@ -4,9 +4,11 @@ the daemon's job store while it runs."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from subtitled.config import DaemonSettings, TranscribeSettings
@@ -72,19 +74,38 @@ def _clear(bar: ProgressBar | None) -> None:
         bar.clear()
 
 
-def _open_store(settings: DaemonSettings) -> JobStore:
+@contextmanager
+def _job_store(settings: DaemonSettings, *, read_only: bool) -> Iterator[JobStore]:
+    """The daemon's job database, closed after; a problem with it (none yet, no permission
+    to read or write it) in one line."""
     from subtitled.service.daemon import DATABASE_NAME
 
     database = settings.state_dir / DATABASE_NAME
-    if not database.exists():
+
+    def refused(err: OSError | sqlite3.Error) -> ConfigError:
+        cause = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        return ConfigError(f"cannot {'read' if read_only else 'write'} the job database "
+                           f"{database} ({cause}): run this as the daemon's user, e.g. "
+                           "`sudo -u subtitled subtitled ...`", stage="state_dir")
+
+    try:
+        database.stat()
+        store = JobStore(database, read_only=read_only)
+    except FileNotFoundError:
         raise ConfigError(f"no job database at {database}: has `subtitled run` started with "
-                          "this configuration?", stage="state_dir")
-    return JobStore(database)
+                          "this configuration?", stage="state_dir") from None
+    except (OSError, sqlite3.Error) as err:
+        raise refused(err) from err
+    try:
+        yield store
+    except sqlite3.Error as err:
+        raise refused(err) from err
+    finally:
+        store.close()
 
 
 def status(settings: DaemonSettings) -> int:
-    store = _open_store(settings)
-    try:
+    with _job_store(settings, read_only=True) as store:
         counts = store.counts()
         print(" · ".join(f"{state} {count}" for state, count in counts.items()))
         from subtitled.service.breaker import read_status
@@ -104,16 +125,11 @@ def status(settings: DaemonSettings) -> int:
             print("recent failures:")
             for job in sorted(failures, key=lambda j: -j.updated)[:5]:
                 print(f"  {job.state}: {job.last_error} [{job.error_class}]")
-    finally:
-        store.close()
     return 0
 
 
 def retry(settings: DaemonSettings, path: Path | None) -> int:
-    store = _open_store(settings)
-    try:
+    with _job_store(settings, read_only=False) as store:
         count = store.retry(path.absolute() if path else None)
-    finally:
-        store.close()
     print(f"queued again: {count}")
     return 0 if count or path is None else 1

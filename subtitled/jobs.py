@@ -14,13 +14,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Literal
 
 from subtitled import failpoints
+from subtitled.errors import ConfigError
 
 State = Literal["queued", "running", "done", "failed", "skipped", "dead"]
 STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "skipped", "dead")
@@ -68,11 +69,29 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (job_id, seq)
 );
 """
-# Columns added to `jobs` since the first release, added to an older database on open.
+# Columns added to `jobs` before the schema had a version, added to such a database on
+# open (migration 0 → 1).
 _ADDED_COLUMNS = (("claimed_seconds", "REAL"), ("first_failure", "REAL"),
                   ("failures", "INTEGER NOT NULL DEFAULT 0"),
                   ("sticky_exits", "INTEGER NOT NULL DEFAULT 0"), ("written_path", "TEXT"),
                   ("written_sha256", "TEXT"), ("output_sha256", "TEXT"))
+
+
+def _columns_of_unversioned_releases(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+
+
+# The schema's history: migration i takes a database from version i to i + 1, inside one
+# transaction. A change to the schema is a new function at the end (and `_SCHEMA` shows
+# the result for new databases); the version a database is at lives in SQLite's
+# `user_version`. tests/data/jobs-schema-*.sqlite3 are databases made by each release.
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _columns_of_unversioned_releases,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
 # What a job starts from again when its file changed or someone asked for a retry.
 _FRESH = "first_failure = NULL, failures = 0, sticky_exits = 0"
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
@@ -216,32 +235,75 @@ def _job(row: sqlite3.Row) -> Job:
                row["written_sha256"])
 
 
+def _connect(target: str) -> sqlite3.Connection:
+    db = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False,
+                         uri=target.startswith("file:"))
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
 class JobStore:
-    def __init__(self, database: Path) -> None:
+    """`read_only` opens an existing database for reading alone (`subtitled status`): no
+    schema is written and a user who may only read it can."""
+
+    def __init__(self, database: Path, *, read_only: bool = False) -> None:
         self.path = database
-        self._db = sqlite3.connect(database, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
         # One connection shared by the worker and the settle thread; sqlite3 objects are
         # not safe to use from two threads at once.
         self._lock = threading.RLock()
+        if read_only:
+            self._db = self._open_read_only(database)
+            self._check_version(self._version(), read_only=True)
+            return
+        self._db = _connect(str(database))
+        self._check_version(self._version(), read_only=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)
         self._migrate()
 
-    def _missing_columns(self) -> list[tuple[str, str]]:
-        present = {row["name"] for row in self._query("PRAGMA table_info(jobs)")}
-        return [(name, kind) for name, kind in _ADDED_COLUMNS if name not in present]
+    @staticmethod
+    def _open_read_only(database: Path) -> sqlite3.Connection:
+        """Reading a WAL database needs its -shm file, which the running daemon keeps; with
+        the daemon stopped (no -wal file), a reader who may not create one reads the file
+        as it stands, which nothing is writing."""
+        uri = f"{database.absolute().as_uri()}?mode=ro"
+        db = _connect(uri)
+        try:
+            db.execute("PRAGMA user_version").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            if database.with_name(database.name + "-wal").exists():
+                raise
+        return _connect(uri + "&immutable=1")
+
+    def _version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def _check_version(self, version: int, *, read_only: bool) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"{self.path} was made by a newer release of subtitled (schema "
+                              f"{version}; this one knows up to {SCHEMA_VERSION}): upgrade "
+                              "subtitled, or point state_dir elsewhere", stage="state_dir")
+        if read_only and version < SCHEMA_VERSION:
+            raise ConfigError(f"{self.path} is at schema {version}, this release reads "
+                              f"{SCHEMA_VERSION}: start the daemon once to bring it up to "
+                              "date", stage="state_dir")
 
     def _migrate(self) -> None:
-        """Add the columns a database made by an older release lacks; checked again under
-        the write lock, since a CLI command may open the store beside the daemon."""
-        if self._missing_columns():
-            with self._transaction() as db:
-                for name, kind in self._missing_columns():
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        """Bring a database made by an older release up to this one's schema, one step at
+        a time, under the write lock (a CLI command may open the store beside the
+        daemon, so the version is read again inside the transaction)."""
+        if self._version() == SCHEMA_VERSION:
+            return
+        with self._transaction() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            self._check_version(version, read_only=False)
+            for step in _MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:

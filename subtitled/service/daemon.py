@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import signal
@@ -36,6 +38,7 @@ _T = TypeVar("_T")
 
 DATABASE_NAME = "jobs.sqlite3"
 STATUS_NAME = "status.json"  # the pauses, for `subtitled status` (see service.breaker)
+LOCK_NAME = "subtitled.lock"  # held by the running daemon; holds its pid
 _IDLE_SECONDS = 0.5
 # Settings a running daemon cannot change: its database and its listener stay where they are.
 _RESTART_ONLY = ("state_dir", "http")
@@ -55,6 +58,33 @@ def prepare_state_dir(folder: Path) -> Path:
         raise ConfigError(f"state directory {folder} is not writable: {err.strerror or err}",
                           stage="state_dir") from err
     return folder / DATABASE_NAME
+
+
+def lock_state_dir(folder: Path) -> int:
+    """An exclusive lock on the state directory, held for the life of the process (the
+    returned descriptor): a second daemon on the same state (an admin trying something
+    beside the unit) would take the first one's running job for a crashed one and
+    transcribe it too. The lock file holds the holder's pid, for the error line."""
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise ConfigError(f"cannot open {path}: {err.strerror or err}",
+                          stage="state_dir") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise ConfigError(f"another subtitled (pid {holder}) is running with state "
+                              f"directory {folder}; stop it first, or give this one its own "
+                              "state_dir", stage="state_dir") from err
+        raise ConfigError(f"cannot lock {path}: {err.strerror or err}",
+                          stage="state_dir") from err
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def remove_temp_subtitles(media: Path) -> None:
@@ -114,11 +144,13 @@ class Daemon:
         self.breaker = Breaker([r.path for r in settings.watch],
                                status_file=settings.state_dir / STATUS_NAME)
         self._held: Job | None = None  # a job whose release waits for the job store
+        self._state_lock: int | None = None  # released by the kernel when the process ends
 
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
         self._install_signals()
         database = prepare_state_dir(self.settings.state_dir)
+        self._state_lock = lock_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
                                self.breaker.pauses)

@@ -13,7 +13,17 @@ from typing import TypedDict
 
 import pytest
 
-from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint, Job, JobStore, Result
+from subtitled.errors import ConfigError
+from subtitled.jobs import (
+    PRIORITY_BACKFILL,
+    PRIORITY_NEW,
+    SCHEMA_VERSION,
+    Fingerprint,
+    Job,
+    JobStore,
+    Result,
+)
+from tests.integration.conftest import DATA
 
 FP = Fingerprint(100, 1, 1)
 
@@ -459,3 +469,82 @@ def test_a_database_from_the_first_release_is_migrated_with_its_rows_intact(
         columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
     db.close()
     assert columns.count("claimed_seconds") == 1
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+
+
+# A database made by the release whose schema is version 1 (the first to record one), made
+# by `release_database` below at the commit that added it; each later schema adds its own
+# file, and every one of them must keep opening.
+RELEASE_DATABASES = sorted(DATA.glob("jobs-schema-*.sqlite3"))
+
+
+def release_database(database: Path) -> None:
+    """What a deployment leaves behind: a done file, one killed mid-film with checkpoints,
+    a dead one."""
+    store = JobStore(database)
+    for name in ("done.mkv", "film.mkv", "poison.mkv"):
+        store.enqueue(Path("/media") / name, FP, PRIORITY_NEW)
+    done = store.claim()
+    assert done is not None
+    store.finish(done, "done", Result("en", 12, 60.0, 5.0, Path("/media/done.en.srt")))
+    film = store.claim()
+    assert film is not None
+    store.add_checkpoint(film, 120.0, '["words"]')
+    poison = store.claim()
+    assert poison is not None
+    store.fail(poison, "decode: broken", "MediaError", transient=False, **RETRY)
+    store.close()
+
+
+def test_every_release_database_opens_with_its_rows_and_work_intact(tmp_path: Path) -> None:
+    assert RELEASE_DATABASES, "tests/data holds a database made by each schema version"
+    for made in RELEASE_DATABASES:
+        database = tmp_path / made.name
+        database.write_bytes(made.read_bytes())
+        store = JobStore(database)
+        counts = store.counts()
+        assert (counts["done"], counts["running"], counts["failed"]) == (1, 1, 1), counts
+        done = store.get(Path("/media/done.mkv"))
+        assert done is not None and (done.language, done.output) == ("en", "/media/done.en.srt")
+        assert store.recover(max_attempts=3) == [Path("/media/film.mkv")]
+        film = store.claim()
+        assert film is not None and store.checkpoint(film) == (120.0, ['["words"]'])
+        assert film.attempts == 1  # the checkpoint was progress: the kill is not counted
+        store.close()
+        with sqlite3.connect(database) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.close()
+
+
+def test_a_new_database_starts_at_the_current_schema(store: JobStore, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+
+
+def test_a_database_from_a_newer_release_is_refused_and_left_as_it_was(
+        tmp_path: Path) -> None:
+    database = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        db.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, new_thing TEXT)")
+    db.close()
+    before = database.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(ConfigError, match=f"newer release of subtitled \\(schema "
+                                              f"{SCHEMA_VERSION + 1}"):
+            JobStore(database, read_only=read_only)
+    assert database.read_bytes() == before
+
+
+def test_a_read_only_store_reads_and_writes_nothing(store: JobStore, tmp_path: Path) -> None:
+    store.enqueue(FILM, FP, PRIORITY_NEW)
+    reader = JobStore(tmp_path / "jobs.sqlite3", read_only=True)
+    try:
+        assert reader.counts()["queued"] == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.retry()
+    finally:
+        reader.close()
