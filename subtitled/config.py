@@ -29,6 +29,23 @@ def default_model_dir() -> Path:
     return Path(xdg) / "subtitled" / "models"
 
 
+SYSTEM_STATE_DIR = Path("/var/lib/subtitled")
+
+
+def default_state_dir() -> Path:
+    """systemd's StateDirectory= when set (the system unit's /var/lib/subtitled, the user
+    unit's ~/.local/state/subtitled); outside systemd the system one where it exists or for
+    root (`sudo -u subtitled subtitled status` finds the service's), else the user's XDG
+    state folder, which is where the user unit keeps it."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state)
+    if os.geteuid() == 0 or SYSTEM_STATE_DIR.is_dir():
+        return SYSTEM_STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "subtitled"
+
+
 # CTranslate2's compute types, for faster-whisper.
 COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
                  "float16", "bfloat16", "float32")

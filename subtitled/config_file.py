@@ -27,6 +27,7 @@ from subtitled.config import (
     SpeechSettings,
     TranscribeSettings,
     WatchRoot,
+    default_state_dir,
 )
 from subtitled.errors import ConfigError
 
@@ -209,14 +210,14 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
                    "stall_seconds", problems)
     if stall == 0:
         problems.add("stall_seconds", "must be more than 0")
-    state_dir = _value(document.get("state_dir", "/var/lib/subtitled"), Path, "state_dir",
+    state_dir = _value(document.get("state_dir") or str(default_state_dir()), Path, "state_dir",
                        problems)
     log_level = document.get("log_level", "info")
     if log_level not in _LOG_LEVELS:
         problems.add("log_level", f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
     settings = DaemonSettings(
         watch=_watch(document.get("watch"), problems, base),
-        state_dir=_anchored(state_dir or Path("/var/lib/subtitled"), base),
+        state_dir=_anchored(state_dir or default_state_dir(), base),
         scan=sections["scan"], retry=sections["retry"],
         transcribe=TranscribeSettings(
             model=sections["model"], language=sections["language"],

@@ -94,3 +94,20 @@ def test_a_file_that_is_not_yaml_is_one_clear_line(tmp_path: Path) -> None:
         load(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "missing.yaml")
+
+
+def test_the_state_directory_follows_systemd_then_the_user(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from subtitled import config
+
+    monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}/state:{tmp_path}/other")
+    assert config.default_state_dir() == tmp_path / "state"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    monkeypatch.setattr(config.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(config, "SYSTEM_STATE_DIR", tmp_path / "no-such-folder")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert config.default_state_dir() == tmp_path / "xdg" / "subtitled"
+    (tmp_path / "no-such-folder").mkdir()  # a service's, which `sudo -u` should find
+    assert config.default_state_dir() == tmp_path / "no-such-folder"
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "unit"))
+    assert parse({"watch": [str(tmp_path)]}).state_dir == tmp_path / "unit"
