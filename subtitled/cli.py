@@ -55,20 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"subtitled {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-v info, -vv debug)")
+    # The same option after the command (`subtitled status -v`), counted with the first.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, dest="verbose_after",
+                        help="more log output (-v info, -vv debug)")
     commands = parser.add_subparsers(dest="command", required=True)
-    _add_transcribe(commands.add_parser(
+
+    def command(name: str, **options: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], **options)  # type: ignore[arg-type]
+
+    _add_transcribe(command(
         "transcribe", help="write subtitles for the given media files now",
-        description="Write <stem>.<lang>.srt beside each media file."))
-    run = commands.add_parser("run", help="watch the configured folders (the daemon)")
+        description="Write <stem>.<lang>.srt beside each media file; a folder stands for "
+                    "the media files in it and its subfolders."))
+    run = command("run", help="watch the configured folders (the daemon)")
     run.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
-    check = commands.add_parser("check-config", help="validate a configuration file")
+    check = command("check-config", help="validate a configuration file")
     check.add_argument("config", type=Path, nargs="?", default=None, help=_CONFIG_HELP)
-    status = commands.add_parser("status", help="what the daemon has done and is doing")
+    status = command("status", help="what the daemon has done and is doing")
     status.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
-    doctor = commands.add_parser("doctor", help="check the deployment: ffmpeg, torch, GPU, "
-                                 "model, folders, inotify, systemd")
+    doctor = command("doctor", help="check the deployment: ffmpeg, torch, GPU, model, "
+                     "folders, inotify, systemd")
     doctor.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
-    retry = commands.add_parser("retry", help="queue failed files again")
+    retry = command("retry", help="queue failed files again")
     retry.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     target = retry.add_mutually_exclusive_group(required=True)
     target.add_argument("path", type=Path, nargs="?", help="one media file")
@@ -87,7 +96,8 @@ def config_path(given: Path | None) -> Path:
 
 def _add_transcribe(p: argparse.ArgumentParser) -> None:
     defaults = TranscribeSettings()
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="media files, or folders of them")
     p.add_argument("--model", default=defaults.model.name,
                    help="model name (large-v3, base, tiny.en, ...) or the path of a .pt "
                         "checkpoint or a CTranslate2 folder (default: %(default)s)")
@@ -239,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    args.verbose += args.verbose_after
     try:
         if args.command == "transcribe":
             from subtitled.commands import transcribe

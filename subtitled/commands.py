@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,9 +39,31 @@ def describe(outcome: Outcome) -> str:
             f"{outcome.wall_seconds:.1f} s, {outcome.realtime_factor:.1f}x realtime)")
 
 
+def media_files(paths: Sequence[Path]) -> list[Path]:
+    """The paths, each folder replaced by the media files in it and its subfolders (by the
+    daemon's default extensions and ignore rules, in name order); a folder without any is
+    said on stderr."""
+    from subtitled.config import ScanSettings
+    from subtitled.settle import is_candidate
+    from subtitled.watcher import walk
+
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = sorted(p for p in walk(path, True, threading.Event())
+                        if is_candidate(p, ScanSettings()))
+        if not inside:
+            print(f"subtitled: {shown(path)}: no media files in this folder", file=sys.stderr)
+        found += inside
+    return found
+
+
 def transcribe(settings: TranscribeSettings, paths: Sequence[Path]) -> int:
     """Returns the exit status: 0 when every file succeeded or was skipped, else 1; 75 at
     once when the GPU is in a sticky error state (no later file could succeed)."""
+    paths = media_files(paths)
     transcriber = build_transcriber(settings.model)
     tools = real_tools(settings, transcriber)
     failures = 0

@@ -53,3 +53,22 @@ def test_help_and_option_checks_start_without_loading_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_folder_stands_for_its_media_files_and_options_go_anywhere(tmp_path: Path) -> None:
+    library, empty = tmp_path / "library", tmp_path / "empty"
+    (library / "Season 1").mkdir(parents=True)
+    empty.mkdir()
+    film = library / "Season 1" / "jfk.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i",
+                    str(DATA / "en_jfk_inaugural.flac"), "-c:a", "aac", str(film)], check=True)
+    (library / "notes.txt").write_text("not media")
+    (library / "Season 1" / "next.mkv.part").write_bytes(b"still copying")
+    result = run("transcribe", str(library), str(empty), "--model", "tiny.en",
+                 "--model-dir", str(tmp_path / "m"), "-v")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(f"{film} -> {film.with_suffix('.en.srt')}")
+    assert len(result.stdout.splitlines()) == 1
+    assert f"subtitled: {empty}: no media files in this folder" in result.stderr
+    assert " INFO subtitled" in result.stderr  # -v after the command counts
+    assert sorted(p.name for p in library.rglob("*.srt")) == ["jfk.en.srt"]
