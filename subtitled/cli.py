@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     target = retry.add_mutually_exclusive_group(required=True)
     target.add_argument("path", type=Path, nargs="?", help="one media file")
     target.add_argument("--failed", action="store_true", help="every failed and dead file")
+    retry.add_argument("--force", action="store_true",
+                       help="with PATH: redo it even if it has a subtitle in its language "
+                            "(one edited by hand, or another tool's), and replace that")
     return parser
 
 
@@ -272,7 +275,10 @@ def _run(argv: Sequence[str] | None) -> int:
         if args.command == "status":
             return commands.status(settings)
         if args.command == "retry":
-            return commands.retry(settings, None if args.failed else args.path)
+            if args.force and args.failed:
+                raise ConfigError("--force redoes one file: give its PATH, not --failed",
+                                  stage="options")
+            return commands.retry(settings, None if args.failed else args.path, args.force)
         if args.command == "doctor":
             from subtitled.doctor import report, run_checks
 

@@ -151,8 +151,8 @@ def status(settings: DaemonSettings) -> int:
     return 0
 
 
-def retry(settings: DaemonSettings, path: Path | None) -> int:
+def retry(settings: DaemonSettings, path: Path | None, force: bool = False) -> int:
     with _job_store(settings, read_only=False) as store:
-        count = store.retry(path.absolute() if path else None)
+        count = store.retry(path.absolute() if path else None, force=force)
     print(f"queued again: {count}")
     return 0 if count or path is None else 1

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     sticky_exits INTEGER NOT NULL DEFAULT 0,
     written_path TEXT,
     written_sha256 TEXT,
-    output_sha256 TEXT
+    output_sha256 TEXT,
+    force INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -77,19 +78,28 @@ _ADDED_COLUMNS = (("claimed_seconds", "REAL"), ("first_failure", "REAL"),
                   ("written_sha256", "TEXT"), ("output_sha256", "TEXT"))
 
 
-def _columns_of_unversioned_releases(db: sqlite3.Connection) -> None:
+def _add_columns(db: sqlite3.Connection, columns: Sequence[tuple[str, str]]) -> None:
     present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    for name, kind in _ADDED_COLUMNS:
+    for name, kind in columns:
         if name not in present:
             db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+
+
+def _columns_of_unversioned_releases(db: sqlite3.Connection) -> None:
+    _add_columns(db, _ADDED_COLUMNS)
 
 
 # The schema's history: migration i takes a database from version i to i + 1, inside one
 # transaction. A change to the schema is a new function at the end (and `_SCHEMA` shows
 # the result for new databases); the version a database is at lives in SQLite's
 # `user_version`. tests/data/jobs-schema-*.sqlite3 are databases made by each release.
+def _forced_redo(db: sqlite3.Connection) -> None:
+    _add_columns(db, [("force", "INTEGER NOT NULL DEFAULT 0")])
+
+
 _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _columns_of_unversioned_releases,
+    _columns_of_unversioned_releases,  # 0 → 1
+    _forced_redo,  # 1 → 2: `subtitled retry --force`
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # What a job starts from again when its file changed or someone asked for a retry.
@@ -137,6 +147,7 @@ class Job:
     sticky_exits: int = 0  # times the GPU needed a new process while on this file
     written_path: str | None = None  # the subtitle last written for the file...
     written_sha256: str | None = None  # ...and its content then, to tell an edit
+    force: bool = False  # redo it, replacing any subtitle in its language (retry --force)
 
 
 @dataclass(frozen=True)
@@ -232,7 +243,7 @@ def _job(row: sqlite3.Row) -> Job:
                row["wall_seconds"], None if row["output"] is None else os.fsdecode(row["output"]),
                row["sticky_exits"],
                None if row["written_path"] is None else os.fsdecode(row["written_path"]),
-               row["written_sha256"])
+               row["written_sha256"], bool(row["force"]))
 
 
 def _connect(target: str) -> sqlite3.Connection:
@@ -260,6 +271,9 @@ class JobStore:
         self._check_version(self._version(), read_only=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        with self._transaction() as db:  # a new database starts at the current schema
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone():
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._migrate()
 
@@ -468,7 +482,7 @@ class JobStore:
             _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET state = ?, language = COALESCE(?, language),"
                        " cue_count = ?, audio_seconds = ?, wall_seconds = ?, output = ?,"
-                       f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?,"
+                       f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?, force = 0,"
                        " written_path = CASE WHEN ? THEN output ELSE written_path END,"
                        " written_sha256 = CASE WHEN ? THEN output_sha256 ELSE written_sha256"
                        " END WHERE id = ?",
@@ -592,10 +606,11 @@ class JobStore:
                        (now,))
         return paths
 
-    def retry(self, path: Path | None = None) -> int:
+    def retry(self, path: Path | None = None, *, force: bool = False) -> int:
         """Requeue one file (any state but running), or every failed and dead one. A retry
         starts over: whatever checkpoints the file still has are dropped, because someone
-        asking to redo a file should not get the old words back."""
+        asking to redo a file should not get the old words back. `force` (one file) redoes
+        it whatever subtitle it has in its language, and replaces that subtitle."""
         args: tuple[str | bytes, ...] = ()
         with self._transaction() as db:
             if path is None:
@@ -605,7 +620,8 @@ class JobStore:
             _drop_checkpoints(db, where, args)
             cursor = db.execute(
                 f"UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, {_FRESH},"
-                f" priority = {PRIORITY_NEW}, updated = ? WHERE {where}", (time.time(), *args))
+                f" priority = {PRIORITY_NEW}, force = ?, updated = ? WHERE {where}",
+                (int(force and path is not None), time.time(), *args))
             return cursor.rowcount
 
     def counts(self) -> dict[str, int]:

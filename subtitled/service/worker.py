@@ -129,13 +129,18 @@ class Worker:
                       self._progress(job, done, total, language),
                       alive=lambda computing: self._alive(job, computing),
                       checkpoints=StoredCheckpoints(self.store, job),
-                      previous=partial(_previous, job), language_hint=job.language)
+                      # Forced: whatever subtitle is there in its language is replaced.
+                      previous=None if job.force else partial(_previous, job),
+                      language_hint=job.language)
         self.health.beat(f"transcribing {job.path.name}")
         self.notifier.status(f"transcribing {job.path.name}")
         failpoints.hang("hang-in-engine", job.path.name)
         try:
-            self._process_and_record(job, _settings_for(job.path, settings), tools, hooks,
-                                     settings)
+            transcribe = _settings_for(job.path, settings)
+            if job.force:
+                transcribe = replace(transcribe, output=replace(transcribe.output,
+                                                                overwrite=True))
+            self._process_and_record(job, transcribe, tools, hooks, settings)
         finally:
             if self.metrics is not None:
                 self.metrics.progress.set(0)

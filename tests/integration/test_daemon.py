@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import srt
@@ -233,3 +234,43 @@ def test_a_file_replaced_while_it_is_transcribed_gets_the_new_file_s_subtitle(
     assert "film.mkv: changed while it was being transcribed" in daemon.logs[-1]
     assert " ERROR " not in daemon.logs[-1]
     assert sorted(p.name for p in daemon.media.iterdir()) == ["film.en.srt", "film.mkv"]
+
+
+def test_retry_redoes_a_done_file_and_force_replaces_an_edited_subtitle(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir)
+    film = make_video(daemon.media / "film.mkv", seconds=4.0)
+    subtitle = film.with_suffix(".en.srt")
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: daemon.all_settled(1))
+
+        def redone(before: float) -> bool:
+            (row,) = daemon.rows()
+            return row["state"] in ("done", "skipped") and row["updated"] > before
+
+        # Our own subtitle: a plain retry redoes the file and writes it again.
+        subtitle.write_text(subtitle.read_text())  # the same text: still ours
+        asked = time.time()
+        assert run_check(daemon.config, "retry", str(film)).stdout.strip() == \
+            "queued again: 1"
+        daemon.wait_until(partial(redone, asked))
+        assert daemon.rows()[0]["state"] == "done"
+        # Edited by hand: a plain retry keeps it, --force replaces it.
+        subtitle.write_text("1\n00:00:00,000 --> 00:00:01,000\nmy own words\n")
+        asked = time.time()
+        run_check(daemon.config, "retry", str(film))
+        daemon.wait_until(partial(redone, asked))
+        assert "my own words" in subtitle.read_text()
+        asked = time.time()
+        forced = run_check(daemon.config, "retry", "--force", str(film))
+        assert forced.stdout.strip() == "queued again: 1"
+        daemon.wait_until(partial(redone, asked))
+        (row,) = daemon.rows()
+        assert row["state"] == "done" and row["force"] == 0
+        assert "my own words" not in subtitle.read_text()
+        assert "americans" in subtitle.read_text().lower()
+        both = run_check(daemon.config, "retry", "--force", "--failed")
+        assert both.returncode == 2 and "give its PATH" in both.stderr
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0

@@ -474,9 +474,9 @@ def test_a_database_from_the_first_release_is_migrated_with_its_rows_intact(
     db.close()
 
 
-# A database made by the release whose schema is version 1 (the first to record one), made
-# by `release_database` below at the commit that added it; each later schema adds its own
-# file, and every one of them must keep opening.
+# Databases made by `release_database` below with each schema version this project has had
+# (jobs-schema-N.sqlite3, made at the commit that introduced version N): every one of them
+# must keep opening, with its rows and work intact.
 RELEASE_DATABASES = sorted(DATA.glob("jobs-schema-*.sqlite3"))
 
 

@@ -103,7 +103,7 @@ def test_the_state_directory_follows_systemd_then_the_user(
     monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}/state:{tmp_path}/other")
     assert config.default_state_dir() == tmp_path / "state"
     monkeypatch.delenv("STATE_DIRECTORY")
-    monkeypatch.setattr(config.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setattr(config, "SYSTEM_STATE_DIR", tmp_path / "no-such-folder")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert config.default_state_dir() == tmp_path / "xdg" / "subtitled"
