@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = command("doctor", help="check the deployment: ffmpeg, torch, GPU, model, "
                      "folders, inotify, systemd")
     doctor.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
+    for name, what in (("pause", "hold the queue (the file in hand resumes later from its "
+                                 "checkpoint), across restarts, until resume"),
+                       ("resume", "lift a pause")):
+        command(name, help=what).add_argument("--config", type=Path, default=None,
+                                              help=_CONFIG_HELP)
     retry = command("retry", help="queue failed files again")
     retry.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     target = retry.add_mutually_exclusive_group(required=True)
@@ -274,6 +279,10 @@ def _run(argv: Sequence[str] | None) -> int:
         configure_logging(args.verbose)
         if args.command == "status":
             return commands.status(settings)
+        if args.command == "pause":
+            return commands.pause(settings)
+        if args.command == "resume":
+            return commands.resume(settings)
         if args.command == "retry":
             if args.force and args.failed:
                 raise ConfigError("--force redoes one file: give its PATH, not --failed",

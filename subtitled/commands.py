@@ -131,9 +131,13 @@ def status(settings: DaemonSettings) -> int:
     with _job_store(settings, read_only=True) as store:
         counts = store.counts()
         print(" · ".join(f"{state} {count}" for state, count in counts.items()))
+        from subtitled.service import control
         from subtitled.service.breaker import read_status
         from subtitled.service.daemon import STATUS_NAME
 
+        admin = control.paused(settings.state_dir)
+        if admin is not None:
+            print(admin.describe())
         now = time.time()
         for pause in read_status(settings.state_dir / STATUS_NAME):
             since = time.strftime("%Y-%m-%d %H:%M", time.localtime(pause.since))
@@ -156,3 +160,29 @@ def retry(settings: DaemonSettings, path: Path | None, force: bool = False) -> i
         count = store.retry(path.absolute() if path else None, force=force)
     print(f"queued again: {count}")
     return 0 if count or path is None else 1
+
+
+def pause(settings: DaemonSettings) -> int:
+    """Hold the queue: the daemon abandons the file in hand (it resumes from its checkpoint)
+    and claims nothing until `resume`, across restarts."""
+    from subtitled.service import control
+
+    try:
+        made = control.pause(settings.state_dir)
+    except OSError as err:
+        raise ConfigError(f"cannot pause in {settings.state_dir}: {err.strerror or err}; run "
+                          "this as the daemon's user", stage="state_dir") from err
+    print(made.describe())
+    return 0
+
+
+def resume(settings: DaemonSettings) -> int:
+    from subtitled.service import control
+
+    try:
+        lifted = control.resume(settings.state_dir)
+    except OSError as err:
+        raise ConfigError(f"cannot resume in {settings.state_dir}: {err.strerror or err}; run "
+                          "this as the daemon's user", stage="state_dir") from err
+    print("resumed" if lifted else "was not paused")
+    return 0

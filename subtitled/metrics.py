@@ -33,10 +33,13 @@ class _QueueCollector(Collector):
 class _PauseCollector(Collector):
     """The daemon's pauses (see service.breaker), read when scraped."""
 
-    def __init__(self, pauses: Callable[[], Sequence[Pause]]) -> None:
-        self.pauses = pauses
+    def __init__(self, pauses: Callable[[], Sequence[Pause]],
+                 admin_paused: Callable[[], bool]) -> None:
+        self.pauses, self.admin_paused = pauses, admin_paused
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("subtitled_paused_by_admin", "1 while `subtitled pause` holds "
+                                "the queue", value=int(self.admin_paused()))
         held = self.pauses()
         yield GaugeMetricFamily("subtitled_pauses", "Pauses in force: work held back because "
                                 "the environment fails (0 when all is well)", value=len(held))
@@ -52,7 +55,8 @@ class Metrics:
     def __init__(self, counts: Callable[[], Mapping[str, int]],
                  gpu_bytes: Callable[[], float | None] = lambda: None,
                  batch_size: Callable[[], float | None] = lambda: None,
-                 pauses: Callable[[], Sequence[Pause]] = lambda: ()) -> None:
+                 pauses: Callable[[], Sequence[Pause]] = lambda: (),
+                 admin_paused: Callable[[], bool] = lambda: False) -> None:
         self.registry = CollectorRegistry()
         self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
                                 ["outcome"], registry=self.registry)
@@ -76,7 +80,7 @@ class Metrics:
                       "good after a batch ran out of memory", registry=self.registry)
         batch.set_function(lambda: batch_size() or 0.0)
         self.registry.register(_QueueCollector(counts))
-        self.registry.register(_PauseCollector(pauses))
+        self.registry.register(_PauseCollector(pauses, admin_paused))
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

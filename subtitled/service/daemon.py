@@ -27,6 +27,7 @@ from subtitled.jobs import Job, JobStore
 from subtitled.metrics import HttpListener, Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
+from subtitled.service import control
 from subtitled.service.breaker import NO_ANSWER, PROBE_SECONDS, Breaker
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
@@ -145,6 +146,7 @@ class Daemon:
                                status_file=settings.state_dir / STATUS_NAME)
         self._held: Job | None = None  # a job whose release waits for the job store
         self._state_lock: int | None = None  # released by the kernel when the process ends
+        self._admin_paused: control.AdminPause | None = None
 
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
@@ -153,7 +155,8 @@ class Daemon:
         self._state_lock = lock_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
-                               self.breaker.pauses)
+                               self.breaker.pauses,
+                               lambda: control.paused(self.settings.state_dir) is not None)
         self._open_http()
         for path in self.store.finish_written():
             logger.warning("%s: its subtitle was written just before the process stopped; "
@@ -189,7 +192,8 @@ class Daemon:
     def _loop(self) -> None:
         assert self.store is not None
         worker = Worker(self.store, self.health, self.notifier, self.metrics, self._stop,
-                        self.settler.settle_seconds, self.breaker)
+                        self.settler.settle_seconds, self.breaker,
+                        lambda: self._admin_pause() is not None)
         idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
@@ -197,7 +201,7 @@ class Daemon:
                 self._do_reload()
             self._probe_pauses()
             job = None
-            if not self.breaker.paused_everything():
+            if self._admin_pause() is None and not self.breaker.paused_everything():
                 job = self._store_call(partial(self.store.claim, self.breaker.paused_folders()))
             if job is None:
                 idle_since = self._idle(idle_since)
@@ -312,9 +316,21 @@ class Daemon:
         """What /health reports: the liveness problems and every pause, with its cause."""
         return self._problems() + [p.describe(time.time()) for p in self.breaker.pauses()]
 
+    def _admin_pause(self) -> control.AdminPause | None:
+        """`subtitled pause` in force; said in the log when it starts and ends."""
+        found = control.paused(self.settings.state_dir)
+        if (found is None) != (self._admin_paused is None):
+            if found is not None:
+                logger.info("%s", found.describe())
+            else:
+                logger.info("resumed (`subtitled resume`)")
+        self._admin_paused = found
+        return found
+
     def _idle_status(self) -> str:
         assert self.store is not None
-        paused = self.breaker.describe()
+        admin = self._admin_paused
+        paused = admin.describe() if admin is not None else self.breaker.describe()
         try:
             queued = f"{self.store.counts()['queued']} queued"
         except sqlite3.Error:

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,10 @@ class Cancelled(Exception):
     """The daemon is stopping; the current job is abandoned and requeued."""
 
 
+class PausedByAdmin(Cancelled):
+    """`subtitled pause`: the current job is abandoned and requeued, as for a stop."""
+
+
 class StoredCheckpoints:
     """A job's decoded words, kept in the job store after each batch."""
 
@@ -74,6 +79,7 @@ class Worker:
     stop: threading.Event
     settle_seconds: float
     breaker: Breaker
+    admin_paused: Callable[[], bool] = lambda: False  # `subtitled pause`, asked meanwhile
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         path = job.path
@@ -165,15 +171,18 @@ class Worker:
             self.health.beat(f"transcribing {job.path.name}")
         if self.stop.is_set():
             raise Cancelled
+        if self.admin_paused():
+            raise PausedByAdmin
 
     def _process_and_record(self, job: Job, settings: TranscribeSettings, tools: Tools,
                             hooks: Hooks, daemon: DaemonSettings) -> None:
         try:
             outcome = process_media_file(job.path, settings, tools, hooks)
-        except Cancelled:
+        except Cancelled as cancelled:
             self.store.release(job)
-            logger.info("%s: abandoned for shutdown; requeued, and resumes from its last "
-                        "checkpoint", job.path)
+            why = "a pause" if isinstance(cancelled, PausedByAdmin) else "shutdown"
+            logger.info("%s: abandoned for %s; requeued, and resumes from its last "
+                        "checkpoint", job.path, why)
             return
         except EnvironmentFault as err:
             self._environment(job, err, daemon.retry)

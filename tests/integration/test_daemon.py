@@ -15,6 +15,7 @@ import yaml
 
 from subtitled.evaluation import word_error_rate
 from tests.integration.daemon_harness import DaemonRun, make_video
+from tests.integration.test_systemd_notify import http_get
 
 JFK_5S = "And so my fellow Americans, ask not"
 
@@ -274,3 +275,32 @@ def test_retry_redoes_a_done_file_and_force_replaces_an_edited_subtitle(
         assert both.returncode == 2 and "give its PATH" in both.stderr
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
+
+
+def test_pause_holds_the_queue_across_a_restart_until_resume(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir, http={"enabled": True, "port": 0})
+    paused = run_check(daemon.config, "pause")
+    assert paused.returncode == 0 and paused.stdout.startswith("paused by ")
+    film = make_video(daemon.media / "film.mkv", seconds=3.0)
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: [r["state"] for r in daemon.rows()] == ["queued"])
+        time.sleep(4)  # settled and queued, well past the settle time: still held
+        assert [r["state"] for r in daemon.rows()] == ["queued"]
+        assert run_check(daemon.config, "status").stdout.splitlines()[1].startswith(
+            "paused by ")
+        assert http_get(daemon, "/metrics")[1].count("subtitled_paused_by_admin 1.0") == 1
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    daemon.start()  # the pause outlives the process
+    try:
+        time.sleep(4)
+        assert [r["state"] for r in daemon.rows()] == ["queued"]
+        assert run_check(daemon.config, "resume").stdout.strip() == "resumed"
+        daemon.wait_until(film.with_suffix(".en.srt").exists)
+        assert "subtitled_paused_by_admin 0.0" in http_get(daemon, "/metrics")[1]
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert "resumed (`subtitled resume`)" in daemon.logs[-1]
+    assert run_check(daemon.config, "resume").stdout.strip() == "was not paused"

@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -130,3 +131,32 @@ def test_kills_during_a_long_film_resume_it_and_repeat_little_work(
     assert difference <= 0.02, (seed, difference)
     assert uninterrupted > 20
     assert work <= 1.25 * uninterrupted, (seed, work, uninterrupted)
+
+
+def test_a_pause_mid_film_gives_up_the_batch_in_hand_and_resume_picks_up_there(
+        tmp_path: Path, model_dir: Path) -> None:
+    film = tmp_path / "film.mkv"
+    long_film(film, minutes=5.0)
+    daemon = DaemonRun(tmp_path / "daemon", model_dir,
+                       model={"engine": "faster-whisper", "batch_size": 2, "beam_size": 1})
+    (daemon.media / film.name).symlink_to(film)
+    daemon.start()
+    try:
+        daemon.wait_until(partial(progressed, daemon, 0.0), seconds=600)
+        pause = subprocess.run([sys.executable, "-m", "subtitled", "pause", "--config",
+                                str(daemon.config)], capture_output=True, text=True,
+                               check=True)
+        assert pause.stdout.startswith("paused by ")
+        daemon.wait_until(lambda: daemon.rows()[0]["state"] == "queued", seconds=15)
+        held_at = decoded_through(daemon)
+        time.sleep(3)
+        assert decoded_through(daemon) == held_at  # nothing decoded while paused
+        subprocess.run([sys.executable, "-m", "subtitled", "resume", "--config",
+                        str(daemon.config)], check=True, capture_output=True)
+        daemon.wait_until(lambda: daemon.all_settled(1), seconds=600)
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    (row,) = daemon.rows()
+    assert row["state"] == "done" and row["attempts"] == 1
+    log = daemon.logs[-1]
+    assert "abandoned for a pause; requeued" in log and "resuming at" in log

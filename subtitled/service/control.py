@@ -1,0 +1,71 @@
+"""What an admin asks of the daemon through its state directory: a pause that outlives
+restarts (`subtitled pause`, `subtitled resume`). The marker file is the truth; the daemon
+looks at it before it claims a file and while the engine computes."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PAUSE_NAME = "paused"
+
+
+@dataclass(frozen=True)
+class AdminPause:
+    since: float
+    by: str
+
+    def describe(self) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.since))
+        return f"paused by {self.by} since {since} (`subtitled resume` continues)"
+
+
+def paused(state_dir: Path) -> AdminPause | None:
+    """The pause in force, or None. A marker that cannot be parsed still pauses: someone
+    made it on purpose."""
+    marker = state_dir / PAUSE_NAME
+    try:
+        text = marker.read_text(encoding="utf-8")
+        since = marker.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return AdminPause(time.time(), "an unreadable pause marker")
+    try:
+        found = json.loads(text)
+        return AdminPause(float(found["since"]), str(found["by"]))
+    except (ValueError, KeyError, TypeError):
+        return AdminPause(since, "an admin")
+
+
+def pause(state_dir: Path) -> AdminPause:
+    """Pause (again, keeping the first time); written whole or not at all."""
+    existing = paused(state_dir)
+    if existing is not None:
+        return existing
+    state_dir.mkdir(parents=True, exist_ok=True)
+    made = AdminPause(time.time(), f"{_user()} (subtitled pause)")
+    partial = state_dir / f".{PAUSE_NAME}.{os.getpid()}.tmp"
+    partial.write_text(json.dumps({"since": made.since, "by": made.by}), encoding="utf-8")
+    partial.replace(state_dir / PAUSE_NAME)
+    return made
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (a container)
+        return f"uid {os.getuid()}"
+
+
+def resume(state_dir: Path) -> bool:
+    """True when there was a pause to lift."""
+    try:
+        (state_dir / PAUSE_NAME).unlink()
+    except FileNotFoundError:
+        return False
+    return True
