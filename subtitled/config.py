@@ -154,6 +154,9 @@ class TranscribeSettings:
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".m4v", ".avi", ".mov", ".wmv", ".webm", ".ts", ".m2ts",
                     ".mts", ".mpg", ".mpeg", ".vob", ".flv", ".ogv", ".3gp", ".divx")
 PollingMode = Literal["auto", "on", "off"]
+# The library found at start and by rescans: all of it in the order found, none of it (only
+# files that arrive from then on), or all of it, the most recently modified first.
+Backfill = Literal["all", "none", "newest-first"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ class WatchRoot:
     path: Path
     recursive: bool = True
     languages: tuple[str, ...] = ()  # allow-list for language detection in this folder
+    priority: int = 0  # files under a root with a higher priority are done first
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class ScanSettings:
     polling: PollingMode = "auto"
     polling_interval_seconds: float = 10.0
     rescan_interval_seconds: float = 3600.0
+    backfill: Backfill = "newest-first"
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,21 @@ def _outside(folders: Sequence[Path]) -> tuple[str, tuple[str | bytes | int, ...
     return " AND ".join(clauses), tuple(args)
 
 
+def _root_rank(roots: Sequence[tuple[Path, int]]) -> tuple[str, tuple[str | bytes | int, ...]]:
+    """The ORDER BY term for the priority of the watched root a job's path lies under (0
+    for none), empty when no root has one."""
+    cases: list[str] = []
+    args: list[str | bytes | int] = []
+    for folder, priority in roots:
+        if priority:
+            inside, more = _inside(folder)
+            cases.append(f"WHEN {inside} THEN ?")
+            args.extend((*more, priority))
+    if not cases:
+        return "", ()
+    return f"(CASE {' '.join(cases)} ELSE 0 END) DESC, ", tuple(args)
+
+
 def _drop_checkpoints(db: sqlite3.Connection, where: str, args: tuple[object, ...]) -> None:
     """Delete the checkpoints of the jobs that `where` selects (SQLite's foreign keys are
     off, so nothing cascades: every path that ends or deletes a job calls this)."""
@@ -376,16 +391,22 @@ class JobStore:
                  row["id"]))
             return True
 
-    def claim(self, exclude: Sequence[Path] = ()) -> Job | None:
+    def claim(self, exclude: Sequence[Path] = (), *, roots: Sequence[tuple[Path, int]] = (),
+              newest_first: bool = False) -> Job | None:
         """The next job outside the `exclude`d folders, now `running`, this attempt counted
         and how far its checkpoints reach noted (`recover` refunds the attempt if a crash
-        comes after more)."""
+        comes after more). Next: the highest priority of the watched root it is under
+        (`roots`: folder and priority), then new arrivals before the backfill, then (with
+        `newest_first`) the most recently modified, then the order they were found in."""
         now = time.time()
         outside, args = _outside(exclude)
+        rank, rank_args = _root_rank(roots)
+        newest = "mtime_ns DESC, " if newest_first else ""
         with self._transaction() as db:
             row = db.execute(
                 f"SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ? AND {outside}"
-                " ORDER BY priority DESC, id LIMIT 1", (now, *args)).fetchone()
+                f" ORDER BY {rank}priority DESC, {newest}id LIMIT 1",
+                (now, *args, *rank_args)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1,"

@@ -101,8 +101,12 @@ class _Handler(FileSystemEventHandler):
 
 class Watcher:
     def __init__(self, roots: tuple[WatchRoot, ...], scan: ScanSettings, settler: Settler,
-                 on_gone: Callable[[Path], None]) -> None:
+                 on_gone: Callable[[Path], None], *, backfill_since: float | None = None
+                 ) -> None:
         self.roots, self.scan, self.settler, self.on_gone = roots, scan, settler, on_gone
+        # scan.backfill none: scans pass over files not modified since this time.
+        self.backfill_since = backfill_since
+        self.scanned = threading.Event()  # the first scan of every root has been offered
         self.degraded: list[str] = []
         self._observers: list[Any] = []
         self._inotify: dict[WatchRoot, Any] = {}  # the roots inotify watches, and how
@@ -229,6 +233,7 @@ class Watcher:
             if now >= next_rescan or (self._rescan_due and now >= soonest):
                 self._rescan_due = False
                 self.rescan()
+                self.scanned.set()
                 soonest = time.monotonic() + _RESCAN_GAP_SECONDS
                 next_rescan = time.monotonic() + self.scan.rescan_interval_seconds
             wait = next_rescan - time.monotonic()
@@ -268,8 +273,19 @@ class Watcher:
             self.scan_folder(root.path, PRIORITY_BACKFILL, recursive=root.recursive)
 
     def scan_folder(self, folder: Path, priority: int, *, recursive: bool = True) -> None:
+        since = self.backfill_since if priority == PRIORITY_BACKFILL else None
         for path in walk(folder, recursive, self._stop):
+            if since is not None and _older(path, since):
+                continue
             self.offer(path, priority, trust_mtime=True)
+
+
+def _older(path: Path, since: float) -> bool:
+    """Modified before `since` (a file that cannot be looked at is left to `offer`)."""
+    try:
+        return path.stat().st_mtime < since
+    except OSError:
+        return False
 
 
 class _OverflowHook(logging.Handler):

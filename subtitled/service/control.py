@@ -1,6 +1,7 @@
 """What an admin asks of the daemon through its state directory: a pause that outlives
-restarts (`subtitled pause`, `subtitled resume`). The marker file is the truth; the daemon
-looks at it before it claims a file and while the engine computes."""
+restarts (`subtitled pause`, `subtitled resume`; the marker file is the truth, which the
+daemon looks at before it claims a file and while the engine computes), and the moment
+from which `scan.backfill: none` counts files as new."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAUSE_NAME = "paused"
+BACKFILL_SINCE_NAME = "backfill-none-since"
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,16 @@ def resume(state_dir: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def backfill_since(state_dir: Path) -> float:
+    """When `scan.backfill: none` first took effect: scans leave files older than this to
+    the library as it was, and queue the ones modified since (arrivals while the daemon was
+    down). Kept in the state directory, so a restart does not forget it."""
+    marker = state_dir / BACKFILL_SINCE_NAME
+    try:
+        return float(marker.read_text(encoding="ascii"))
+    except (FileNotFoundError, ValueError):
+        now = time.time()
+        marker.write_text(f"{now}\n", encoding="ascii")
+        return now

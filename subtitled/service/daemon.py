@@ -43,6 +43,7 @@ LOCK_NAME = "subtitled.lock"  # held by the running daemon; holds its pid
 _IDLE_SECONDS = 0.5
 # Settings a running daemon cannot change: its database and its listener stay where they are.
 _RESTART_ONLY = ("state_dir", "http")
+_BACKFILL_WAIT_SECONDS = 600.0
 _STATUS_EVERY_SECONDS = 5.0
 # Without a systemd watchdog, a worker silent this long still counts as stuck.
 _DEFAULT_STALL_SECONDS = 600.0
@@ -147,6 +148,8 @@ class Daemon:
         self._held: Job | None = None  # a job whose release waits for the job store
         self._state_lock: int | None = None  # released by the kernel when the process ends
         self._admin_paused: control.AdminPause | None = None
+        self._backfill_queued = threading.Event()  # see _backfill_ordered
+        self._started = time.monotonic()
 
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
@@ -201,8 +204,12 @@ class Daemon:
                 self._do_reload()
             self._probe_pauses()
             job = None
-            if self._admin_pause() is None and not self.breaker.paused_everything():
-                job = self._store_call(partial(self.store.claim, self.breaker.paused_folders()))
+            if self._admin_pause() is None and not self.breaker.paused_everything() and \
+                    self._backfill_ordered():
+                job = self._store_call(partial(
+                    self.store.claim, self.breaker.paused_folders(),
+                    roots=[(r.path, r.priority) for r in self.settings.watch],
+                    newest_first=self.settings.scan.backfill == "newest-first"))
             if job is None:
                 idle_since = self._idle(idle_since)
                 self._report_idle()
@@ -216,6 +223,14 @@ class Daemon:
                 self._held = job
                 self._state_failed(err)
             idle_since = None
+
+    def _backfill_ordered(self) -> bool:
+        """newest-first means nothing until the library found at start is in the queue:
+        claims wait for the first scan to be queued (at most _BACKFILL_WAIT_SECONDS, should
+        the scan never end)."""
+        return self.settings.scan.backfill != "newest-first" or \
+            self._backfill_queued.is_set() or \
+            time.monotonic() - self._started > _BACKFILL_WAIT_SECONDS
 
     def _store_call(self, call: Callable[[], _T]) -> _T | None:
         """Run `call`; a failing job store (a full or broken state directory) pauses
@@ -396,8 +411,10 @@ class Daemon:
 
     def _start_watching(self) -> None:
         self.settler.settle_seconds = self.settings.scan.settle_seconds
+        since = control.backfill_since(self.settings.state_dir) \
+            if self.settings.scan.backfill == "none" else None
         self.watcher = Watcher(self.settings.watch, self.settings.scan, self.settler,
-                               self._gone)
+                               self._gone, backfill_since=since)
         self.watcher.start()
         if self._settle_thread is None:
             self._settle_thread = threading.Thread(target=self._settle_loop, name="settle",
@@ -407,6 +424,7 @@ class Daemon:
     def _settle_loop(self) -> None:
         assert self.store is not None
         while not self._stop.wait(_IDLE_SECONDS):
+            scanned = self.watcher is not None and self.watcher.scanned.is_set()
             due = self.settler.due()
             for index, (path, fingerprint, priority) in enumerate(due):
                 try:
@@ -418,6 +436,9 @@ class Daemon:
                         self.settler.note(later, again)
                     self._stop.wait(self.breaker.first_backoff)
                     break
+            else:
+                if scanned:  # everything the first scan found and could settle is queued
+                    self._backfill_queued.set()
 
     def _gone(self, path: Path) -> None:
         lost = self.breaker.root_lost(path)

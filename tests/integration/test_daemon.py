@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -304,3 +305,38 @@ def test_pause_holds_the_queue_across_a_restart_until_resume(
         assert daemon.finish(signal.SIGTERM) == 0
     assert "resumed (`subtitled resume`)" in daemon.logs[-1]
     assert run_check(daemon.config, "resume").stdout.strip() == "was not paused"
+
+
+def test_the_backfill_takes_the_newest_first_or_is_left_alone(
+        tmp_path: Path, model_dir: Path) -> None:
+    newest = DaemonRun(tmp_path / "newest", model_dir)
+    for age, name in ((3000, "old.mkv"), (1000, "newer.mkv"), (2000, "middle.mkv")):
+        film = make_video(newest.media / name, seconds=2.0)
+        os.utime(film, (time.time() - age, time.time() - age))
+    newest.start()
+    try:
+        newest.wait_until(lambda: newest.all_settled(3))
+    finally:
+        assert newest.finish(signal.SIGTERM) == 0
+    started = sorted(newest.rows(), key=lambda r: r["started"])
+    assert [Path(r["path"]).name for r in started] == ["newer.mkv", "middle.mkv", "old.mkv"]
+
+    untouched = DaemonRun(tmp_path / "none", model_dir, scan={"backfill": "none",
+                                                              "settle_seconds": 1})
+    library = make_video(untouched.media / "library.mkv", seconds=2.0)
+    os.utime(library, (time.time() - 60, time.time() - 60))
+    untouched.start()
+    try:
+        untouched.wait_until(lambda: "watching" in untouched.log_file.read_text())
+        arrival = make_video(untouched.media / "arrival.mkv", seconds=2.0)
+        untouched.wait_until(arrival.with_suffix(".en.srt").exists)
+    finally:
+        assert untouched.finish(signal.SIGTERM) == 0
+    untouched.start()  # a restart (and its scan) still leaves the library alone
+    try:
+        untouched.wait_until(lambda: "watching" in untouched.log_file.read_text())
+        time.sleep(3)
+    finally:
+        assert untouched.finish(signal.SIGTERM) == 0
+    assert [Path(r["path"]).name for r in untouched.rows()] == ["arrival.mkv"]
+    assert not library.with_suffix(".en.srt").exists()

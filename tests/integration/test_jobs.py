@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pytest
 
@@ -548,3 +548,29 @@ def test_a_read_only_store_reads_and_writes_nothing(store: JobStore, tmp_path: P
             reader.retry()
     finally:
         reader.close()
+
+
+def test_claim_takes_the_roots_priority_then_arrivals_then_the_newest(
+        tmp_path: Path) -> None:
+    films, tv = Path("/media/films"), Path("/media/tv")
+
+    def order(name: str, **options: Any) -> list[str]:
+        store = JobStore(tmp_path / f"{name}.sqlite3")
+        store.enqueue(films / "old.mkv", Fingerprint(1, 100, 1), PRIORITY_BACKFILL)
+        store.enqueue(films / "new.mkv", Fingerprint(1, 300, 2), PRIORITY_BACKFILL)
+        store.enqueue(films / "arrived.mkv", Fingerprint(1, 50, 3), PRIORITY_NEW)
+        store.enqueue(tv / "episode.mkv", Fingerprint(1, 10, 4), PRIORITY_BACKFILL)
+        names = []
+        while (job := store.claim(**options)) is not None:
+            names.append(job.path.name)
+        store.close()
+        return names
+
+    # New arrivals first; then the backfill in the order found...
+    assert order("all") == ["arrived.mkv", "old.mkv", "new.mkv", "episode.mkv"]
+    # ...or the most recently modified first...
+    assert order("newest", newest_first=True) == \
+        ["arrived.mkv", "new.mkv", "old.mkv", "episode.mkv"]
+    # ...and before all that, the roots an admin put first, even over new arrivals.
+    assert order("tv first", roots=[(tv, 5), (films, 0)], newest_first=True) == \
+        ["episode.mkv", "arrived.mkv", "new.mkv", "old.mkv"]
