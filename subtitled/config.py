@@ -86,6 +86,9 @@ class LanguageSettings:
     vote_windows: int = 5
     vote_window_seconds: float = 30.0
     task: Task = "transcribe"
+    # Take the audio track's language tag, when it has one, instead of detecting: no vote,
+    # no misdetection, but a wrong tag (many files say "eng" whatever they hold) is believed.
+    trust_track_tags: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ class SkipSettings:
     embedded_text_subtitles: bool = True
     marker_file: str = ".subtitled-skip"
     min_duration_seconds: float = 0.0
+    # Files whose audio is in one of these languages need no subtitle (the viewers speak
+    # them): by the track's tag before any audio is read, else by the detected language.
+    audio_languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

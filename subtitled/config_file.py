@@ -39,7 +39,7 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 _TOP_KEYS = ("watch", "state_dir", "log_level", "audio_languages", "stall_seconds", *_SECTIONS)
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-_LANGUAGE_LISTS = {"allowed", "languages"}
+_LANGUAGE_LISTS = {"allowed", "languages", "audio_languages"}
 
 
 class _Problems(list[str]):

@@ -55,3 +55,10 @@ def from_whisper(code: str) -> str:
 def to_whisper(iso_code: str) -> str:
     """An ISO 639-1 code as the code Whisper's tokenizer expects."""
     return _ISO_TO_WHISPER.get(iso_code, iso_code)
+
+
+def whisper_knows(iso_code: str) -> bool:
+    """Whether Whisper has this language (its 100 codes; the engines pin the list)."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return to_whisper(iso_code) in _LANGUAGE_CODES

@@ -46,8 +46,10 @@ class MediaJob:
                 media.duration_seconds < skip.min_duration_seconds:
             return self._outcome("skipped", None, None, 0, 0.0,
                                  f"shorter than {skip.min_duration_seconds:g} s")
+        if (spoken := self._needs_no_subtitle(media.audio.language)) is not None:
+            return spoken  # decided by the track's tag, before any audio is read
         resume = self.hooks.checkpoints.load() if self.hooks.checkpoints else None
-        guess = resume.language if resume else self._given_language()
+        guess = resume.language if resume else self._given_language(media)
         if guess is not None and (done := self._already_done(media, guess)):
             return done
         hint = self._hinted_language() if guess is None else None
@@ -66,7 +68,8 @@ class MediaJob:
             if guess is None and self.tools.transcriber.multilingual:
                 guess = sample_language(self.path, media, self.settings, self.tools,
                                         self.allowed, self.hooks.alive)
-                if guess is not None and (done := self._already_done(media, guess)):
+                if guess is not None and (done := self._needs_no_subtitle(guess.iso_code)
+                                          or self._already_done(media, guess)):
                     return done
                 self._save(0.0, guess, [])
             # Before the long part: an hour of decoding must not end in a folder we cannot
@@ -132,10 +135,24 @@ class MediaJob:
             return None
         return LanguageGuess(languages.to_whisper(code), 1.0, 0)
 
-    def _given_language(self) -> LanguageGuess | None:
-        """A given language, English for English-only models; None: detect it."""
+    def _needs_no_subtitle(self, spoken: str | None) -> Outcome | None:
+        """Skipped: the audio is in a language that `skip.audio_languages` says the viewers
+        understand."""
+        if spoken is None or spoken not in self.settings.skip.audio_languages:
+            return None
+        return self._outcome("skipped", None, None, 0, 0.0,
+                             f"its audio is in {spoken} (skip.audio_languages)")
+
+    def _given_language(self, media: MediaInfo) -> LanguageGuess | None:
+        """A given language, English for English-only models, the audio track's tag when
+        trusted (and allowed here); None: detect it."""
         wanted = self.settings.language.language
         transcriber = self.tools.transcriber
+        tag = media.audio.language
+        if wanted == "auto" and self.settings.language.trust_track_tags and tag and \
+                transcriber.multilingual and languages.whisper_knows(tag) and \
+                (not self.allowed or languages.to_whisper(tag) in self.allowed):
+            return LanguageGuess(languages.to_whisper(tag), 1.0, 0)
         if wanted != "auto":
             code = languages.normalize(wanted)
             if code is None:

@@ -64,8 +64,9 @@ class FakeTranscriber:
         return None
 
 
-def media_info(path: Path, duration: float | None, offset: float = 0.0) -> MediaInfo:
-    stream = AudioStream(0, None, "", 1, True, False, offset)
+def media_info(path: Path, duration: float | None, offset: float = 0.0,
+               language: str | None = None) -> MediaInfo:
+    stream = AudioStream(0, language, "", 1, True, False, offset)
     return MediaInfo(path, stream, duration, 1)
 
 
@@ -76,13 +77,14 @@ class FakeMedia:
     audio: np.ndarray
     offset: float = 0.0
     written: dict[Path, list[Cue]] = field(default_factory=dict)
+    language: str | None = None  # the audio track's tag
 
     def tools(self, transcriber: FakeTranscriber) -> Tools:
         return Tools(self.probe, self.open_audio, transcriber, self.write,
                      LoudnessProbabilities)
 
     def probe(self, path: Path) -> MediaInfo:
-        return media_info(path, len(self.audio) / RATE, self.offset)
+        return media_info(path, len(self.audio) / RATE, self.offset, self.language)
 
     def open_audio(self, info: MediaInfo, start: float | None,
                    duration: float | None) -> Iterable[np.ndarray]:

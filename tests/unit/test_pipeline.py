@@ -255,3 +255,40 @@ def test_a_chunk_whose_batched_text_looks_like_a_loop_is_decoded_again_alone() -
     process_media_file(MOVIE, SETTINGS, FakeMedia(speech_with_pauses(8)).tools(transcriber))
     # The batch of two, then each chunk once more through `transcribe`.
     assert transcriber.batches == [2] and len(transcriber.calls) == 4
+
+
+def test_audio_in_a_language_the_viewers_speak_needs_no_subtitle() -> None:
+    skip = replace(SETTINGS, skip=replace(SETTINGS.skip, audio_languages=("en", "de")))
+    # By the track's tag: decided before any audio is read.
+    tagged = FakeMedia(speech_with_pauses(8), language="en")
+    transcriber = FakeTranscriber()
+    outcome = process_media_file(MOVIE, skip, tagged.tools(transcriber))
+    assert (outcome.status, outcome.reason) == ("skipped",
+                                                "its audio is in en (skip.audio_languages)")
+    assert transcriber.calls == [] and tagged.written == {}
+    # Untagged: by the language detected (loud audio is German to the fake), before decoding.
+    untagged = FakeMedia(np.concatenate([tone(5, level=0.9), silence(2)] * 8))
+    outcome = process_media_file(MOVIE, skip, untagged.tools(transcriber))
+    assert outcome.status == "skipped" and "in de" in (outcome.reason or "")
+    assert transcriber.calls == []
+    # Another language is subtitled as before (the tag is not trusted: detected, English).
+    only_german = replace(SETTINGS, skip=replace(SETTINGS.skip, audio_languages=("de",)))
+    other = FakeMedia(speech_with_pauses(8), language="ja")
+    outcome = process_media_file(MOVIE, only_german, other.tools(FakeTranscriber()))
+    assert (outcome.status, outcome.language) == ("written", "en")
+
+
+def test_a_trusted_track_tag_replaces_detection() -> None:
+    trusting = replace(SETTINGS, language=replace(SETTINGS.language, trust_track_tags=True))
+    media = FakeMedia(speech_with_pauses(8), language="ja")  # the fake would detect English
+    outcome = process_media_file(MOVIE, trusting, media.tools(FakeTranscriber()))
+    assert (outcome.status, outcome.language) == ("written", "ja")
+    assert list(media.written) == [MOVIE.with_name("Movie.ja.srt")]
+    # A tag outside the folder's allow-list, or one Whisper does not know, is not trusted.
+    allowed = replace(trusting, language=replace(trusting.language, allowed=("en",)))
+    outcome = process_media_file(MOVIE, allowed, FakeMedia(
+        speech_with_pauses(8), language="ja").tools(FakeTranscriber()))
+    assert outcome.language == "en"
+    outcome = process_media_file(MOVIE, trusting, FakeMedia(
+        speech_with_pauses(8), language="xq").tools(FakeTranscriber()))
+    assert outcome.language == "en"
