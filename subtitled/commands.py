@@ -64,6 +64,8 @@ def transcribe(settings: TranscribeSettings, paths: Sequence[Path]) -> int:
     """Returns the exit status: 0 when every file succeeded or was skipped, else 1; 75 at
     once when the GPU is in a sticky error state (no later file could succeed)."""
     paths = media_files(paths)
+    if not paths:
+        return 1  # only folders without media: nothing was done, and no model is loaded
     transcriber = build_transcriber(settings.model)
     tools = real_tools(settings, transcriber)
     failures = 0
@@ -158,6 +160,11 @@ def status(settings: DaemonSettings) -> int:
 def retry(settings: DaemonSettings, path: Path | None, force: bool = False) -> int:
     with _job_store(settings, read_only=False) as store:
         count = store.retry(path.absolute() if path else None, force=force)
+        if path is not None and not count:
+            job = store.get(path.absolute())
+            why = "it is being transcribed now" if job is not None else \
+                "the daemon has not seen it (is it under a watched folder?)"
+            print(f"subtitled: {shown(path)}: not queued again: {why}", file=sys.stderr)
     print(f"queued again: {count}")
     return 0 if count or path is None else 1
 

@@ -103,7 +103,9 @@ _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # What a job starts from again when its file changed or someone asked for a retry.
-_FRESH = "first_failure = NULL, failures = 0, sticky_exits = 0"
+# (A `force` asked for by `retry --force` goes with it: SQLite takes the last assignment
+# of a column, so retry can set it again after this.)
+_FRESH = "first_failure = NULL, failures = 0, sticky_exits = 0, force = 0"
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
 _REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
             " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
@@ -503,7 +505,7 @@ class JobStore:
             _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("UPDATE jobs SET state = ?, language = COALESCE(?, language),"
                        " cue_count = ?, audio_seconds = ?, wall_seconds = ?, output = ?,"
-                       f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?, force = 0,"
+                       f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?,"
                        " written_path = CASE WHEN ? THEN output ELSE written_path END,"
                        " written_sha256 = CASE WHEN ? THEN output_sha256 ELSE written_sha256"
                        " END WHERE id = ?",
@@ -534,9 +536,10 @@ class JobStore:
             refund = 1 if state == "queued" else 0
             db.execute("UPDATE jobs SET state = ?, last_error = ?, error_class = ?,"
                        " not_before = ?, updated = ?, first_failure = ?, failures = ?,"
-                       " attempts = MAX(attempts - ?, 0) WHERE id = ?",
+                       " attempts = MAX(attempts - ?, 0),"
+                       " force = CASE WHEN ? = 'queued' THEN force ELSE 0 END WHERE id = ?",
                        (state, _text(error), error_class, now + delay, now, first, failures,
-                        refund, job.id))
+                        refund, state, job.id))
         return state
 
     def defer(self, job: Job, error: str, error_class: str, not_before: float, *,
@@ -599,7 +602,7 @@ class JobStore:
                 if written + 1.0 < row["updated"]:  # an older file of that name
                     continue
                 _drop_checkpoints(db, "id = ?", (row["id"],))
-                db.execute("UPDATE jobs SET state = 'done', last_error = NULL,"
+                db.execute("UPDATE jobs SET state = 'done', last_error = NULL, force = 0,"
                            " error_class = NULL, updated = ?, written_path = output,"
                            " written_sha256 = output_sha256 WHERE id = ?",
                            (time.time(), row["id"]))

@@ -89,8 +89,11 @@ class Notifier:
         return self._send is not None
 
     def send(self, *fields: str) -> None:
+        """Each field on one line, as valid UTF-8: a file name in STATUS= may hold a newline
+        (which would start a field of its own) or bytes that are not UTF-8."""
         if self._send is not None:
-            self._send("\n".join(fields))
+            clean = (f.replace("\n", " ").encode("utf-8", "replace").decode() for f in fields)
+            self._send("\n".join(clean))
 
     def status(self, text: str) -> None:
         if text != self._last_status:

@@ -281,9 +281,11 @@ class Watcher:
 
 
 def _older(path: Path, since: float) -> bool:
-    """Modified before `since` (a file that cannot be looked at is left to `offer`)."""
+    """Neither modified nor changed (moved or copied in with its old mtime kept, which
+    sets the ctime) since `since`; a file that cannot be looked at is left to `offer`."""
     try:
-        return path.stat().st_mtime < since
+        found = path.stat()
+        return max(found.st_mtime, found.st_ctime) < since
     except OSError:
         return False
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
 PAUSE_NAME = "paused"
 BACKFILL_SINCE_NAME = "backfill-none-since"
 
@@ -76,11 +78,21 @@ def resume(state_dir: Path) -> bool:
 def backfill_since(state_dir: Path) -> float:
     """When `scan.backfill: none` first took effect: scans leave files older than this to
     the library as it was, and queue the ones modified since (arrivals while the daemon was
-    down). Kept in the state directory, so a restart does not forget it."""
+    down). Kept in the state directory, so a restart does not forget it; if it cannot be
+    kept, this run counts from now and says so."""
     marker = state_dir / BACKFILL_SINCE_NAME
     try:
         return float(marker.read_text(encoding="ascii"))
-    except (FileNotFoundError, ValueError):
-        now = time.time()
-        marker.write_text(f"{now}\n", encoding="ascii")
-        return now
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as err:
+        logger.warning("%s cannot be read (%s); it is made again", marker, err)
+    now = time.time()
+    partial = state_dir / f".{BACKFILL_SINCE_NAME}.{os.getpid()}.tmp"
+    try:
+        partial.write_text(f"{now}\n", encoding="ascii")
+        partial.replace(marker)
+    except OSError as err:
+        logger.warning("cannot record when backfill: none began in %s (%s); files older than "
+                       "now are left alone until the next start", marker, err.strerror or err)
+    return now

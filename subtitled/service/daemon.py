@@ -463,7 +463,10 @@ class Daemon:
         try:
             new = config_file.load(self.config_path)
         except ConfigError as err:
-            self._reload_failed(f"the configuration has problems:\n{err.message}")
+            problems = err.message.splitlines()
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self._reload_failed(f"{self.config_path}: {problems[0]}{more}",
+                                "\n".join(problems[1:]))
             return
         old = self.settings
         for name in _RESTART_ONLY:
@@ -490,9 +493,10 @@ class Daemon:
         self._check_roots()
         logger.info("configuration reloaded")
 
-    def _reload_failed(self, why: str) -> None:
-        logger.error("reload failed, keeping the running configuration and model: %s", why)
-        self._reload_problem = why.splitlines()[0]
+    def _reload_failed(self, why: str, details: str = "") -> None:
+        logger.error("reload failed, keeping the running configuration and model: %s%s", why,
+                     f"\n{details}" if details else "")
+        self._reload_problem = why
 
     def _shutdown(self) -> None:
         self._stop.set()

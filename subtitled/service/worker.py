@@ -30,7 +30,15 @@ from subtitled.jobs import Fingerprint, Job, JobStore, Result, file_sha256, text
 from subtitled.language import LanguageGuess
 from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
-from subtitled.pipeline import Hooks, Outcome, Resume, Tools, Write, process_media_file
+from subtitled.pipeline import (
+    Hooks,
+    Outcome,
+    Resume,
+    Tools,
+    Write,
+    engine_calls,
+    process_media_file,
+)
 from subtitled.pipeline import checkpoints as saved_words
 from subtitled.pipeline.tools import Previous
 from subtitled.service.breaker import Breaker
@@ -174,11 +182,20 @@ class Worker:
         if self.admin_paused():
             raise PausedByAdmin
 
+    def _engine_done(self, job: Job) -> None:
+        """A pause leaves the engine call it gave up on running on its thread (a stop ends
+        the process instead): wait for it, alive, so that nothing else uses the model
+        beside it, and the machine is really free when the pause says so."""
+        while engine_calls.abandoned() and not self.stop.wait(0.2):
+            self.health.beat(f"pausing: the engine finishes its batch of {job.path.name}")
+
     def _process_and_record(self, job: Job, settings: TranscribeSettings, tools: Tools,
                             hooks: Hooks, daemon: DaemonSettings) -> None:
         try:
             outcome = process_media_file(job.path, settings, tools, hooks)
         except Cancelled as cancelled:
+            if isinstance(cancelled, PausedByAdmin):
+                self._engine_done(job)
             self.store.release(job)
             why = "a pause" if isinstance(cancelled, PausedByAdmin) else "shutdown"
             logger.info("%s: abandoned for %s; requeued, and resumes from its last "

@@ -574,3 +574,30 @@ def test_claim_takes_the_roots_priority_then_arrivals_then_the_newest(
     # ...and before all that, the roots an admin put first, even over new arrivals.
     assert order("tv first", roots=[(tv, 5), (films, 0)], newest_first=True) == \
         ["episode.mkv", "arrived.mkv", "new.mkv", "old.mkv"]
+
+
+def test_a_forced_redo_is_forgotten_once_the_job_ends_however_it_ends(
+        store: JobStore, tmp_path: Path) -> None:
+    for ending in ("finish", "fail", "written"):
+        path = tmp_path / f"{ending}.mkv"
+        store.enqueue(path, FP, PRIORITY_NEW)
+        assert store.retry(path, force=True) == 1
+        job = store.claim()
+        assert job is not None and job.force
+        if ending == "finish":
+            store.finish(job, "done", Result("en", 1, 1.0, 1.0, Path("/media/finish.en.srt")))
+        elif ending == "fail":
+            store.fail(job, "decode: broken", "MediaError", transient=False, **RETRY)
+        else:  # written, then the process died before it recorded so
+            target = path.with_suffix(".en.srt")
+            store.writing(job, target, 1, "0" * 64)
+            target.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+            assert store.finish_written() == [path]
+        assert not store.get(path).force, ending  # type: ignore[union-attr]
+    transient = Path("/media/transient.mkv")
+    store.enqueue(transient, FP, PRIORITY_NEW)
+    store.retry(transient, force=True)
+    job = store.claim()
+    assert job is not None
+    store.fail(job, "probe: timeout", "TransientError", transient=True, **RETRY)
+    assert store.get(transient).force  # type: ignore[union-attr]  # still to be done, forced

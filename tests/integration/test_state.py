@@ -74,6 +74,8 @@ def test_status_and_retry_by_a_user_who_may_only_read_the_state(tmp_path: Path) 
     tmp_path.chmod(0o755)
 
     daemon = JobStore(state / "jobs.sqlite3")  # the running daemon keeps its -wal and -shm
+    for kept in state.glob("jobs.sqlite3-*"):  # ...as its own user's, which we are not
+        os.chown(kept, OTHER_USER, OTHER_USER)
     try:
         status = cli(config, "status", prefix=NOT_THE_OWNER)
         assert status.returncode == 0, status.stderr

@@ -76,3 +76,13 @@ def test_a_socket_only_libsystemd_speaks_is_an_error_not_silence(
     assert not notifier.enabled
     assert any(r.levelno == logging.ERROR and "systemd-python" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_file_name_cannot_break_a_field_or_the_encoding(tmp_path: Path) -> None:
+    sent: list[str] = []
+    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "s")}, library=lambda: sent.append)
+    notifier.status("transcribing evil\nWATCHDOG=trigger.mkv")
+    notifier.status("transcribing caf\udce9.mkv")  # a Latin-1 name, as os.fsdecode gives it
+    assert sent[0] == "STATUS=transcribing evil WATCHDOG=trigger.mkv"
+    assert sent[1] == "STATUS=transcribing caf?.mkv"
+    sent[1].encode("utf-8")
