@@ -7,10 +7,9 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from subtitled import __version__, languages
+from subtitled import __version__
 from subtitled.config import (
     COMPUTE_TYPES,
     DEVICES,
@@ -18,11 +17,6 @@ from subtitled.config import (
     LANGUAGE_MODES,
     TASKS,
     Auto,
-    CueLimits,
-    LanguageSettings,
-    ModelSettings,
-    OutputSettings,
-    SkipSettings,
     TranscribeSettings,
 )
 from subtitled.errors import ConfigError, EngineStuck, SubtitledError, shown
@@ -31,13 +25,8 @@ logger = logging.getLogger("subtitled")
 
 
 def _codes(value: str) -> tuple[str, ...]:
-    codes = []
-    for raw in value.split(","):
-        code = languages.normalize(raw)
-        if code is None:
-            raise argparse.ArgumentTypeError(f"unknown language code {raw!r}")
-        codes.append(code)
-    return tuple(codes)
+    """Comma-separated language codes; the schema checks and normalizes each."""
+    return tuple(code.strip() for code in value.split(",") if code.strip())
 
 
 def _count(value: str) -> int | Auto:
@@ -151,39 +140,49 @@ def _add_transcribe(p: argparse.ArgumentParser) -> None:
                    help="reading speed in characters per second (default: %(default)s)")
 
 
+# Each setting the command line sets, by its key path in the schema, and its option.
+_OPTIONS = {
+    ("model", "name"): "--model", ("model", "engine"): "--engine",
+    ("model", "device"): "--device", ("model", "model_dir"): "--model-dir",
+    ("model", "offline"): "--offline", ("model", "beam_size"): "--beam-size",
+    ("model", "batch_size"): "--batch-size", ("model", "compute_type"): "--compute-type",
+    ("language", "language"): "--language", ("language", "mode"): "--language-mode",
+    ("language", "allowed"): "--allowed-languages", ("language", "task"): "--task",
+    ("cues", "max_line_chars"): "--max-line-chars", ("cues", "max_lines"): "--max-lines",
+    ("cues", "min_duration_seconds"): "--min-duration",
+    ("cues", "max_duration_seconds"): "--max-duration",
+    ("cues", "min_gap_seconds"): "--min-gap", ("cues", "max_chars_per_second"): "--max-cps",
+    ("output", "template"): "--template", ("output", "overwrite"): "--force",
+    ("preferred_audio_languages",): "--audio-language",
+}
+
+
+def _option(loc: tuple[int | str, ...]) -> str:
+    keys = tuple(part for part in loc if isinstance(part, str))
+    return _OPTIONS.get(keys, ".".join(keys))
+
+
 def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
-    cues = CueLimits(max_line_chars=args.max_line_chars, max_lines=args.max_lines,
-                     min_duration_seconds=args.min_duration,
-                     max_duration_seconds=args.max_duration, min_gap_seconds=args.min_gap,
-                     max_chars_per_second=args.max_cps)
-    problems = []
-    if cues.max_line_chars < 10 or cues.max_lines < 1:
-        problems.append("--max-line-chars must be at least 10 and --max-lines at least 1")
-    if not 0 < cues.min_duration_seconds < cues.max_duration_seconds:
-        problems.append("need 0 < --min-duration < --max-duration")
-    if cues.min_gap_seconds < 0 or cues.max_chars_per_second <= 0:
-        problems.append("--min-gap must be >= 0 and --max-cps > 0")
-    if any(value != "auto" and value < 1 for value in (args.beam_size, args.batch_size)):
-        problems.append("--beam-size and --batch-size must be 'auto' or at least 1")
-    if args.language != "auto" and languages.normalize(args.language) is None:
-        problems.append(f"--language: unknown language code {args.language!r}")
-    if problems:
-        raise ConfigError("; ".join(problems), stage="options")
-    defaults = TranscribeSettings()
-    return replace(
-        defaults,
-        model=ModelSettings(name=args.model, engine=args.engine, device=args.device,
-                            model_dir=args.model_dir, offline=args.offline,
-                            beam_size=args.beam_size, batch_size=args.batch_size,
-                            compute_type=args.compute_type),
-        language=LanguageSettings(language=args.language, mode=args.language_mode,
-                                  allowed=args.allowed_languages, task=args.task),
-        cues=cues,
-        output=OutputSettings(template=args.template, overwrite=args.force),
+    """The options, through the schema the configuration file goes through."""
+    from subtitled.config_file import transcribe_settings
+
+    sections = {
+        "model": {"name": args.model, "engine": args.engine, "device": args.device,
+                  "model_dir": args.model_dir, "offline": args.offline,
+                  "beam_size": args.beam_size, "batch_size": args.batch_size,
+                  "compute_type": args.compute_type},
+        "language": {"language": args.language, "mode": args.language_mode,
+                     "allowed": args.allowed_languages, "task": args.task},
+        "cues": {"max_line_chars": args.max_line_chars, "max_lines": args.max_lines,
+                 "min_duration_seconds": args.min_duration,
+                 "max_duration_seconds": args.max_duration,
+                 "min_gap_seconds": args.min_gap, "max_chars_per_second": args.max_cps},
+        "output": {"template": args.template, "overwrite": args.force},
         # Asked for by name: only a subtitle already beside the file stops us.
-        skip=SkipSettings(embedded_text_subtitles=False, marker_file=""),
-        preferred_audio_languages=args.audio_language,
-    )
+        "skip": {"embedded_text_subtitles": False, "marker_file": ""},
+        "preferred_audio_languages": args.audio_language,
+    }
+    return transcribe_settings(sections, _option)
 
 
 # syslog(3) priorities, which journald reads from a `<N>` at the start of a line: debug 7,

@@ -1,11 +1,78 @@
-"""Settings as frozen dataclasses; every value carries its unit in its name."""
+"""Settings as frozen dataclasses; every value carries its unit in its name.
+
+They are also the schema of the configuration: pydantic validates a YAML document or the
+command line's options against these types (`config_file`), with the range of every number,
+the languages Whisper knows and the fields an output template may use. A value these types
+accept must work: a test feeds accepted documents through the pipeline."""
 
 from __future__ import annotations
 
 import os
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, Strict, with_config
+
+from subtitled import languages
+
+# Scalars as YAML gives them: no "yes" for true, no "5" for 5 (an int is a number, though).
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict(), Field(min_length=1)]
+
+
+NonNegative = Annotated[float, Strict(), Field(ge=0)]
+Positive = Annotated[float, Strict(), Field(gt=0)]
+Share = Annotated[float, Strict(), Field(gt=0, lt=1)]  # a probability strictly inside
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+
+
+def _language(code: str) -> str:
+    """A language code as users write it (en, eng, ger, en-US) → ISO 639-1, one Whisper
+    knows."""
+    iso = languages.normalize(code)
+    if iso is None or not languages.whisper_knows(iso):
+        raise ValueError(f"unknown language code {code!r}")
+    return iso
+
+
+def _extension(text: str) -> str:
+    if not text.startswith(".") or len(text) < 2 or "/" in text:
+        raise ValueError(f"{text!r}: each extension starts with a dot (.mkv)")
+    return text.lower()  # matched against the lowercased suffix
+
+
+def _template(template: str) -> str:
+    """An output name: only the fields {stem}, {lang} and {name}, giving a plain file name
+    that differs by language."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise ValueError(f"{template!r} is not a template: {err}") from None
+    unknown = fields - {"stem", "lang", "name"}
+    if unknown:
+        raise ValueError(f"{template!r} uses {', '.join(sorted(unknown))}; the fields are "
+                         "{stem}, {lang} and {name}")
+    sample = template.format(stem="Movie", lang="en", name="Movie.mkv")
+    if "/" in sample or sample in ("", ".", "..") or "lang" not in fields:
+        raise ValueError(f"{template!r} must give a file name beside the video that holds "
+                         "{lang}")
+    return template
+
+
+def _compute_type(value: str) -> str:
+    if value not in COMPUTE_TYPES:
+        raise ValueError(f"{value!r} is not one of {', '.join(COMPUTE_TYPES)}")
+    return value
+
+
+LanguageCode = Annotated[str, Strict(), AfterValidator(_language)]
+Extension = Annotated[str, Strict(), AfterValidator(_extension)]
+Template = Annotated[str, Strict(), AfterValidator(_template)]
+ComputeType = Annotated[str, Strict(), AfterValidator(_compute_type)]
+# Unknown keys are refused: a typo must not pass for a default.
+UNKNOWN_KEYS_REFUSED = ConfigDict(extra="forbid")
 
 EngineName = Literal["openai-whisper", "faster-whisper"]
 EngineSetting = Literal["auto", "openai-whisper", "faster-whisper"]
@@ -34,13 +101,17 @@ SYSTEM_STATE_DIR = Path("/var/lib/subtitled")
 
 def default_state_dir() -> Path:
     """systemd's StateDirectory= when set (the system unit's /var/lib/subtitled, the user
-    unit's ~/.local/state/subtitled); outside systemd the system one where it exists or for
-    root (`sudo -u subtitled subtitled status` finds the service's), else the user's XDG
-    state folder, which is where the user unit keeps it."""
+    unit's ~/.local/state/subtitled); outside systemd the system one for root and for the
+    user who owns it (`sudo -u subtitled subtitled status` finds the service's), else the
+    user's XDG state folder, which is where the user unit keeps it."""
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     if state:
         return Path(state)
-    if os.geteuid() == 0 or SYSTEM_STATE_DIR.is_dir():
+    try:
+        services = SYSTEM_STATE_DIR.stat().st_uid == os.geteuid()
+    except OSError:
+        services = False
+    if os.geteuid() == 0 or services:
         return SYSTEM_STATE_DIR
     xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg) / "subtitled"
@@ -51,97 +122,107 @@ COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16"
                  "float16", "bfloat16", "float32")
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class ModelSettings:
     """What the admin asked for; "auto" values are chosen from the hardware when the model
     loads (`engines.auto.choose`), each with its reason, shown by `subtitled doctor`."""
 
-    name: str = "large-v3"
+    name: Text = "large-v3"
     # auto: openai-whisper in FP16 on a CUDA GPU, faster-whisper int8 on a CPU.
     engine: EngineSetting = "auto"
     device: DeviceName = "auto"
     model_dir: Path = field(default_factory=default_model_dir)
     # Never reach for the network; fail with instructions instead of downloading.
-    offline: bool = False
+    offline: Bool = False
     # auto: 5 on a GPU, 1 (greedy) on a CPU, where beam 5 costs time and no accuracy.
-    beam_size: int | Auto = "auto"
+    beam_size: Annotated[int, Strict(), Field(ge=1, le=16)] | Auto = "auto"
     # Speech chunks decoded together in one batch: one encoder pass and one beam search
     # for all of them. auto: as many as the memory this process may use holds (free GPU
     # memory; on a CPU the smallest of MemAvailable, the cgroup limit and RLIMIT_AS).
-    batch_size: int | Auto = "auto"
+    batch_size: Annotated[int, Strict(), Field(ge=1, le=64)] | Auto = "auto"
     # faster-whisper only. auto: the fastest type the device supports (float16 needs a GPU
     # with fast FP16; a Pascal card gets int8_float32).
-    compute_type: str = "auto"
-    cpu_threads: int = 0  # 0: all cores
+    compute_type: ComputeType = "auto"
+    cpu_threads: NonNegativeInt = 0  # 0: all cores
     # With the queue idle this long, cached GPU memory goes back to the driver for the
     # media server's transcoding (the model stays loaded). 0: never.
-    gpu_idle_release_seconds: float = 60.0
+    gpu_idle_release_seconds: NonNegative = 60.0
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class LanguageSettings:
-    language: str = "auto"  # "auto" or an ISO 639-1 code
+    language: Literal["auto"] | LanguageCode = "auto"  # or an ISO 639-1 code
     mode: LanguageMode = "vote"
-    allowed: tuple[str, ...] = ()  # empty: any language the model knows
-    vote_windows: int = 5
-    vote_window_seconds: float = 30.0
+    allowed: tuple[LanguageCode, ...] = ()  # empty: any language the model knows
+    vote_windows: Annotated[int, Strict(), Field(ge=1, le=20)] = 5
+    # Whisper hears 30 s at a time: a longer window would be cut.
+    vote_window_seconds: Annotated[float, Strict(), Field(ge=1, le=30)] = 30.0
     task: Task = "transcribe"
     # Take the audio track's language tag, when it has one, instead of detecting: no vote,
     # no misdetection, but a wrong tag (many files say "eng" whatever they hold) is believed.
-    trust_track_tags: bool = False
+    trust_track_tags: Bool = False
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class SpeechSettings:
-    threshold: float = 0.5
-    neg_threshold: float = 0.35
-    min_speech_ms: int = 250
-    min_silence_ms: int = 500
-    speech_pad_ms: int = 200
-    max_chunk_seconds: float = 30.0
+    threshold: Share = 0.5
+    neg_threshold: Share = 0.35  # below threshold: where speech ends
+    min_speech_ms: Annotated[int, Strict(), Field(ge=0, le=10_000)] = 250
+    min_silence_ms: Annotated[int, Strict(), Field(ge=0, le=10_000)] = 500
+    speech_pad_ms: Annotated[int, Strict(), Field(ge=0, le=2_000)] = 200
+    # Whisper hears 30 s at a time: speech past that in a chunk would be lost.
+    max_chunk_seconds: Annotated[float, Strict(), Field(ge=5, le=30)] = 30.0
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class FilterSettings:
     """Whisper's own signals that a segment is not speech or is a decoding loop."""
 
-    no_speech_threshold: float = 0.6
-    logprob_threshold: float = -1.0
-    compression_ratio_threshold: float = 2.4
-    min_loop_repeats: int = 4
+    no_speech_threshold: Share = 0.6
+    logprob_threshold: Annotated[float, Strict(), Field(lt=0)] = -1.0
+    compression_ratio_threshold: Annotated[float, Strict(), Field(gt=1)] = 2.4
+    min_loop_repeats: Annotated[int, Strict(), Field(ge=2, le=100)] = 4
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class CueLimits:
-    max_line_chars: int = 42
-    max_lines: int = 2
-    min_duration_seconds: float = 1.0
-    max_duration_seconds: float = 7.0
-    min_gap_seconds: float = 0.08  # two frames at 25 fps
-    max_chars_per_second: float = 20.0
+    max_line_chars: Annotated[int, Strict(), Field(ge=10, le=200)] = 42
+    max_lines: Annotated[int, Strict(), Field(ge=1, le=4)] = 2
+    min_duration_seconds: Annotated[float, Strict(), Field(gt=0, le=10)] = 1.0
+    max_duration_seconds: Annotated[float, Strict(), Field(gt=0, le=30)] = 7.0
+    min_gap_seconds: Annotated[float, Strict(), Field(ge=0, le=1)] = 0.08  # 2 frames, 25 fps
+    max_chars_per_second: Annotated[float, Strict(), Field(ge=5, le=100)] = 20.0
     # A pause this long between words always starts a new cue.
-    max_word_gap_seconds: float = 1.5
+    max_word_gap_seconds: Annotated[float, Strict(), Field(gt=0, le=30)] = 1.5
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class OutputSettings:
-    template: str = "{stem}.{lang}.srt"
-    overwrite: bool = False
+    template: Template = "{stem}.{lang}.srt"
+    overwrite: Bool = False
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class SkipSettings:
     """Files that need no subtitle from us."""
 
-    existing_sidecar: bool = True
-    embedded_text_subtitles: bool = True
-    marker_file: str = ".subtitled-skip"
-    min_duration_seconds: float = 0.0
+    existing_sidecar: Bool = True
+    embedded_text_subtitles: Bool = True
+    marker_file: Annotated[str, Strict(), Field(pattern=r"^[^/]*$")] = ".subtitled-skip"
+    min_duration_seconds: NonNegative = 0.0
     # Files whose audio is in one of these languages need no subtitle (the viewers speak
     # them): by the track's tag before any audio is read, else by the detected language.
-    audio_languages: tuple[str, ...] = ()
+    audio_languages: tuple[LanguageCode, ...] = ()
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class TranscribeSettings:
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -152,9 +233,9 @@ class TranscribeSettings:
     output: OutputSettings = field(default_factory=OutputSettings)
     skip: SkipSettings = field(default_factory=SkipSettings)
     # Container language tags to prefer when choosing the audio track, in order.
-    preferred_audio_languages: tuple[str, ...] = ()
+    preferred_audio_languages: tuple[LanguageCode, ...] = ()
     # ffprobe, or ffmpeg while extracting, silent this long is stopped; the file is retried.
-    stall_seconds: float = 120.0
+    stall_seconds: Annotated[float, Strict(), Field(ge=1)] = 120.0
 
 
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".m4v", ".avi", ".mov", ".wmv", ".webm", ".ts", ".m2ts",
@@ -165,26 +246,31 @@ PollingMode = Literal["auto", "on", "off"]
 Backfill = Literal["all", "none", "newest-first"]
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class WatchRoot:
     path: Path
-    recursive: bool = True
-    languages: tuple[str, ...] = ()  # allow-list for language detection in this folder
-    priority: int = 0  # files under a root with a higher priority are done first
+    recursive: Bool = True
+    languages: tuple[LanguageCode, ...] = ()  # allow-list for language detection here
+    # Files under a root with a higher priority are done first.
+    priority: Annotated[int, Strict(), Field(ge=0, le=100)] = 0
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class ScanSettings:
-    include_extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+    include_extensions: Annotated[tuple[Extension, ...], Field(min_length=1)] = \
+        VIDEO_EXTENSIONS
     ignore_globs: tuple[str, ...] = ("*/@eaDir/*", "*/.Trash-*/*", "*/#recycle/*",
                                      "*-sample.*", "*.sample.*", "*/Sample/*")
-    settle_seconds: float = 30.0
+    settle_seconds: NonNegative = 30.0
     polling: PollingMode = "auto"
-    polling_interval_seconds: float = 10.0
-    rescan_interval_seconds: float = 3600.0
+    polling_interval_seconds: Annotated[float, Strict(), Field(ge=1)] = 10.0
+    rescan_interval_seconds: Annotated[float, Strict(), Field(ge=60)] = 3600.0
     backfill: Backfill = "newest-first"
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class RetrySettings:
     """`max_attempts`: how many times a file may end the process (a crash, a kill) before
@@ -192,21 +278,23 @@ class RetrySettings:
     doubling backoff for `transient_budget_hours` from its first failure. A fault of the
     environment (a share down, a full disk) never costs an attempt: the daemon pauses."""
 
-    max_attempts: int = 3
-    backoff_seconds: float = 60.0
-    backoff_max_seconds: float = 3600.0
-    transient_budget_hours: float = 24.0
+    max_attempts: Annotated[int, Strict(), Field(ge=1, le=100)] = 3
+    backoff_seconds: NonNegative = 60.0
+    backoff_max_seconds: NonNegative = 3600.0
+    transient_budget_hours: Positive = 24.0
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class HttpSettings:
     """The optional /health and /metrics listener; loopback only unless told otherwise."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 9797
+    enabled: Bool = False
+    host: Text = "127.0.0.1"
+    port: Annotated[int, Strict(), Field(ge=0, le=65535)] = 9797  # 0: any free port
 
 
+@with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class DaemonSettings:
     watch: tuple[WatchRoot, ...]
@@ -215,4 +303,4 @@ class DaemonSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,23 +1,27 @@
-"""The YAML configuration → DaemonSettings, listing every problem with its key path."""
+"""The YAML configuration → DaemonSettings, through the schema the settings' own types
+declare (`subtitled.config`, validated by pydantic), listing every problem with its key
+path. The command line's options go through the same schema (`transcribe_settings`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, with_config
+from pydantic_core import ErrorDetails
 
-from subtitled import languages
 from subtitled.config import (
-    COMPUTE_TYPES,
+    UNKNOWN_KEYS_REFUSED,
     CueLimits,
     DaemonSettings,
     FilterSettings,
     HttpSettings,
+    LanguageCode,
     LanguageSettings,
     ModelSettings,
     OutputSettings,
@@ -32,205 +36,240 @@ from subtitled.config import (
 from subtitled.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/subtitled/config.yaml")
-_SECTIONS: dict[str, type[Any]] = {
-    "scan": ScanSettings, "skip": SkipSettings, "retry": RetrySettings, "model": ModelSettings,
-    "language": LanguageSettings, "speech": SpeechSettings, "filters": FilterSettings,
-    "cues": CueLimits, "output": OutputSettings, "http": HttpSettings,
-}
-_TOP_KEYS = ("watch", "state_dir", "log_level", "audio_languages", "stall_seconds", *_SECTIONS)
-_LOG_LEVELS = ("debug", "info", "warning", "error")
-_LANGUAGE_LISTS = {"allowed", "languages", "audio_languages"}
 
 
-class _Problems(list[str]):
-    def add(self, where: str, what: str) -> None:
-        self.append(f"At '{where}': {what}")
+def _root(item: Any) -> Any:
+    """A watched folder may be written as its path alone."""
+    return {"path": item} if isinstance(item, str) else item
 
 
-def _value(raw: Any, hint: Any, where: str, problems: _Problems, *,
-           allow_negative: bool = False) -> Any:
-    """One YAML value checked against a dataclass field's type; None when it is invalid."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):  # `int | Literal["auto"]`
-        words = [a for a in args if typing.get_origin(a) is typing.Literal]
-        if any(raw in typing.get_args(word) for word in words):
-            return raw
-        other = next(a for a in args if a not in words)
-        value = _value(raw, other, where, problems, allow_negative=allow_negative)
-        if value is None and problems and problems[-1].startswith(f"At '{where}': must be"):
-            named = " or ".join(repr(w) for a in words for w in typing.get_args(a))
-            problems[-1] = f"{problems[-1].rsplit(', not ', 1)[0]} or {named}, not {raw!r}"
-        return value
-    if origin is typing.Literal:
-        if raw in args:
-            return raw
-        problems.add(where, f"{raw!r} is not one of {', '.join(map(str, args))}")
-        return None
-    if origin is tuple:
-        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
-            problems.add(where, "must be a list of strings")
-            return None
-        return tuple(raw)
-    if hint is bool:
-        if isinstance(raw, bool):
-            return raw
-        problems.add(where, f"must be true or false, not {raw!r}")
-        return None
-    if hint in (int, float):
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or (
-                hint is int and not isinstance(raw, int)):
-            problems.add(where, f"must be a{'n integer' if hint is int else ' number'}, "
-                                f"not {raw!r}")
-            return None
-        if raw < 0 and not allow_negative:
-            problems.add(where, f"must not be negative, not {raw}")
-            return None
-        return raw
-    if hint is Path:
-        if isinstance(raw, str) and raw:
-            return Path(raw).expanduser()
-        problems.add(where, "must be a path")
-        return None
-    if isinstance(raw, str):
-        return raw
-    problems.add(where, f"must be a string, not {raw!r}")
-    return None
+@with_config(UNKNOWN_KEYS_REFUSED)
+@dataclass(frozen=True)
+class _Document:
+    """The file's shape: the transcription sections and a few keys sit at the top."""
+
+    watch: Annotated[tuple[Annotated[WatchRoot, BeforeValidator(_root)], ...],
+                     Field(min_length=1)]
+    state_dir: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    audio_languages: tuple[LanguageCode, ...] = ()
+    stall_seconds: Annotated[float, Field(ge=1)] = TranscribeSettings.stall_seconds
+    scan: ScanSettings = field(default_factory=ScanSettings)
+    skip: SkipSettings = field(default_factory=SkipSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    language: LanguageSettings = field(default_factory=LanguageSettings)
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    filters: FilterSettings = field(default_factory=FilterSettings)
+    cues: CueLimits = field(default_factory=CueLimits)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
 
-def _section(cls: type[Any], raw: Any, where: str, problems: _Problems) -> Any:
-    """A dataclass from a mapping: unknown keys refused, every field type-checked."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        problems.add(where, "must be a mapping of keys to values")
-        return cls()
-    hints = typing.get_type_hints(cls)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    known = set(defaults)
-    values: dict[str, Any] = {}
-    for key, item in raw.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in known:
-            problems.add(path, f"unknown key; valid keys are {', '.join(sorted(known))}")
-            continue
-        default = defaults[key]
-        negative_default = isinstance(default, int | float) and default < 0
-        value = _value(item, hints[key], path, problems, allow_negative=negative_default)
-        if value is not None and key in _LANGUAGE_LISTS:
-            value = _codes(value, path, problems)
-        if value is not None:
-            values[key] = value
-    return cls(**values)
+_DOCUMENT = TypeAdapter(_Document)
+_TRANSCRIBE = TypeAdapter(TranscribeSettings)
 
 
-def _codes(codes: tuple[str, ...], where: str, problems: _Problems) -> tuple[str, ...]:
-    normal = []
-    for code in codes:
-        iso = languages.normalize(code)
-        if iso is None:
-            problems.add(where, f"unknown language code {code!r}")
+# --- problems, worded for an admin ----------------------------------------------------
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _fields_at(loc: tuple[int | str, ...], root: type[Any]) -> list[str] | None:
+    """The keys valid where `loc` points (a dataclass of the schema), for "unknown key"."""
+    current: Any = root
+    for part in loc:
+        origin = typing.get_origin(current)
+        if origin is Annotated:
+            current = typing.get_args(current)[0]
+            origin = typing.get_origin(current)
+        if isinstance(part, int) and origin is tuple:
+            current = typing.get_args(current)[0]
+        elif isinstance(part, str) and dataclasses.is_dataclass(current):
+            hints = typing.get_type_hints(current, include_extras=True)
+            if part not in hints:
+                break
+            current = hints[part]
         else:
-            normal.append(iso)
-    return tuple(normal)
+            return None
+    while typing.get_origin(current) is Annotated:
+        current = typing.get_args(current)[0]
+    if not dataclasses.is_dataclass(current):
+        return None
+    return sorted(f.name for f in dataclasses.fields(current))
+
+
+_UNION_MEMBERS = ("int", "float", "str", "bool", "literal[", "function-after[", "tuple[",
+                  "constrained-")
+
+
+def _member(part: int | str) -> bool:
+    """A union member pydantic names in the location (`int`, `literal['auto']`)."""
+    return isinstance(part, str) and part.startswith(_UNION_MEMBERS) and \
+        (part in ("int", "float", "str", "bool") or part.endswith("]") or
+         part.startswith("constrained-"))
+
+
+def _wanted(error: ErrorDetails) -> str:
+    """What the value must be, from one pydantic error."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        word = {"greater_than_equal": "at least", "greater_than": "more than",
+                "less_than_equal": "at most", "less_than": "less than"}[kind]
+        bound = next(iter(context.values()))
+        return f"{word} {bound:g}" if isinstance(bound, float) else f"{word} {bound}"
+    if kind == "literal_error":
+        words = str(context.get("expected", "")).replace("' or '", "', '")
+        return f"one of {words}" if "," in words else words
+    if kind.startswith("int_"):
+        return "an integer"
+    if kind.startswith("float_"):
+        return "a number"
+    if kind.startswith("bool_"):
+        return "true or false"
+    if kind.startswith(("tuple_", "list_")):
+        return "a list"
+    if kind.startswith("string_too_short"):
+        return "not empty"
+    if kind.startswith("string_"):
+        return "a string"
+    if kind.startswith(("dataclass_", "dict_", "model_")):
+        return "a mapping of keys to values"
+    if kind == "too_short":
+        return "a list of at least one entry"
+    return str(error["msg"])
+
+
+def problems_of(err: ValidationError, root: type[Any], name: Any = _where) -> list[str]:
+    """One line per problem: `At 'model.beam_size': must be at least 1 or 'auto', not 0`.
+    `name` turns a location into what the user wrote (a key path, or an option)."""
+    grouped: dict[tuple[int | str, ...], list[ErrorDetails]] = {}
+    for error in err.errors():
+        loc = tuple(part for part in error["loc"] if not _member(part))
+        grouped.setdefault(loc, []).append(error)
+    lines = []
+    for loc, errors in grouped.items():
+        first = errors[0]
+        kind = first["type"]
+        if kind == "unexpected_keyword_argument":
+            valid = _fields_at(loc[:-1], root)
+            known = f"; valid keys are {', '.join(valid)}" if valid else ""
+            lines.append(f"At {name(loc)!r}: unknown key{known}")
+        elif kind == "missing_argument" or kind == "missing":
+            lines.append(f"At {name(loc)!r}: required")
+        elif any(e["type"] == "value_error" for e in errors):  # our own words: the reason
+            said = next(e for e in errors if e["type"] == "value_error")
+            lines.append(f"At {name(loc)!r}: {str(said['msg']).removeprefix('Value error, ')}")
+        else:
+            wanted = " or ".join(dict.fromkeys(_wanted(e) for e in errors))
+            lines.append(f"At {name(loc)!r}: must be {wanted}, not {first.get('input')!r}")
+    return lines
+
+
+# --- checks across fields --------------------------------------------------------------
+
+
+def cross_checks(settings: TranscribeSettings, name: Any = _where) -> list[str]:
+    """What no single field can say; `name` words a key path for the caller."""
+    problems = []
+    cues, speech, language = settings.cues, settings.speech, settings.language
+
+    def add(loc: tuple[str, ...], what: str) -> None:
+        problems.append(f"At {name(loc)!r}: {what}")
+
+    if not cues.min_duration_seconds < cues.max_duration_seconds:
+        add(("cues", "min_duration_seconds"),
+            f"must be below {name(('cues', 'max_duration_seconds'))}")
+    if not speech.neg_threshold < speech.threshold:
+        add(("speech", "neg_threshold"), f"must be below {name(('speech', 'threshold'))}")
+    model = settings.model.name
+    if model.endswith(".en") and "/" not in model:
+        wanted = {language.language, *language.allowed} - {"auto", "en"}
+        if wanted or language.task == "translate":
+            add(("model", "name"), f"{model} knows only English: language "
+                f"{', '.join(sorted(wanted)) or 'translation'} needs a multilingual model")
+    return problems
+
+
+def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], Any]:
+    problems: list[str] = []
+    roots = []
+    for index, root in enumerate(document.watch):
+        root = dataclasses.replace(root, path=_anchored(root.path, base))
+        if not root.path.is_absolute():
+            problems.append(f"At 'watch[{index}].path': must be an absolute path, not "
+                            f"{root.path}")
+        elif not root.path.is_dir():
+            problems.append(f"At 'watch[{index}].path': directory {root.path} does not exist")
+        roots.append(root)
+    paths = [r.path.resolve() for r in roots]
+    for i, first in enumerate(paths):
+        for second in paths[i + 1:]:
+            if first == second or first in second.parents or second in first.parents:
+                problems.append(f"At 'watch': folders {first} and {second} overlap")
+    if document.retry.backoff_max_seconds < document.retry.backoff_seconds:
+        problems.append("At 'retry.backoff_max_seconds': must be at least "
+                        "retry.backoff_seconds")
+    return problems, tuple(roots)
 
 
 def _anchored(path: Path, base: Path | None) -> Path:
     """Relative paths in a file are relative to the file's folder."""
+    path = path.expanduser()
     return path if path.is_absolute() or base is None else (base / path).resolve()
 
 
-def _watch(raw: Any, problems: _Problems, base: Path | None) -> tuple[WatchRoot, ...]:
-    if not isinstance(raw, list) or not raw:
-        problems.add("watch", "must be a list of folders, each with at least a 'path'")
-        return ()
-    roots = []
-    for index, item in enumerate(raw):
-        where = f"watch[{index}]"
-        if isinstance(item, str):
-            item = {"path": item}
-        if not isinstance(item, Mapping) or "path" not in item:
-            problems.add(where, "needs a 'path'")
-            continue
-        root = _section(WatchRoot, item, where, problems)
-        root = dataclasses.replace(root, path=_anchored(root.path, base))
-        if not root.path.is_absolute():
-            problems.add(f"{where}.path", f"must be an absolute path, not {root.path}")
-        elif not root.path.is_dir():
-            problems.add(f"{where}.path", f"directory {root.path} does not exist")
-        roots.append(root)
-    return tuple(roots)
+def _model(model: ModelSettings, base: Path | None) -> ModelSettings:
+    """model_dir, and a model named by a path (a .pt file or a folder), anchored."""
+    name = model.name
+    if "/" in name or name.endswith(".pt") or name.startswith("~"):
+        name = str(_anchored(Path(name), base))
+    return dataclasses.replace(model, name=name, model_dir=_anchored(model.model_dir, base))
 
 
-def _cross_checks(settings: DaemonSettings, problems: _Problems) -> None:
-    cues = settings.transcribe.cues
-    if not cues.min_duration_seconds < cues.max_duration_seconds:
-        problems.add("cues", "min_duration_seconds must be below max_duration_seconds")
-    if cues.max_line_chars < 10 or cues.max_lines < 1:
-        problems.add("cues", "max_line_chars must be at least 10 and max_lines at least 1")
-    if settings.retry.max_attempts < 1:
-        problems.add("retry.max_attempts", "must be at least 1")
-    if settings.retry.transient_budget_hours <= 0:
-        problems.add("retry.transient_budget_hours", "must be more than 0")
-    model = settings.transcribe.model
-    for key in ("beam_size", "batch_size"):
-        value = getattr(model, key)
-        if value != "auto" and value < 1:
-            problems.add(f"model.{key}", "must be 'auto' or at least 1")
-    if model.compute_type not in COMPUTE_TYPES:
-        problems.add("model.compute_type", f"{model.compute_type!r} is not one of "
-                     f"{', '.join(COMPUTE_TYPES)}")
-    if settings.transcribe.language.language != "auto" and \
-            languages.normalize(settings.transcribe.language.language) is None:
-        problems.add("language.language", "must be 'auto' or a language code")
-    paths = [r.path.resolve() for r in settings.watch]
-    for i, first in enumerate(paths):
-        for second in paths[i + 1:]:
-            if first == second or first in second.parents or second in first.parents:
-                problems.add("watch", f"folders {first} and {second} overlap")
-    extensions = settings.scan.include_extensions
-    if any(not e.startswith(".") for e in extensions):
-        problems.add("scan.include_extensions", "each extension starts with a dot (.mkv)")
+# --- entry points ----------------------------------------------------------------------
 
 
 def parse(document: Any, base: Path | None = None) -> DaemonSettings:
     """Validate a loaded YAML document; raise ConfigError listing every problem. Relative
-    paths are taken from `base` (the config file's folder), or refused without one."""
-    problems = _Problems()
+    paths are taken from `base` (the config file's folder)."""
     if not isinstance(document, Mapping):
         raise ConfigError("the configuration must be a mapping of keys to values",
                           stage="config")
-    for key in document:
-        if key not in _TOP_KEYS:
-            problems.add(str(key), f"unknown key; valid keys are {', '.join(sorted(_TOP_KEYS))}")
-    sections = {name: _section(cls, document.get(name), name, problems)
-                for name, cls in _SECTIONS.items()}
-    audio = _value(document.get("audio_languages", []), tuple[str, ...], "audio_languages",
-                   problems)
-    stall = _value(document.get("stall_seconds", TranscribeSettings.stall_seconds), float,
-                   "stall_seconds", problems)
-    if stall == 0:
-        problems.add("stall_seconds", "must be more than 0")
-    state_dir = _value(document.get("state_dir") or str(default_state_dir()), Path, "state_dir",
-                       problems)
-    log_level = document.get("log_level", "info")
-    if log_level not in _LOG_LEVELS:
-        problems.add("log_level", f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
-    settings = DaemonSettings(
-        watch=_watch(document.get("watch"), problems, base),
-        state_dir=_anchored(state_dir or default_state_dir(), base),
-        scan=sections["scan"], retry=sections["retry"],
-        transcribe=TranscribeSettings(
-            model=sections["model"], language=sections["language"],
-            speech=sections["speech"], filters=sections["filters"], cues=sections["cues"],
-            output=sections["output"], skip=sections["skip"],
-            preferred_audio_languages=_codes(audio or (), "audio_languages", problems),
-            stall_seconds=float(stall or TranscribeSettings.stall_seconds)),
-        http=sections["http"],
-        log_level=str(log_level),
-    )
-    _cross_checks(settings, problems)
+    try:
+        valid = _DOCUMENT.validate_python(dict(document))
+    except ValidationError as err:
+        raise ConfigError("\n".join(problems_of(err, _Document)), stage="config") from None
+    problems, roots = _daemon_checks(valid, base)
+    transcribe = TranscribeSettings(
+        model=_model(valid.model, base), language=valid.language, speech=valid.speech,
+        filters=valid.filters, cues=valid.cues, output=valid.output, skip=valid.skip,
+        preferred_audio_languages=valid.audio_languages, stall_seconds=valid.stall_seconds)
+    problems += cross_checks(transcribe)
     if problems:
         raise ConfigError("\n".join(problems), stage="config")
+    return DaemonSettings(
+        watch=roots, state_dir=_anchored(valid.state_dir or default_state_dir(), base),
+        scan=valid.scan, retry=valid.retry, transcribe=transcribe, http=valid.http,
+        log_level=valid.log_level)
+
+
+def transcribe_settings(sections: Mapping[str, Any], name: Any) -> TranscribeSettings:
+    """The command line's settings, as sections of the same schema; `name` turns a key path
+    into the option that set it, for the problem lines."""
+    try:
+        settings = _TRANSCRIBE.validate_python(dict(sections))
+    except ValidationError as err:
+        raise ConfigError("; ".join(problems_of(err, TranscribeSettings, name)),
+                          stage="options") from None
+    problems = cross_checks(settings, name)
+    if problems:
+        raise ConfigError("; ".join(problems), stage="options")
     return settings
 
 

@@ -57,8 +57,20 @@ def to_whisper(iso_code: str) -> str:
     return _ISO_TO_WHISPER.get(iso_code, iso_code)
 
 
-def whisper_knows(iso_code: str) -> bool:
-    """Whether Whisper has this language (its 100 codes; the engines pin the list)."""
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-    return to_whisper(iso_code) in _LANGUAGE_CODES
+# Whisper's languages, by the codes its tokenizer uses (large-v3's 100; tests hold this to
+# both engines' own lists).
+WHISPER_LANGUAGES = frozenset((
+    "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy",
+    "da", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw",
+    "he", "hi", "hr", "ht", "hu", "hy", "id", "is", "it", "ja", "jw", "ka", "kk", "km", "kn",
+    "ko", "la", "lb", "ln", "lo", "lt", "lv", "mg", "mi", "mk", "ml", "mn", "mr", "ms", "mt",
+    "my", "ne", "nl", "nn", "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si",
+    "sk", "sl", "sn", "so", "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl",
+    "tr", "tt", "uk", "ur", "uz", "vi", "yi", "yo", "zh", "yue",
+))
+
+
+def whisper_knows(iso_code: str) -> bool:
+    """Whether Whisper has this language."""
+    return to_whisper(iso_code) in WHISPER_LANGUAGES

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import dataclasses
+import os
+import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from subtitled.config_file import load, parse
+from subtitled.config import WatchRoot
+from subtitled.config_file import _Document, load, parse
 from subtitled.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
@@ -23,14 +28,13 @@ def test_the_example_documents_every_key_with_its_default(tmp_path: Path) -> Non
     document["watch"] = [{"path": str(tmp_path)}]
     document["model"]["model_dir"] = str(tmp_path / "models")
     settings = parse(document)
-    default = parse({"watch": [str(tmp_path)], "model": {"model_dir": str(tmp_path / "models")},
-                     "state_dir": "/var/lib/subtitled"})
+    default = parse({"watch": [str(tmp_path)], "model": {"model_dir": str(tmp_path / "models")}})
     assert settings == default
 
 
 def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
     problems = problems_of({
-        "watch": [{"path": "/no/such/folder"}, {"recursive": True}, str(tmp_path)],
+        "watch": [{"path": str(tmp_path)}, {"recursive": True}],
         "model": {"engine": "whisper.cpp", "beam_size": "five"},
         "cues": {"max_line_chars": 42, "colour": "yellow"},
         "language": {"allowed": ["en", "xx1"]},
@@ -39,15 +43,15 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
         "extra": 1,
     })
     expected = [
-        "At 'extra': unknown key",
-        "At 'model.engine': 'whisper.cpp' is not one of auto, openai-whisper, faster-whisper",
+        "At 'extra': unknown key; valid keys are audio_languages, cues,",
+        "At 'model.engine': must be one of 'auto', 'openai-whisper', 'faster-whisper', not "
+        "'whisper.cpp'",
         "At 'model.beam_size': must be an integer or 'auto', not 'five'",
         "At 'cues.colour': unknown key; valid keys are max_chars_per_second",
-        "At 'language.allowed': unknown language code 'xx1'",
-        "At 'log_level': 'loud' is not one of debug, info, warning, error",
-        "At 'watch[0].path': directory /no/such/folder does not exist",
-        "At 'watch[1]': needs a 'path'",
-        "At 'retry.max_attempts': must be at least 1",
+        "At 'language.allowed[1]': unknown language code 'xx1'",
+        "At 'log_level': must be one of 'debug', 'info', 'warning', 'error', not 'loud'",
+        "At 'watch[1].path': required",
+        "At 'retry.max_attempts': must be at least 1, not 0",
     ]
     for start in expected:
         assert any(p.startswith(start) for p in problems), (start, problems)
@@ -56,23 +60,97 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("document", "problem"),
-    [({"watch": []}, "At 'watch': must be a list of folders"),
+    [({"watch": []}, "At 'watch': must be a list of at least one entry"),
      ({"watch": ["relative/path"]}, "must be an absolute path"),
-     ({"watch": ["/tmp"], "cues": {"min_duration_seconds": 8}},
-      "min_duration_seconds must be below max_duration_seconds"),
+     ({"cues": {"min_duration_seconds": 8}}, "At 'cues.min_duration_seconds': must be below "
+      "cues.max_duration_seconds"),
      ({"watch": ["/tmp", "/"]}, "overlap"),
-     ({"watch": ["/tmp"], "scan": {"settle_seconds": -1}}, "must not be negative"),
-     ({"watch": ["/tmp"], "scan": {"include_extensions": ["mkv"]}}, "starts with a dot"),
-     ({"watch": ["/tmp"], "skip": {"existing_sidecar": "yes"}}, "must be true or false"),
-     ({"watch": ["/tmp"], "model": {"batch_size": 0}}, "At 'model.batch_size': must be 'auto' "
-      "or at least 1"),
-     ({"watch": ["/tmp"], "model": {"compute_type": "int4"}}, "At 'model.compute_type': "
-      "'int4' is not one of auto, int8"),
+     ({"scan": {"settle_seconds": -1}}, "At 'scan.settle_seconds': must be at least 0, "
+      "not -1"),
+     ({"scan": {"include_extensions": ["mkv"]}}, "starts with a dot"),
+     ({"skip": {"existing_sidecar": "yes"}}, "must be true or false, not 'yes'"),
+     ({"model": {"batch_size": 0}}, "At 'model.batch_size': must be at least 1 or 'auto'"),
+     ({"model": {"compute_type": "int4"}}, "At 'model.compute_type': 'int4' is not one of "
+      "auto, int8"),
+     ({"retry": {"backoff_seconds": 600, "backoff_max_seconds": 60}},
+      "At 'retry.backoff_max_seconds': must be at least retry.backoff_seconds"),
      ([1, 2], "must be a mapping")],
 )
 def test_cross_field_and_shape_checks(document: Any, problem: str) -> None:
-    with pytest.raises(ConfigError, match=problem):
+    if isinstance(document, dict):
+        document = {"watch": ["/tmp"], **document}
+    with pytest.raises(ConfigError, match=re.escape(problem)):
         parse(document)
+
+
+# Values that used to pass validation and then fail or misbehave at run time (issue 14).
+TRAPS = [
+    ({"speech": {"max_chunk_seconds": 60}}, "At 'speech.max_chunk_seconds': must be at most 30"),
+    ({"language": {"vote_windows": 0}}, "At 'language.vote_windows': must be at least 1"),
+    ({"cues": {"max_chars_per_second": 0}}, "At 'cues.max_chars_per_second': must be at least"),
+    ({"filters": {"min_loop_repeats": 0}}, "At 'filters.min_loop_repeats': must be at least 2"),
+    ({"output": {"template": "{stem}.{language}.srt"}},
+     "At 'output.template': '{stem}.{language}.srt' uses language; the fields are"),
+    ({"output": {"template": "{stem}.srt"}}, "must give a file name beside the video that "
+     "holds {lang}"),
+    ({"language": {"language": "zz"}}, "At 'language.language': unknown language code 'zz'"),
+    ({"model": {"name": "tiny.en"}, "language": {"language": "de"}},
+     "At 'model.name': tiny.en knows only English: language de needs a multilingual model"),
+    ({"scan": {"rescan_interval_seconds": 0}}, "At 'scan.rescan_interval_seconds': must be "
+     "at least 60"),
+    ({"scan": {"polling_interval_seconds": 0}}, "At 'scan.polling_interval_seconds': must be "
+     "at least 1"),
+    ({"http": {"port": 70000}}, "At 'http.port': must be at most 65535, not 70000"),
+    ({"speech": {"threshold": 0.3, "neg_threshold": 0.5}}, "At 'speech.neg_threshold': must "
+     "be below speech.threshold"),
+]
+
+
+@pytest.mark.parametrize(("document", "problem"), TRAPS)
+def test_values_that_would_fail_at_run_time_are_refused(
+        tmp_path: Path, document: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        parse({"watch": [str(tmp_path)], **document})
+
+
+def test_what_can_be_made_right_is_made_right(tmp_path: Path) -> None:
+    settings = parse({"watch": [str(tmp_path)], "scan": {"include_extensions": [".MKV"]},
+                      "language": {"language": "ger"}, "model": {"model_dir": "models",
+                                                                  "name": "weights/big.pt"}},
+                     base=tmp_path)
+    assert settings.scan.include_extensions == (".mkv",)  # suffixes are matched lowercased
+    assert settings.transcribe.language.language == "de"
+    # Relative paths are the file's folder's, the model's own path too; a name stays a name.
+    assert settings.transcribe.model.model_dir == tmp_path / "models"
+    assert settings.transcribe.model.name == str(tmp_path / "weights" / "big.pt")
+    named = parse({"watch": [str(tmp_path)], "model": {"name": "base"}}, base=tmp_path)
+    assert named.transcribe.model.name == "base"
+
+
+def _keys(value: Any, prefix: str = "") -> set[str]:
+    if not isinstance(value, dict):
+        return set()
+    found = set()
+    for key, item in value.items():
+        path = f"{prefix}.{key}" if prefix else key
+        found |= {path} | _keys(item, path)
+    return found
+
+
+def test_the_example_names_every_key_of_the_schema() -> None:
+    document = yaml.safe_load(EXAMPLE.read_text())
+    written = _keys(document) | {f"watch.{k}" for k in document["watch"][0]}
+    schema: set[str] = set()
+    for section in dataclasses.fields(_Document):
+        schema.add(section.name)
+        kind = typing.get_type_hints(_Document)[section.name]
+        if dataclasses.is_dataclass(kind):
+            schema |= {f"{section.name}.{f.name}" for f in dataclasses.fields(kind)}
+    schema |= {f"watch.{f.name}" for f in dataclasses.fields(WatchRoot)}
+    # state_dir is shown commented out: its default depends on where the daemon runs.
+    assert "# state_dir:" in EXAMPLE.read_text()
+    assert schema - written == {"state_dir"}, "keys of the schema the example leaves out"
+    assert written - schema - {"watch.path"} <= {"watch"}, written - schema
 
 
 def test_negative_thresholds_stay_allowed(tmp_path: Path) -> None:
@@ -107,7 +185,9 @@ def test_the_state_directory_follows_systemd_then_the_user(
     monkeypatch.setattr(config, "SYSTEM_STATE_DIR", tmp_path / "no-such-folder")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert config.default_state_dir() == tmp_path / "xdg" / "subtitled"
-    (tmp_path / "no-such-folder").mkdir()  # a service's, which `sudo -u` should find
+    (tmp_path / "no-such-folder").mkdir()  # another user's service: not ours
+    assert config.default_state_dir() == tmp_path / "xdg" / "subtitled"
+    os.chown(tmp_path / "no-such-folder", 1000, 1000)  # ours: `sudo -u subtitled` finds it
     assert config.default_state_dir() == tmp_path / "no-such-folder"
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "unit"))
     assert parse({"watch": [str(tmp_path)]}).state_dir == tmp_path / "unit"

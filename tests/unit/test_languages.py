@@ -19,3 +19,12 @@ def test_whisper_codes_round_trip_through_iso() -> None:
     assert languages.from_whisper("jw") == "jv"
     assert languages.to_whisper("jv") == "jw"
     assert languages.to_whisper(languages.from_whisper("de")) == "de"
+
+
+def test_whispers_languages_are_both_engines_own() -> None:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+    from whisper.tokenizer import LANGUAGES
+
+    assert languages.WHISPER_LANGUAGES == set(_LANGUAGE_CODES) == set(LANGUAGES)
+    assert languages.whisper_knows("jv") and languages.whisper_knows("yue")
+    assert not languages.whisper_knows("zz")
