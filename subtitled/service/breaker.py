@@ -37,7 +37,7 @@ FIRST_BACKOFF_SECONDS = 15.0
 MAX_BACKOFF_SECONDS = 300.0
 WINDOW_SECONDS = 600.0
 # Kinds that pause at their first fault: no other file would fare better.
-_AT_ONCE = frozenset({"space", "read-only", "access", "state"})
+_AT_ONCE = frozenset({"space", "read-only", "access", "state", "config"})
 # A fault that keeps coming back on one file while other files are done is the file's:
 # after this many, it fails as a bad file would.
 FAULTS_PER_FILE = 3
@@ -174,7 +174,7 @@ class Breaker:
     # --- what the daemon asks -------------------------------------------------------------
 
     def scope_of(self, err: EnvironmentFault) -> str:
-        if err.kind in ("engine", "tool", "memory", "state") or err.where is None:
+        if err.kind in ("engine", "tool", "memory", "state", "config") or err.where is None:
             return "all"
         root = self.root_of(err.where)
         if root is None:
@@ -182,6 +182,17 @@ class Breaker:
         if err.kind in ("read-only", "access"):
             return str(err.where)  # that folder: a subfolder's permissions are its own
         return str(root)
+
+    def lift(self, kind: str) -> bool:
+        """End the pauses of this kind now (a reload fixed the configuration); True when
+        there were any."""
+        with self._lock:
+            lifted = [scope for scope, (pause, _) in self._pauses.items() if pause.kind == kind]
+            for scope in lifted:
+                del self._pauses[scope]
+        if lifted:
+            self._write_status()
+        return bool(lifted)
 
     def pauses(self) -> list[Pause]:
         with self._lock:

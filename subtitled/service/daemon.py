@@ -491,6 +491,8 @@ class Daemon:
             self.watcher.stop()
             self._start_watching()
         self._check_roots()
+        if self.breaker.lift("config") and self.store is not None:
+            self._store_call(self.store.wake)  # the files that waited for it, now
         logger.info("configuration reloaded")
 
     def _reload_failed(self, why: str, details: str = "") -> None:

@@ -19,6 +19,7 @@ from subtitled.config import DaemonSettings, RetrySettings, TranscribeSettings
 from subtitled.cues import Cue
 from subtitled.engines.base import Word, is_out_of_memory
 from subtitled.errors import (
+    ConfigError,
     EngineStuck,
     EnvironmentFault,
     MediaError,
@@ -203,6 +204,11 @@ class Worker:
             return
         except EnvironmentFault as err:
             self._environment(job, err, daemon.retry)
+            return
+        except ConfigError as err:  # the settings fail here, not the file: every file waits
+            self._environment(job, EnvironmentFault(
+                f"the configuration does not work: {err.message}; fix it and reload",
+                kind="config", path=job.path, stage=err.stage or "config"), daemon.retry)
             return
         except SubtitledError as err:
             self._failed(job, err, daemon.retry)

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.integration.daemon_harness import DaemonRun, valid_subtitles
+from tests.integration.daemon_harness import DaemonRun, make_video, valid_subtitles
 from tests.integration.figures import record
 from tests.integration.test_systemd_notify import HTTP, NotifySocket, http_get, samples
 
@@ -250,3 +251,33 @@ def test_a_sticky_gpu_error_restarts_the_process_and_costs_no_attempt(
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     all_done_once(daemon, 2)
+
+
+def test_settings_that_fail_every_file_pause_the_daemon_until_a_reload_fixes_them(
+        tmp_path: Path, model_dir: Path) -> None:
+    from subtitled.models import packaged_weights
+
+    # An English-only model given by its path, which the schema cannot see is English-only,
+    # asked for German: every file would fail the same way.
+    english = packaged_weights("tiny.en", model_dir)
+    assert english is not None
+    daemon = DaemonRun(tmp_path, model_dir, model={"name": str(english)},
+                       language={"language": "de"})
+    films = [make_video(daemon.media / f"film{n}.mkv", seconds=2.0) for n in range(2)]
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: "the configuration does not work" in
+                          daemon.log_file.read_text())
+        time.sleep(2)
+        assert all(r["state"] == "queued" and r["attempts"] == 0 for r in daemon.rows())
+        document = yaml.safe_load(daemon.config.read_text())
+        document["language"]["language"] = "auto"
+        daemon.config.write_text(yaml.safe_dump(document))
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_until(lambda: all(f.with_suffix(".en.srt").exists() for f in films))
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    log = daemon.logs[-1]
+    assert "knows only English" in log and "configuration reloaded" in log
+    assert all(r["state"] == "done" for r in daemon.rows())
