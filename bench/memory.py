@@ -9,18 +9,19 @@ fills whole batches), the same settings for both. The ratio shows whether memory
 Options after the known ones go to `subtitled transcribe` (e.g. --beam-size 1).
 
 Against `auto` (--against-auto): the old defaults (openai-whisper, beam 5, batch 8) and the
-auto choice on a CPU (faster-whisper int8, beam 1, the batch that `sizing.batch_size_for`
-fits in the memory budget), each beside the prediction of `subtitled.engines.sizing`, for
-base and, with --large-v3, a random model of large-v3's shape (built once under the
-workdir: a CTranslate2 folder and a float16 .pt like the published one, 3.1 GB each). The
-large-v3 runs go inside a cgroup memory limit, so that what does not fit is killed rather
-than thrash the machine; the limit is also the budget its batch is sized to.
+auto choice on a CPU (faster-whisper int8, beam 1, the batch of at most 8 that
+`sizing.batch_size_for` fits in the memory budget), each beside the prediction of
+`subtitled.engines.sizing`, for base and, with --large-v3, a random model of large-v3's
+shape (built once under the workdir: a CTranslate2 folder and a float16 .pt like the
+published one, 3.1 GB each). The large-v3 runs go inside a cgroup memory limit, so that
+what does not fit is killed rather than thrash the machine; the limit is also the budget
+its batch is sized to.
 
     .venv/bin/python -m bench.memory --against-auto [--large-v3] [--limit-gib 12]
 
-The large-v3 part builds 6 GB of models (15 GB of memory on the way) and runs for about an
-hour on two cores: random weights hear nothing, so every chunk is decoded three times (its
-batch, the second pass for skipped speech, alone).
+The large-v3 part builds 6 GB of models (15 GB of memory on the way). The random weights
+decode every window as nothing at once (tests/integration/large_v3.py), so each run is a
+few minutes on two cores.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from bench import programme
 from bench.compare import measure_alone
 from subtitled.config import ModelSettings
+from subtitled.engines.auto import CPU_BATCH_CEILING
 from subtitled.engines.sizing import (
     Dimensions,
     Engine,
@@ -75,7 +77,8 @@ def settings_for(dims: Dimensions, budget_bytes: int, source: Source) -> list[Se
     auto = estimate(dims, engine="faster-whisper", device="cpu", compute_type="int8",
                     beam_size=1)
     return [Setting("old defaults", "openai-whisper", 5, 8, source),
-            Setting("auto", "faster-whisper", 1, batch_size_for(budget_bytes, auto))]
+            Setting("auto", "faster-whisper", 1,
+                    batch_size_for(budget_bytes, auto, ceiling=CPU_BATCH_CEILING))]
 
 
 def peak(command: list[str], prefix: list[str]) -> tuple[int, int]:
