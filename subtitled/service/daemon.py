@@ -149,6 +149,7 @@ class Daemon:
         self._state_lock: int | None = None  # released by the kernel when the process ends
         self._admin_paused: control.AdminPause | None = None
         self._backfill_queued = threading.Event()  # see _backfill_ordered
+        self._reload_seen_in_job = False  # see _reload_during_job
         self._started = time.monotonic()
 
     def run(self) -> int:
@@ -196,7 +197,7 @@ class Daemon:
         assert self.store is not None
         worker = Worker(self.store, self.health, self.notifier, self.metrics, self._stop,
                         self.settler.settle_seconds, self.breaker,
-                        lambda: self._admin_pause() is not None)
+                        lambda: self._admin_pause() is not None, self._reload_during_job)
         idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
@@ -388,6 +389,7 @@ class Daemon:
 
         def on_reload(signum: int, frame: FrameType | None) -> None:
             del signum, frame
+            self._reload_seen_in_job = False  # a new request: look at the file again
             self._reload.set()
 
         signal.signal(signal.SIGTERM, on_stop)
@@ -448,8 +450,30 @@ class Daemon:
         if self.store is not None and self.store.forget_queued(path):
             logger.info("%s: moved away or deleted; dropped from the queue", path)
 
+    def _reload_during_job(self) -> None:
+        """A reload asked for while a file is transcribed (which can take hours): watched
+        folders and scan settings apply at once; the rest (a model, how files are
+        transcribed) waits for the file to end, when the whole reload runs."""
+        if not self._reload.is_set() or self._reload_seen_in_job:
+            return
+        self._reload_seen_in_job = True
+        try:
+            new = config_file.load(self.config_path)
+        except ConfigError:
+            return  # the whole reload, after this file, says what is wrong
+        old = self.settings
+        if (new.watch, new.scan) == (old.watch, old.scan) or self.watcher is None:
+            return
+        self.settings = replace(old, watch=new.watch, scan=new.scan)
+        self.watcher.stop()
+        self._start_watching()
+        self._check_roots()
+        logger.info("reload: the watched folders and scan settings apply now; the rest of "
+                    "the configuration when the current file is done")
+
     def _do_reload(self) -> None:
         self._reload.clear()
+        self._reload_seen_in_job = False
         self.notifier.reloading()
         try:
             self._apply_new_config()

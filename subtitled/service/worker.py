@@ -89,6 +89,8 @@ class Worker:
     settle_seconds: float
     breaker: Breaker
     admin_paused: Callable[[], bool] = lambda: False  # `subtitled pause`, asked meanwhile
+    # A reload asked for meanwhile: what need not wait for the file applies now.
+    reload_now: Callable[[], None] = lambda: None
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         path = job.path
@@ -182,6 +184,7 @@ class Worker:
             raise Cancelled
         if self.admin_paused():
             raise PausedByAdmin
+        self.reload_now()
 
     def _engine_done(self, job: Job) -> None:
         """A pause leaves the engine call it gave up on running on its thread (a stop ends

@@ -39,6 +39,10 @@ def test_each_bad_input_gets_one_line_and_the_rest_still_runs(
         tmp_path: Path, media: Path) -> None:
     expected = make_failing(tmp_path, media)
     expected["missing.mkv"] = "open: no such file"
+    # A folder given to `transcribe` stands for the media in it (test_cli.py): a link to /
+    # named root.mkv would be the whole machine. The daemon's matrix keeps it.
+    del expected["root.mkv"]
+    (tmp_path / "root.mkv").unlink()
     working = make_working(tmp_path)
     before = {p.name for p in tmp_path.iterdir()}
     names = sorted(expected) + working

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.conftest import DATA
 
@@ -72,3 +73,33 @@ def test_a_folder_stands_for_its_media_files_and_options_go_anywhere(tmp_path: P
     assert f"subtitled: {empty}: no media files in this folder" in result.stderr
     assert " INFO subtitled" in result.stderr  # -v after the command counts
     assert sorted(p.name for p in library.rglob("*.srt")) == ["jfk.en.srt"]
+
+
+def test_check_config_lists_every_value_that_would_fail_at_run_time(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "watch": [str(tmp_path)],
+        "speech": {"max_chunk_seconds": 60},
+        "language": {"vote_windows": 0, "language": "zz"},
+        "cues": {"max_chars_per_second": 0},
+        "filters": {"min_loop_repeats": 0},
+        "output": {"template": "{stem}.{language}.srt"},
+        "scan": {"rescan_interval_seconds": 0, "polling_interval_seconds": 0},
+        "http": {"port": 70000},
+    }))
+    result = run("check-config", str(config))
+    assert result.returncode == 2 and result.stdout == ""
+    problems = result.stderr
+    for key in ("speech.max_chunk_seconds", "language.vote_windows", "language.language",
+                "cues.max_chars_per_second", "filters.min_loop_repeats", "output.template",
+                "scan.rescan_interval_seconds", "scan.polling_interval_seconds", "http.port"):
+        assert f"At '{key}':" in problems, (key, problems)
+    english = tmp_path / "english.yaml"
+    english.write_text(yaml.safe_dump({"watch": [str(tmp_path)], "model": {"name": "tiny.en"},
+                                       "language": {"language": "de"}}))
+    refused = run("check-config", str(english))
+    assert refused.returncode == 2 and "tiny.en knows only English" in refused.stderr
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(yaml.safe_dump({"watch": [str(tmp_path)],
+                                    "scan": {"include_extensions": [".MKV"]}}))
+    assert run("check-config", str(fine)).stdout.strip() == f"{fine}: ok"

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import srt
+import yaml
 
 from subtitled.evaluation import word_error_rate
 from tests.integration.conftest import DATA
-from tests.integration.daemon_harness import DaemonRun
+from tests.integration.daemon_harness import DaemonRun, make_video
 from tests.integration.figures import record
 
 RATE = 16_000
@@ -160,3 +161,31 @@ def test_a_pause_mid_film_gives_up_the_batch_in_hand_and_resume_picks_up_there(
     assert row["state"] == "done" and row["attempts"] == 1
     log = daemon.logs[-1]
     assert "abandoned for a pause; requeued" in log and "resuming at" in log
+
+
+def test_a_folder_added_by_a_reload_mid_film_is_watched_at_once(
+        tmp_path: Path, model_dir: Path) -> None:
+    film = tmp_path / "film.mkv"
+    long_film(film, minutes=5.0)
+    more = tmp_path / "more"
+    more.mkdir()
+    daemon = DaemonRun(tmp_path / "daemon", model_dir,
+                       model={"engine": "faster-whisper", "batch_size": 2, "beam_size": 1})
+    (daemon.media / film.name).symlink_to(film)
+    daemon.start()
+    try:
+        daemon.wait_until(partial(progressed, daemon, 0.0), seconds=600)
+        document = yaml.safe_load(daemon.config.read_text())
+        document["watch"].append({"path": str(more)})
+        daemon.config.write_text(yaml.safe_dump(document))
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        # Applied from inside the film's decoding, not after it.
+        daemon.wait_until(lambda: "the watched folders and scan settings apply now" in
+                          daemon.log_file.read_text(), seconds=30)
+        make_video(more / "clip.mkv", seconds=2.0)
+        daemon.wait_until(lambda: daemon.all_settled(2), seconds=600)
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert (more / "clip.en.srt").exists()
+    assert "configuration reloaded" in daemon.logs[-1]  # the rest, after the film
