@@ -147,9 +147,11 @@ def test_the_example_names_every_key_of_the_schema() -> None:
         if dataclasses.is_dataclass(kind):
             schema |= {f"{section.name}.{f.name}" for f in dataclasses.fields(kind)}
     schema |= {f"watch.{f.name}" for f in dataclasses.fields(WatchRoot)}
-    # state_dir is shown commented out: its default depends on where the daemon runs.
-    assert "# state_dir:" in EXAMPLE.read_text()
-    assert schema - written == {"state_dir"}, "keys of the schema the example leaves out"
+    # state_dir and model.model_dir are shown commented out: their defaults depend on where
+    # the daemon runs (systemd's directories, the user's).
+    assert "# state_dir:" in EXAMPLE.read_text() and "# model_dir:" in EXAMPLE.read_text()
+    assert schema - written == {"state_dir", "model.model_dir"}, \
+        "keys of the schema the example leaves out"
     assert written - schema - {"watch.path"} <= {"watch"}, written - schema
 
 
