@@ -278,10 +278,8 @@ def _run(argv: Sequence[str] | None) -> int:
         configure_logging(args.verbose)
         if args.command == "status":
             return commands.status(settings)
-        if args.command == "pause":
-            return commands.pause(settings)
-        if args.command == "resume":
-            return commands.resume(settings)
+        if args.command in ("pause", "resume"):
+            return commands.pause(settings, held=args.command == "pause")
         if args.command == "retry":
             if args.force and args.failed:
                 raise ConfigError("--force redoes one file: give its PATH, not --failed",

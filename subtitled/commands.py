@@ -169,27 +169,19 @@ def retry(settings: DaemonSettings, path: Path | None, force: bool = False) -> i
     return 0 if count or path is None else 1
 
 
-def pause(settings: DaemonSettings) -> int:
-    """Hold the queue: the daemon abandons the file in hand (it resumes from its checkpoint)
-    and claims nothing until `resume`, across restarts."""
+def pause(settings: DaemonSettings, held: bool) -> int:
+    """`subtitled pause` (`held`): the daemon gives up the batch in hand (the file resumes
+    from its checkpoint) and claims nothing, across restarts; `subtitled resume` lifts it."""
     from subtitled.service import control
 
     try:
-        made = control.pause(settings.state_dir)
+        if held:
+            said = control.pause(settings.state_dir).describe()
+        else:
+            said = "resumed" if control.resume(settings.state_dir) else "was not paused"
     except OSError as err:
-        raise ConfigError(f"cannot pause in {settings.state_dir}: {err.strerror or err}; run "
-                          "this as the daemon's user", stage="state_dir") from err
-    print(made.describe())
-    return 0
-
-
-def resume(settings: DaemonSettings) -> int:
-    from subtitled.service import control
-
-    try:
-        lifted = control.resume(settings.state_dir)
-    except OSError as err:
-        raise ConfigError(f"cannot resume in {settings.state_dir}: {err.strerror or err}; run "
-                          "this as the daemon's user", stage="state_dir") from err
-    print("resumed" if lifted else "was not paused")
+        raise ConfigError(f"cannot {'pause' if held else 'resume'} in {settings.state_dir}: "
+                          f"{err.strerror or err}; run this as the daemon's user",
+                          stage="state_dir") from err
+    print(said)
     return 0

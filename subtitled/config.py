@@ -26,6 +26,9 @@ NonNegative = Annotated[float, Strict(), Field(ge=0)]
 Positive = Annotated[float, Strict(), Field(gt=0)]
 Share = Annotated[float, Strict(), Field(gt=0, lt=1)]  # a probability strictly inside
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+# Settings the file sets at its top level, typed once for the file and the settings alike.
+StallSeconds = Annotated[float, Strict(), Field(ge=1)]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 def _language(code: str) -> str:
@@ -235,7 +238,7 @@ class TranscribeSettings:
     # Container language tags to prefer when choosing the audio track, in order.
     preferred_audio_languages: tuple[LanguageCode, ...] = ()
     # ffprobe, or ffmpeg while extracting, silent this long is stopped; the file is retried.
-    stall_seconds: Annotated[float, Strict(), Field(ge=1)] = 120.0
+    stall_seconds: StallSeconds = 120.0
 
 
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".m4v", ".avi", ".mov", ".wmv", ".webm", ".ts", ".m2ts",
@@ -303,4 +306,4 @@ class DaemonSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: LogLevel = "info"

@@ -9,7 +9,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, with_config
@@ -23,12 +23,14 @@ from subtitled.config import (
     HttpSettings,
     LanguageCode,
     LanguageSettings,
+    LogLevel,
     ModelSettings,
     OutputSettings,
     RetrySettings,
     ScanSettings,
     SkipSettings,
     SpeechSettings,
+    StallSeconds,
     TranscribeSettings,
     WatchRoot,
     default_state_dir,
@@ -51,9 +53,9 @@ class _Document:
     watch: Annotated[tuple[Annotated[WatchRoot, BeforeValidator(_root)], ...],
                      Field(min_length=1)]
     state_dir: Path | None = None
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: LogLevel = "info"
     audio_languages: tuple[LanguageCode, ...] = ()
-    stall_seconds: Annotated[float, Field(ge=1)] = TranscribeSettings.stall_seconds
+    stall_seconds: StallSeconds = TranscribeSettings.stall_seconds
     scan: ScanSettings = field(default_factory=ScanSettings)
     skip: SkipSettings = field(default_factory=SkipSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)

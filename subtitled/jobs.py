@@ -89,14 +89,14 @@ def _columns_of_unversioned_releases(db: sqlite3.Connection) -> None:
     _add_columns(db, _ADDED_COLUMNS)
 
 
-# The schema's history: migration i takes a database from version i to i + 1, inside one
-# transaction. A change to the schema is a new function at the end (and `_SCHEMA` shows
-# the result for new databases); the version a database is at lives in SQLite's
-# `user_version`. tests/data/jobs-schema-*.sqlite3 are databases made by each release.
 def _forced_redo(db: sqlite3.Connection) -> None:
     _add_columns(db, [("force", "INTEGER NOT NULL DEFAULT 0")])
 
 
+# The schema's history: migration i takes a database from version i to i + 1, inside one
+# transaction. A change to the schema is a new function at the end (and `_SCHEMA` shows
+# the result for new databases); the version a database is at lives in SQLite's
+# `user_version`. tests/data/jobs-schema-*.sqlite3 are databases made by each release.
 _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _columns_of_unversioned_releases,  # 0 → 1
     _forced_redo,  # 1 → 2: `subtitled retry --force`

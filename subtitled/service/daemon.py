@@ -159,8 +159,7 @@ class Daemon:
         self._state_lock = lock_state_dir(self.settings.state_dir)
         self.store = JobStore(database)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
-                               self.breaker.pauses,
-                               lambda: control.paused(self.settings.state_dir) is not None)
+                               self.breaker.pauses, lambda: self._admin_paused is not None)
         self._open_http()
         for path in self.store.finish_written():
             logger.warning("%s: its subtitle was written just before the process stopped; "
@@ -461,15 +460,21 @@ class Daemon:
             new = config_file.load(self.config_path)
         except ConfigError:
             return  # the whole reload, after this file, says what is wrong
-        old = self.settings
-        if (new.watch, new.scan) == (old.watch, old.scan) or self.watcher is None:
-            return
-        self.settings = replace(old, watch=new.watch, scan=new.scan)
-        self.watcher.stop()
-        self._start_watching()
+        if self._apply_watch(replace(self.settings, watch=new.watch, scan=new.scan)):
+            logger.info("reload: the watched folders and scan settings apply now; the rest "
+                        "of the configuration when the current file is done")
+
+    def _apply_watch(self, new: DaemonSettings) -> bool:
+        """Take `new` as the settings, watching its folders (the observers started again
+        when they or the scan settings changed) and checking its roots; True when the
+        watch changed."""
+        old, self.settings = self.settings, new
+        changed = (new.watch, new.scan) != (old.watch, old.scan)
+        if changed and self.watcher is not None:
+            self.watcher.stop()
+            self._start_watching()
         self._check_roots()
-        logger.info("reload: the watched folders and scan settings apply now; the rest of "
-                    "the configuration when the current file is done")
+        return changed
 
     def _do_reload(self) -> None:
         self._reload.clear()
@@ -508,13 +513,9 @@ class Daemon:
                 self._reload_failed(f"model {new.transcribe.model.name} did not load: "
                                     f"{cause}")
                 return
-        self.settings = new
         self._reload_problem = None
         self._use_model(transcriber, new.transcribe)
-        if (new.watch, new.scan) != (old.watch, old.scan) and self.watcher is not None:
-            self.watcher.stop()
-            self._start_watching()
-        self._check_roots()
+        self._apply_watch(new)
         if self.breaker.lift("config") and self.store is not None:
             self._store_call(self.store.wake)  # the files that waited for it, now
         logger.info("configuration reloaded")
