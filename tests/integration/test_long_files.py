@@ -85,11 +85,31 @@ def subtitle_text(folder: Path) -> str:
     return " ".join(c.content for c in srt.parse(subtitle.read_text(encoding="utf-8")))
 
 
+# Small batches, greedy: many checkpoints in a few minutes of speech.
+ENGINE = {"engine": "faster-whisper", "batch_size": 2, "beam_size": 1}
+
+
+def decoding(tmp_path: Path, model_dir: Path) -> DaemonRun:
+    """A daemon started on a film of 5 minutes of speech, returned once its first batch
+    is checkpointed: in the middle of the film's decoding."""
+    film = tmp_path / "film.mkv"
+    long_film(film, minutes=5.0)
+    daemon = DaemonRun(tmp_path / "daemon", model_dir, model=ENGINE)
+    (daemon.media / film.name).symlink_to(film)
+    daemon.start()
+    try:
+        daemon.wait_until(partial(progressed, daemon, 0.0), seconds=600)
+    except BaseException:
+        daemon.kill()
+        raise
+    return daemon
+
+
 def test_kills_during_a_long_film_resume_it_and_repeat_little_work(
         tmp_path: Path, model_dir: Path) -> None:
     film = tmp_path / "film.mkv"
     speech_seconds = long_film(film)
-    settings = {"model": {"engine": "faster-whisper", "batch_size": 2, "beam_size": 1},
+    settings = {"model": ENGINE,
                 "retry": {"max_attempts": 2, "backoff_seconds": 0}}
 
     whole = DaemonRun(tmp_path / "whole", model_dir, **settings)
@@ -136,14 +156,8 @@ def test_kills_during_a_long_film_resume_it_and_repeat_little_work(
 
 def test_a_pause_mid_film_gives_up_the_batch_in_hand_and_resume_picks_up_there(
         tmp_path: Path, model_dir: Path) -> None:
-    film = tmp_path / "film.mkv"
-    long_film(film, minutes=5.0)
-    daemon = DaemonRun(tmp_path / "daemon", model_dir,
-                       model={"engine": "faster-whisper", "batch_size": 2, "beam_size": 1})
-    (daemon.media / film.name).symlink_to(film)
-    daemon.start()
+    daemon = decoding(tmp_path, model_dir)
     try:
-        daemon.wait_until(partial(progressed, daemon, 0.0), seconds=600)
         pause = subprocess.run([sys.executable, "-m", "subtitled", "pause", "--config",
                                 str(daemon.config)], capture_output=True, text=True,
                                check=True)
@@ -165,16 +179,10 @@ def test_a_pause_mid_film_gives_up_the_batch_in_hand_and_resume_picks_up_there(
 
 def test_a_folder_added_by_a_reload_mid_film_is_watched_at_once(
         tmp_path: Path, model_dir: Path) -> None:
-    film = tmp_path / "film.mkv"
-    long_film(film, minutes=5.0)
     more = tmp_path / "more"
     more.mkdir()
-    daemon = DaemonRun(tmp_path / "daemon", model_dir,
-                       model={"engine": "faster-whisper", "batch_size": 2, "beam_size": 1})
-    (daemon.media / film.name).symlink_to(film)
-    daemon.start()
+    daemon = decoding(tmp_path, model_dir)
     try:
-        daemon.wait_until(partial(progressed, daemon, 0.0), seconds=600)
         document = yaml.safe_load(daemon.config.read_text())
         document["watch"].append({"path": str(more)})
         daemon.config.write_text(yaml.safe_dump(document))

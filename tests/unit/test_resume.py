@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -51,22 +51,30 @@ def uninterrupted(audio: np.ndarray) -> tuple[list[Cue], int, str | None]:
     return cues, len(transcriber.calls), outcome.language
 
 
-@pytest.mark.parametrize("stop_after", [1, 3, 6])
-def test_a_stopped_job_resumes_from_its_checkpoint_with_the_same_words(
-        stop_after: int) -> None:
-    audio = np.concatenate([tone(6, level=0.9), speech_with_pauses(44)])
-    expected, work, language = uninterrupted(audio)
+def stopped(audio: np.ndarray, first: FakeTranscriber,
+            stop_when: Callable[[], bool]) -> MemoryCheckpoints:
+    """The checkpoints of a run that stops (as on a SIGTERM) at the first liveness check
+    where `stop_when()` holds."""
     checkpoints = MemoryCheckpoints()
-    first = FakeTranscriber(batch_size=2)
 
     def alive(computing: bool) -> None:
         del computing
-        if len(first.calls) >= stop_after:
+        if stop_when():
             raise Stop
 
     with pytest.raises(Stop):
         process_media_file(MOVIE, SETTINGS, FakeMedia(audio).tools(first),
                            Hooks(alive=alive, checkpoints=checkpoints))
+    return checkpoints
+
+
+@pytest.mark.parametrize("stop_after", [1, 3, 6])
+def test_a_stopped_job_resumes_from_its_checkpoint_with_the_same_words(
+        stop_after: int) -> None:
+    audio = np.concatenate([tone(6, level=0.9), speech_with_pauses(44)])
+    expected, work, language = uninterrupted(audio)
+    first = FakeTranscriber(batch_size=2)
+    checkpoints = stopped(audio, first, lambda: len(first.calls) >= stop_after)
     assert checkpoints.saved, "the language is kept before the first batch"
     media = FakeMedia(audio)
     second = FakeTranscriber(batch_size=2)
@@ -99,17 +107,8 @@ def test_a_resume_inside_a_decoded_chunk_gives_the_words_of_an_uninterrupted_run
     audio = speech_with_pauses(40)
     whole = FakeMedia(audio)
     process_media_file(MOVIE, SETTINGS, whole.tools(SkippingTranscriber(batch_size=2)))
-    checkpoints = MemoryCheckpoints()
     first = SkippingTranscriber(batch_size=2)
-
-    def alive(computing: bool) -> None:
-        del computing
-        if len(first.batches) >= stop_after:
-            raise Stop
-
-    with pytest.raises(Stop):
-        process_media_file(MOVIE, SETTINGS, FakeMedia(audio).tools(first),
-                           Hooks(alive=alive, checkpoints=checkpoints))
+    checkpoints = stopped(audio, first, lambda: len(first.batches) >= stop_after)
     resume = checkpoints.load()
     assert resume is not None and resume.words
     resumed = FakeMedia(audio)
