@@ -67,15 +67,13 @@ class Transcriber(Protocol):
         """Probability per Whisper language code."""
         ...
 
-    def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
-        """Segments with word timings, in seconds from the start of `audio`."""
-        ...
-
-    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
-                         ) -> list[list[Segment]]:
-        """`transcribe` for several chunks at once, faster on any device; one list of
-        segments per chunk, in order. Decodes once, without temperature fallback: the
-        caller decodes a chunk whose result looks wrong again with `transcribe`."""
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
+                         temperature: float = 0.0) -> list[list[Segment]]:
+        """Segments with word timings, in seconds from the start of each chunk; one list
+        per chunk, in order. One decode of one window per chunk, all at once (faster on
+        any device), at one temperature: beam search (or greedy) at 0, one sample above.
+        Whisper's temperature fallback is the caller's (`pipeline.decoder`), which
+        decodes a chunk whose text looks wrong again, hotter, within a budget."""
         ...
 
     def release_memory(self) -> None:

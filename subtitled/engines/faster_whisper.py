@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import inspect
 import logging
 import time
@@ -48,26 +48,14 @@ class FasterWhisperEngine:
         _, _, probabilities = self.model.detect_language(audio)
         return {str(code): float(p) for code, p in probabilities}
 
-    def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
-        self._ready()
-        segments, _ = self.model.transcribe(
-            audio,
-            language=language,
-            task=task,
-            beam_size=self.beam_size,
-            condition_on_previous_text=False,
-            word_timestamps=True,
-            vad_filter=False,  # our own VAD already cut the audio into speech
-        )
-        return [segment_from_dict(dataclasses.asdict(raw)) for raw in segments]
-
-    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
-                         ) -> list[list[Segment]]:
-        """One encoder pass and one batched beam search over all of `audios`, then the word
-        alignment for the whole batch: BatchedInferencePipeline's inside, with our chunks
-        and language. Unlike its default, the text keeps its timestamp tokens: without
-        them Whisper skips whole sentences of a 30 s chunk (WER 0.25 instead of 0.11 on
-        the benchmark programme, at the same speed)."""
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
+                         temperature: float = 0.0) -> list[list[Segment]]:
+        """One encoder pass and one batched beam search over all of `audios` (one sample
+        each above temperature 0), then the word alignment for the whole batch:
+        BatchedInferencePipeline's inside, with our chunks and language. Unlike its
+        default, the text keeps its timestamp tokens: without them Whisper skips whole
+        sentences of a 30 s chunk (WER 0.25 instead of 0.11 on the benchmark programme, at
+        the same speed)."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import BatchedInferencePipeline, pad_or_trim
 
@@ -78,12 +66,18 @@ class FasterWhisperEngine:
                              for audio in audios])
         metadata = [{"offset": 0.0, "duration": len(audio) / 16_000, "segments": []}
                     for audio in audios]
-        outputs = BatchedInferencePipeline(self.model).forward(
-            features, tokenizer, metadata, self._batch_options(tokenizer))
+        model = self.model
+        if temperature > 0:
+            # The pipeline passes the temperature but not the sampling that makes it
+            # count (CTranslate2 stays greedy with its default top-k of 1).
+            model = copy.copy(self.model)
+            model.model = _Sampling(self.model.model, temperature)
+        outputs = BatchedInferencePipeline(model).forward(
+            features, tokenizer, metadata, self._batch_options(tokenizer, temperature))
         return [_first_word_after_silence([segment_from_dict(raw) for raw in output])
                 for output in outputs]
 
-    def _batch_options(self, tokenizer: Any) -> Any:
+    def _batch_options(self, tokenizer: Any, temperature: float) -> Any:
         from faster_whisper.transcribe import (
             BatchedInferencePipeline,
             TranscriptionOptions,
@@ -97,7 +91,7 @@ class FasterWhisperEngine:
             length_penalty=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
             log_prob_threshold=None, no_speech_threshold=None,
             compression_ratio_threshold=None, condition_on_previous_text=False,
-            prompt_reset_on_temperature=0.5, temperatures=[0.0], initial_prompt=None,
+            prompt_reset_on_temperature=0.5, temperatures=[temperature], initial_prompt=None,
             prefix=None, suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             without_timestamps=False, max_initial_timestamp=0.0, word_timestamps=True,
@@ -125,6 +119,22 @@ class FasterWhisperEngine:
     def gpu_bytes(self) -> int | None:
         """Not known: CTranslate2 does not say what it holds."""
         return None
+
+
+class _Sampling:
+    """A CTranslate2 Whisper model whose `generate` samples one hypothesis at a temperature,
+    as faster-whisper's own fallback asks it to (`beam_size=1, sampling_topk=0`)."""
+
+    def __init__(self, model: Any, temperature: float) -> None:
+        self._model, self._temperature = model, temperature
+
+    def generate(self, *args: Any, **options: Any) -> Any:
+        options.update(beam_size=1, num_hypotheses=1, sampling_topk=0,
+                       sampling_temperature=self._temperature)
+        return self._model.generate(*args, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
 
 
 def _first_word_after_silence(segments: list[Segment]) -> list[Segment]:

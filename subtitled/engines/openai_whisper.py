@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Whisper's own fallback schedule: retry a window at higher temperature when the text
-# looks like a loop (compression ratio) or is improbable (log probability).
-_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _SECONDS_PER_TIMESTAMP = 0.02
 
 
@@ -65,29 +62,12 @@ class OpenAIWhisperEngine:
         window: torch.Tensor = whisper.pad_or_trim(mel, whisper.audio.N_FRAMES).to(self.device)
         return window.half() if self.fp16 else window
 
-    def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
-        import whisper
-
-        result = whisper.transcribe(
-            self.model,
-            audio,
-            language=language,
-            task=task,
-            temperature=_TEMPERATURES,
-            beam_size=self.beam_size,
-            best_of=self.beam_size,
-            condition_on_previous_text=False,  # chunks are independent; no loop carry-over
-            word_timestamps=True,
-            fp16=self.fp16,
-            verbose=None,
-        )
-        return [segment_from_dict(raw) for raw in result["segments"]]
-
-    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
-                         ) -> list[list[Segment]]:
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
+                         temperature: float = 0.0) -> list[list[Segment]]:
         """One batched decode (one encoder pass, one beam search for all chunks, FP16 on a
-        GPU), split into segments at the timestamp tokens, then each chunk's words aligned:
-        what whisper.transcribe does per window, for a batch and without its fallback."""
+        GPU; one sample each above temperature 0), split into segments at the timestamp
+        tokens, then each chunk's words aligned: what whisper.transcribe does per window at
+        one temperature, for a batch."""
         import torch
         from whisper.decoding import DecodingOptions
         from whisper.timing import add_word_timestamps
@@ -96,9 +76,9 @@ class OpenAIWhisperEngine:
         tokenizer = get_tokenizer(self.multilingual, num_languages=self.model.num_languages,
                                   language=language, task=task)
         mels = [self._mel(audio) for audio in audios]
-        options = DecodingOptions(task=task, language=language, temperature=0.0,
-                                  beam_size=self.beam_size if self.beam_size > 1 else None,
-                                  fp16=self.fp16)
+        beam = self.beam_size if self.beam_size > 1 and temperature == 0 else None
+        options = DecodingOptions(task=task, language=language, temperature=temperature,
+                                  beam_size=beam, fp16=self.fp16)
         with torch.no_grad():
             results = _beam_task(self.model, options).run(torch.stack(mels))
         batch = []

@@ -1,6 +1,6 @@
 """Speech chunks → words, in batches: one encoder pass and one search per batch, a second
-pass for speech the batch skipped, Whisper's own decoding for what looks wrong, and
-smaller work when memory runs out."""
+pass for speech the batch skipped, Whisper's temperature fallback for what looks wrong,
+within a budget of retries per minute of speech, and smaller work when memory runs out."""
 
 from __future__ import annotations
 
@@ -29,6 +29,18 @@ _MIN_SKIPPED_SECONDS = 1.0
 _SKIPPED_GAP_SECONDS = 1.0
 # Below this, a chunk that still runs out of memory is not worth splitting further.
 _MIN_OOM_RETRY_SECONDS = 4.0
+# Whisper's own fallback schedule: a window whose text looks like a loop (compression
+# ratio) or is improbable (log probability) is decoded again, hotter.
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# Retries (a chunk decoded again at a higher temperature, speech the batch skipped decoded
+# again) are what hard audio multiplies: noise, accents, a language the model barely
+# knows. A file may spend a few on any audio (one hard window's whole fallback) and two
+# more per minute of speech, about one per window of its first pass, so that its
+# decoding costs at most about twice what the first pass does, which is itself no more
+# windows than whisper.transcribe decodes for the same audio. Past the budget, the first
+# decode of a chunk stands (its loops and improbable non-speech are still filtered out).
+RETRIES_AT_LEAST = len(TEMPERATURES) - 1
+RETRIES_PER_SPEECH_MINUTE = 2.0
 
 
 @dataclass(frozen=True)
@@ -49,12 +61,17 @@ class BatchDecoder:
         self.path, self.settings, self.transcriber = path, settings, transcriber
         self.media, self.alive = media, alive
         self.windows_decoded = 0  # engine work, for the log and the resume tests
+        self.retries = 0  # of those windows, the ones that decoded speech again
+        self._speech_seconds = 0.0  # taken in for its first pass
+        self._out_of_retries_logged = False
         self._queue: list[Work] = []
         self._read_to_seconds = 0.0
 
     def add(self, work: list[Work]) -> list[Word]:
         """Queue the work of one chunk; the words of every batch that filled up."""
         self._queue += work
+        self._speech_seconds += sum(piece.duration_seconds for w in work
+                                    if not w.second_pass for piece in w.chunk.pieces)
         self._read_to_seconds = max([self._read_to_seconds,
                                      *(w.chunk.source_end_seconds for w in work)])
         words: list[Word] = []
@@ -65,13 +82,13 @@ class BatchDecoder:
         return words
 
     def finish(self) -> list[Word]:
-        """The rest: a last batch, then its skipped speech, which has nothing to ride along
-        with, by Whisper's own decoding, one window at a time."""
+        """The rest: a last batch, then the speech it skipped, in a batch of its own (whose
+        skipped speech is decoded stretch by stretch)."""
         words, again = self._decode_batch(self._queue)
         self._queue = []
-        for work in again:
-            words += self.decode_alone(work.chunk, work.language)
-        return words
+        found, left = self._decode_batch(again)
+        assert not left, "second-pass work is not sent round a third time"
+        return words + found
 
     def decoded_through(self) -> float:
         """Source time before which every chunk taken in has been decoded."""
@@ -92,21 +109,23 @@ class BatchDecoder:
             for work, segments in zip(items, self._segments(
                     [work.chunk for work in items], language), strict=True):
                 if segments is None or needs_fallback(segments, self.settings.filters):
-                    words += self.decode_alone(work.chunk, language)
+                    words += self.decode_alone(work.chunk, language, first=segments,
+                                               retry=work.second_pass)
                     continue
                 found, pieces = self._split_skipped(work.chunk, segments)
                 words += found
                 if not work.second_pass:
                     skipped += pieces
                     continue
-                for piece in pieces:  # skipped twice: each stretch alone, the ordinary way
-                    words += self.decode_alone(piece, language)
-            if skipped:
-                logger.debug("%s: %d skipped stretches of speech go round again", self.path,
-                             len(skipped))
+                for piece in pieces:  # skipped twice: each stretch alone
+                    words += self.decode_alone(piece, language, retry=True)
             # Glued, a second apart: each 30 s window costs the encoder the same.
-            again += [Work(language, chunk, second_pass=True) for chunk in glue(
-                skipped, self.settings.speech.max_chunk_seconds, _SKIPPED_GAP_SECONDS)]
+            glued = glue(skipped, self.settings.speech.max_chunk_seconds, _SKIPPED_GAP_SECONDS)
+            affordable = [chunk for chunk in glued if self._spend_retry()]
+            if skipped:
+                logger.debug("%s: %d skipped stretches of speech go round again in %d of %d "
+                             "windows", self.path, len(skipped), len(affordable), len(glued))
+            again += [Work(language, chunk, second_pass=True) for chunk in affordable]
         return words, again
 
     def _split_skipped(self, chunk: Chunk, segments: list[Segment]
@@ -148,13 +167,29 @@ class BatchDecoder:
         return [segments for first in range(0, len(chunks), size)
                 for segments in self._batch_segments(chunks[first:first + size], language)]
 
-    def decode_alone(self, chunk: Chunk, language: str) -> list[Word]:
-        """One chunk with Whisper's temperature fallback; out of memory, in halves."""
-        segments = self._engine(lambda: self.transcriber.transcribe(
-            chunk.audio, language=language, task=self.settings.language.task))
-        if segments is not None:
+    def decode_alone(self, chunk: Chunk, language: str, *,
+                     first: list[Segment] | None = None, retry: bool = False) -> list[Word]:
+        """One chunk with Whisper's temperature fallback: decoded (or, given its `first`
+        decode at temperature 0, decoded again) at each higher temperature until its text
+        no longer looks like a loop or improbable, while the budget lasts; the best
+        attempt counts. A `retry` decodes speech again, so even its first decode is paid
+        for from the budget. Out of memory, in halves."""
+        attempts = [] if first is None else [first]
+        for temperature in TEMPERATURES[len(attempts):]:
+            if attempts and not needs_fallback(attempts[-1], self.settings.filters):
+                break
+            if (attempts or retry) and not self._spend_retry():
+                break
+            decoded = self._engine(partial(
+                self.transcriber.transcribe_batch, [chunk.audio], language=language,
+                task=self.settings.language.task, temperature=temperature))
+            if decoded is None:
+                return self._in_halves(chunk, language, retry)
             self._count(1)
-            return self._kept_words(chunk, segments)
+            attempts.append(decoded[0])
+        return self._kept_words(chunk, self._best(attempts)) if attempts else []
+
+    def _in_halves(self, chunk: Chunk, language: str, retry: bool) -> list[Word]:
         if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:  # the machine's, not the file's
             raise EnvironmentFault(
                 f"out of memory even on {chunk.duration_seconds:.1f} s of audio; "
@@ -162,7 +197,34 @@ class BatchDecoder:
                 stage="transcribe")
         logger.warning("%s: out of memory on %.1f s of audio; retrying in halves",
                        self.path, chunk.duration_seconds)
-        return [w for half in chunk.halves() for w in self.decode_alone(half, language)]
+        return [w for half in chunk.halves()
+                for w in self.decode_alone(half, language, retry=retry)]
+
+    def _best(self, attempts: list[list[Segment]]) -> list[Segment]:
+        """The attempt that passed Whisper's checks (the last, since they stop there); if
+        none did, the most probable one whose text is not a loop, else the first."""
+        filters = self.settings.filters
+        if not needs_fallback(attempts[-1], filters):
+            return attempts[-1]
+        unlooped = [a for a in attempts
+                    if all(s.compression_ratio <= filters.compression_ratio_threshold
+                           for s in a)]
+        if not unlooped:
+            return attempts[0]
+        return max(unlooped, key=lambda a: min((s.avg_logprob for s in a), default=0.0))
+
+    def _spend_retry(self) -> bool:
+        """One retry from the file's budget, if any is left."""
+        budget = RETRIES_AT_LEAST + RETRIES_PER_SPEECH_MINUTE * self._speech_seconds / 60
+        if self.retries + 1 > budget:
+            if not self._out_of_retries_logged:
+                logger.info("%s: the retry budget (%.0f windows for %.0f s of speech so "
+                            "far) is spent; hard passages keep their first decode", self.path,
+                            budget, self._speech_seconds)
+                self._out_of_retries_logged = True
+            return False
+        self.retries += 1
+        return True
 
     def _count(self, windows: int) -> None:
         self.windows_decoded += windows

@@ -32,7 +32,8 @@ def test_a_batch_says_what_each_chunk_says_alone(
     # The second clip starts after 3 s of silence: its words must not start before it.
     english[1] = np.concatenate([np.zeros(3 * 16_000, dtype=np.float32), english[1]])
     batched = model.transcribe_batch(english, language="en", task="transcribe")
-    alone = [model.transcribe(audio, language="en", task="transcribe") for audio in english]
+    alone = [model.transcribe_batch([audio], language="en", task="transcribe")[0]
+             for audio in english]
     assert len(batched) == 2
     for together, single, audio in zip(batched, alone, english, strict=True):
         text = " ".join(s.text for s in together)

@@ -28,8 +28,9 @@ class FakeTranscriber:
 
     multilingual: bool = True
     memory_seconds: float = 1e9  # longer audio "runs out of GPU memory"
-    calls: list[tuple[float, str]] = field(default_factory=list)
-    batches: list[int] = field(default_factory=list)  # chunks per transcribe_batch call
+    calls: list[tuple[float, str]] = field(default_factory=list)  # per chunk decoded
+    batches: list[int] = field(default_factory=list)  # chunks per decode of more than one
+    temperatures: list[float] = field(default_factory=list)  # per chunk decoded
     released: int = 0
     description: str = "fake"
     batch_size: int = 8
@@ -39,20 +40,20 @@ class FakeTranscriber:
         loud = float(np.abs(audio).max())
         return {"de": 0.9, "en": 0.1} if loud > 0.7 else {"en": 0.8, "de": 0.2}
 
-    def transcribe(self, audio: np.ndarray, *, language: str, task: Task) -> list[Segment]:
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
+                         temperature: float = 0.0) -> list[list[Segment]]:
+        if sum(len(a) for a in audios) / RATE > self.memory_seconds:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        if len(audios) > 1:
+            self.batches.append(len(audios))
+        self.temperatures += [temperature] * len(audios)
+        return [self.say(audio, language) for audio in audios]
+
+    def say(self, audio: np.ndarray, language: str) -> list[Segment]:
         seconds = len(audio) / RATE
-        if seconds > self.memory_seconds:
-            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         self.calls.append((seconds, language))
         words = tuple(Word(float(i), i + 0.5, f" {language}{i}") for i in range(int(seconds)))
         return [Segment(0.0, seconds, "".join(w.text for w in words), words)] if words else []
-
-    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task
-                         ) -> list[list[Segment]]:
-        if sum(len(a) for a in audios) / RATE > self.memory_seconds:
-            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
-        self.batches.append(len(audios))
-        return [self.transcribe(audio, language=language, task=task) for audio in audios]
 
     def release_memory(self) -> None:
         self.released += 1

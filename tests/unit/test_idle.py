@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -76,9 +75,6 @@ class FakeWhisperModel:
     def detect_language(self, audio: np.ndarray) -> tuple[str, float, list[tuple[str, float]]]:
         return "en", 1.0, [("en", 1.0)]
 
-    def transcribe(self, audio: np.ndarray, **options: Any) -> tuple[list[Any], None]:
-        return [], None
-
 
 def test_an_idle_faster_whisper_gpu_model_waits_in_host_memory_and_comes_back() -> None:
     ct2 = FakeCT2()
@@ -87,7 +83,6 @@ def test_an_idle_faster_whisper_gpu_model_waits_in_host_memory_and_comes_back() 
     engine.idle()
     assert ct2.moves == ["to host"]
     engine.detect_language(np.zeros(16_000, dtype=np.float32))
-    engine.transcribe(np.zeros(16_000, dtype=np.float32), language="en", task="transcribe")
     assert ct2.moves == ["to host", "to gpu"]
 
 

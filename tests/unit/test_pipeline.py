@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,8 @@ from subtitled.config import LanguageSettings, OutputSettings, Task, TranscribeS
 from subtitled.cues import Cue
 from subtitled.engines.base import Segment
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
-from subtitled.pipeline import process_media_file
+from subtitled.pipeline import decoder, process_media_file
+from subtitled.pipeline.decoder import RETRIES_AT_LEAST, RETRIES_PER_SPEECH_MINUTE
 from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
 
 SETTINGS = TranscribeSettings()
@@ -117,7 +118,7 @@ def test_out_of_gpu_memory_on_tiny_work_is_the_machines_fault_not_the_files() ->
 
 def test_other_engine_errors_are_not_mistaken_for_memory() -> None:
     class Broken(FakeTranscriber):
-        def transcribe(self, audio: np.ndarray, *, language: str, task: str) -> list[Segment]:
+        def say(self, audio: np.ndarray, language: str) -> list[Segment]:
             raise ValueError("shape mismatch")
 
     # Not halved as memory would be: the engine's error, as the environment's fault, with
@@ -131,7 +132,7 @@ def test_other_engine_errors_are_not_mistaken_for_memory() -> None:
 
 def test_a_sticky_cuda_error_asks_for_a_new_process() -> None:
     class Stuck(FakeTranscriber):
-        def transcribe(self, audio: np.ndarray, *, language: str, task: str) -> list[Segment]:
+        def say(self, audio: np.ndarray, language: str) -> list[Segment]:
             raise RuntimeError("CUDA error: an illegal memory access was encountered\n"
                                "CUDA kernel errors might be asynchronously reported")
 
@@ -206,8 +207,10 @@ class Skipping(FakeTranscriber):
     """Batched, it hears only the first 5 s of each chunk, like Whisper ending early."""
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                         task: Task) -> list[list[Segment]]:
+                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
         results = super().transcribe_batch(audios, language=language, task=task)
+        if len(audios) == 1:
+            return results
         return [[replace(s, words=tuple(w for w in s.words if w.start_seconds < 5))
                  for s in segments] for segments in results]
 
@@ -225,14 +228,19 @@ def test_speech_the_last_batch_skipped_is_decoded_again_and_lands_where_it_was_s
     process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
     (cues,) = media.written.values()
     assert_every_stretch_has_a_cue(cues, 8)
-    assert transcriber.batches == [2]
-    # The batch of two chunks, then the five skipped stretches glued into two windows,
-    # decoded the ordinary way: nothing is left to batch them with.
-    assert len(transcriber.calls) == 4
+    # The batch of two chunks, then the six skipped stretches glued into a batch of two
+    # windows, where the fake skips all but the first of each again: then the four left,
+    # stretch by stretch, alone.
+    assert transcriber.batches == [2, 2]
     assert all(seconds <= 30 for seconds, _ in transcriber.calls)
+    assert len(transcriber.calls) == 2 + 2 + 4
 
 
-def test_speech_a_batch_skipped_rides_along_with_the_next_batch() -> None:
+def test_speech_a_batch_skipped_rides_along_with_the_next_batch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake skips three stretches in four, far more than the budget of retries allows
+    # (below): here, a budget that does not bind.
+    monkeypatch.setattr(decoder, "RETRIES_PER_SPEECH_MINUTE", 100.0)
     media = FakeMedia(speech_with_pauses(24))
     transcriber = Skipping(batch_size=2)
     process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
@@ -243,18 +251,54 @@ def test_speech_a_batch_skipped_rides_along_with_the_next_batch() -> None:
     assert len(transcriber.calls) > 2 * len(transcriber.batches)
 
 
-def test_a_chunk_whose_batched_text_looks_like_a_loop_is_decoded_again_alone() -> None:
-    class Looping(FakeTranscriber):
-        def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                             task: Task) -> list[list[Segment]]:
-            results = super().transcribe_batch(audios, language=language, task=task)
-            return [[replace(s, compression_ratio=3.0) for s in segments]
-                    for segments in results]
+@dataclass
+class Looping(FakeTranscriber):
+    """Its text compresses like a loop (or, not `looping`, is improbable) below the
+    temperature `hot_enough`, then is fine."""
 
+    hot_enough: float = 0.2
+    looping: bool = True
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+        results = super().transcribe_batch(audios, language=language, task=task,
+                                           temperature=temperature)
+        if temperature >= self.hot_enough:
+            return results
+        wrong = {"compression_ratio": 3.0} if self.looping else {"avg_logprob": -1.5}
+        return [[replace(s, **wrong) for s in segments]  # type: ignore[arg-type]
+                for segments in results]
+
+
+def test_a_chunk_whose_batched_text_looks_like_a_loop_is_decoded_again_hotter() -> None:
     transcriber = Looping()
     process_media_file(MOVIE, SETTINGS, FakeMedia(speech_with_pauses(8)).tools(transcriber))
-    # The batch of two, then each chunk once more through `transcribe`.
-    assert transcriber.batches == [2] and len(transcriber.calls) == 4
+    # The batch of two at temperature 0, then each chunk alone, once, at the next
+    # temperature (not at 0 again: the batch decoded it there).
+    assert transcriber.batches == [2] and transcriber.temperatures == [0.0, 0.0, 0.2, 0.2]
+
+
+def test_retries_on_hard_audio_stay_within_the_budget_per_minute_of_speech() -> None:
+    # Never good enough: every chunk would take Whisper's whole fallback (five more
+    # decodes each) without a budget.
+    transcriber = Looping(hot_enough=2.0, looping=False)
+    media = FakeMedia(speech_with_pauses(40))  # 200 s of speech in about 10 chunks
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    first_pass = transcriber.temperatures.count(0.0)
+    retries = len(transcriber.temperatures) - first_pass
+    budget = RETRIES_AT_LEAST + RETRIES_PER_SPEECH_MINUTE * outcome.speech_seconds / 60
+    assert first_pass == outcome.windows_decoded - retries >= 8
+    assert retries == int(budget)  # spent, and not one more
+    assert len(transcriber.temperatures) <= 2 * first_pass + RETRIES_AT_LEAST
+    # Improbable text is kept (it is not likely non-speech): past the budget, the first
+    # decodes stand.
+    assert outcome.status == "written" and outcome.cue_count > 10
+
+
+def test_a_short_hard_file_gets_whisper_s_whole_fallback() -> None:
+    transcriber = Looping(hot_enough=1.0)
+    process_media_file(MOVIE, SETTINGS, FakeMedia(tone(5)).tools(transcriber))
+    assert transcriber.temperatures == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 
 
 def test_audio_in_a_language_the_viewers_speak_needs_no_subtitle() -> None:
