@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from subtitled.config import ModelSettings
 from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
@@ -10,6 +13,32 @@ from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
 __all__ = ["Segment", "Transcriber", "Word", "build_transcriber", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
+
+
+_T = TypeVar("_T")
+
+
+def _on_a_thread_that_ends(load: Callable[[], _T]) -> _T:
+    """`load()` on a thread of its own. A thread that has run torch's parallel (OpenMP)
+    work keeps a team of workers for as long as it lives, and while the main thread keeps
+    one, the engine threads' decoding ran 45 % slower on two CPU cores (3.4 s against 4.9
+    s for the same window; BENCHMARKS.md). Loading runs such work; done on the main
+    thread, it would tax every engine call after it."""
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(load())
+        except BaseException as err:  # noqa: BLE001 - raised again in the caller
+            failure.append(err)
+
+    thread = threading.Thread(target=run, name="subtitled-load")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def build_transcriber(settings: ModelSettings) -> Transcriber:
@@ -37,11 +66,12 @@ def build_transcriber(settings: ModelSettings) -> Transcriber:
     if choice.engine == "faster-whisper":
         from subtitled.engines import faster_whisper
 
-        transcriber: Transcriber = faster_whisper.load(settings, choice)
+        transcriber: Transcriber = _on_a_thread_that_ends(
+            lambda: faster_whisper.load(settings, choice))
     else:
         from subtitled.engines import openai_whisper
 
-        transcriber = openai_whisper.load(settings, choice)
+        transcriber = _on_a_thread_that_ends(lambda: openai_whisper.load(settings, choice))
     # Loading passed the weights through copies (a float16 file, a float32 step) that the
     # heap, which keeps what is freed, would otherwise hold for good: 1.8 GB for large-v3.
     allocator.release_freed_memory()
