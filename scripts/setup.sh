@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 # systemd: systemd-analyze for the unit checks; debootstrap and systemd-container: the test
-# that boots the unit under a real systemd in a container.
-packages=(ffmpeg libsystemd-dev pkg-config util-linux systemd debootstrap systemd-container)
+# that boots the unit under a real systemd in a container. espeak-ng: speech in languages
+# the corpus lacks, for the language and hard-audio tests (bench/voices.py).
+packages=(ffmpeg libsystemd-dev pkg-config util-linux systemd debootstrap systemd-container
+          espeak-ng)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

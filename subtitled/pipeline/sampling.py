@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,29 +18,37 @@ from subtitled.speech import SpeechChunker
 
 logger = logging.getLogger(__name__)
 
-# The language is detected on this much speech, sampled from windows over the whole file.
+# The language is detected on this much audio, sampled from windows over the whole file.
 _VOTE_SAMPLE_SECONDS = 28.0
+_WHISPER_WINDOW_SECONDS = 30.0
 
 
 def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, tools: Tools,
                     allowed: tuple[str, ...], alive: Alive) -> LanguageGuess | None:
-    """One detection over a sample of the whole file: a few seconds of speech from each
-    window spread over it, glued into one Whisper window. The encoder costs the same
-    for 3 s as for 30 s, so this hears every window for the price of one (a detection
-    per window cost 5.4 s more on a 10-minute programme on two CPU cores)."""
+    """One detection over a sample of the whole file. A file that fits in one Whisper
+    window is heard whole, as Whisper's own `detect_language` hears it. A longer one gives
+    a few seconds from each window spread over it, from its first speech on and with the
+    pauses and breaths around the words (what Whisper was trained on; speech glued
+    without them sounds like no language), glued into one Whisper window: the encoder
+    costs the same for 3 s as for 30 s, so this hears every window for the price of one (a
+    detection per window cost 5.4 s more on a 10-minute programme on two CPU cores)."""
     options = settings.language
     starts = window_starts(media.duration_seconds, options.vote_windows,
                            options.vote_window_seconds)
-    share = _VOTE_SAMPLE_SECONDS / len(starts)
-    samples = [audio[: int(share * 16_000)] for audio in (
-        speech_only(tools, settings, tools.open_audio(media, start, options.vote_window_seconds),
-                    share)
-        for start in starts) if len(audio) >= 16_000 * MIN_VOTE_SPEECH_SECONDS]
+    whole = media.duration_seconds is not None and \
+        media.duration_seconds <= _WHISPER_WINDOW_SECONDS
+    share = _WHISPER_WINDOW_SECONDS if whole else _VOTE_SAMPLE_SECONDS / len(starts)
+    window = _WHISPER_WINDOW_SECONDS if whole else options.vote_window_seconds
+    samples = [sample for sample in (
+        speech_from_onset(tools, settings, tools.open_audio(media, start, window), share,
+                          keep_lead_in=whole)
+        for start in ([0.0] if whole else starts))
+        if sample.speech_seconds >= MIN_VOTE_SPEECH_SECONDS]
     if not samples:
         return None
     gap = np.zeros(16_000 // 2, dtype=np.float32)
-    glued = np.concatenate([part for sample in samples for part in (sample, gap)][:-1])
-    seconds = sum(len(sample) for sample in samples) / 16_000
+    glued = np.concatenate([part for sample in samples for part in (sample.audio, gap)][:-1])
+    seconds = sum(sample.speech_seconds for sample in samples)
     heard = call_watched(lambda: tools.transcriber.detect_language(glued), alive)
     guess = vote([(heard, seconds)], allowed)
     if guess:
@@ -50,19 +58,36 @@ def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, 
     return guess
 
 
-def speech_only(tools: Tools, settings: TranscribeSettings, blocks: Iterable[np.ndarray],
-                enough_seconds: float) -> np.ndarray:
-    """The speech of a short window, glued together; reading stops (and ffmpeg with it)
-    once the speech found is enough."""
+@dataclass(frozen=True)
+class Sample:
+    audio: np.ndarray
+    speech_seconds: float  # of the audio
+
+
+def speech_from_onset(tools: Tools, settings: TranscribeSettings, blocks: Iterable[np.ndarray],
+                      seconds: float, keep_lead_in: bool = False) -> Sample:
+    """`seconds` of a window's audio from its first speech on (from its start with
+    `keep_lead_in`), pauses included; reading stops (and ffmpeg with it) once enough
+    speech has been heard."""
     chunker = SpeechChunker(tools.speech_probabilities(), settings.speech)
     chunks = []
+    read: list[np.ndarray] = []
     stream = iter(blocks)
     for block in stream:
+        read.append(block)
         chunks += chunker.feed(block)
-        if chunker.pending_seconds >= enough_seconds:
+        if chunker.pending_seconds + sum(c.duration_seconds for c in chunks) >= seconds:
             break
     close = getattr(stream, "close", None)
     if close is not None:  # a generator: ends the ffmpeg behind it now
         close()
     chunks += chunker.finish()
-    return chunks[0].audio if chunks else np.zeros(0, dtype=np.float32)
+    pieces = [piece for chunk in chunks for piece in chunk.pieces]
+    if not pieces:
+        return Sample(np.zeros(0, dtype=np.float32), 0.0)
+    onset = 0.0 if keep_lead_in else pieces[0].source_start_seconds
+    end = onset + seconds
+    audio = np.concatenate(read)[int(onset * 16_000):int(end * 16_000)]
+    speech = sum(max(0.0, min(p.source_start_seconds + p.duration_seconds, end)
+                     - max(p.source_start_seconds, onset)) for p in pieces)
+    return Sample(audio, speech)

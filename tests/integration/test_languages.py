@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bench import voices
+from bench.languages import ours, whisper_own
+from subtitled.engines import Transcriber
 from subtitled.evaluation import normalize_text
 from tests.integration.conftest import DATA, Transcribe
 from tests.integration.test_accuracy import cues_in
@@ -46,3 +50,30 @@ def test_an_allow_list_keeps_detection_inside_it(tmp_path: Path,
     path.symlink_to(DATA / "de_portal_leopard.wav")
     outcome = transcribe(path, allowed=("en", "fr"))
     assert outcome.language in ("en", "fr")
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str]]:
+    """espeak-ng speech in every language of bench.voices (26), with its language."""
+    folder = tmp_path_factory.mktemp("espeak")
+    return [(voices.speak(voice, folder / f"{voice.whisper}.wav"), voice.whisper)
+            for voice in voices.VOICES]
+
+
+@pytest.mark.parametrize("engine", ["openai-whisper", "faster-whisper"])
+def test_a_clip_of_at_most_30_s_is_heard_as_whisper_hears_it_or_rightly(
+        engine: str, spoken: list[tuple[Path, str]],
+        transcriber: Callable[[str, str], Transcriber]) -> None:
+    # Whisper's own detect_language on the same weights in full precision (FP32), on the
+    # first 30 s: ours may differ only by being right where it is wrong, even in int8.
+    reference = transcriber("openai-whisper", "base").model  # type: ignore[attr-defined]
+    model = transcriber(engine, "base")
+    clips = [*spoken, *((DATA / name, name[:2]) for name in (
+        "de_portal_leopard.wav", "de_werbung_cheetah.wav", "en_jfk_inaugural.flac",
+        "en_librispeech_quilter_leopard.wav"))]
+    heard = {path.name: (truth, whisper_own(path, reference), ours(path, model))
+             for path, truth in clips}
+    wrong = {name: codes for name, codes in heard.items() if codes[2] not in codes[:2]}
+    assert not wrong, wrong
+    assert sum(truth == own for truth, own, _ in heard.values()) >= 10  # a real test
+
