@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import pytest
 import srt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from subtitled.config import CueLimits
-from subtitled.cues import Cue, layout, segment_words, shape_cues
+from subtitled.cues import (
+    MAX_LEAD_IN_SECONDS,
+    Cue,
+    layout,
+    segment_words,
+    shape_cues,
+    time_cues,
+)
 from subtitled.engines.base import Segment, Word
 from subtitled.evaluation import readability_problems, reading_speed_share
 from subtitled.subtitles import render_srt
@@ -57,6 +65,24 @@ def test_timing_is_extended_for_reading_but_never_overlaps() -> None:
     assert cues[1].start_seconds >= cues[0].end_seconds + LIMITS.min_gap_seconds
     assert cues[1].start_seconds == 1.1  # the reading time gave way to the next cue
     assert readability_problems(cues, LIMITS) == []
+
+
+def test_a_cue_too_fast_to_read_comes_up_a_little_early_into_the_pause_before_it() -> None:
+    # 44 characters in 1.6 s (27.5 cps), the next line 0.1 s later: no room after it.
+    fast = [Word(5.0 + 0.2 * i, 5.2 + 0.2 * i, f" {w}") for i, w in enumerate(
+        ["They", "said", "the", "ferry", "leaves", "at", "seven", "sharp"])]
+    after = [Word(6.7, 7.5, " Right."), Word(7.5, 8.5, " Fine.")]
+    alone = time_cues([[Word(0.0, 1.0, " Well.")], fast, after], LIMITS)
+    assert alone[1].text == "They said the ferry leaves at seven sharp"
+    assert alone[1].start_seconds == pytest.approx(5.0 - MAX_LEAD_IN_SECONDS)
+    # Never into the cue before it: right after it, with the gap.
+    crowded = time_cues([[Word(4.0, 4.9, " Well.")], fast, after], LIMITS)
+    assert crowded[1].start_seconds == pytest.approx(crowded[0].end_seconds
+                                                     + LIMITS.min_gap_seconds)
+    assert crowded[1].start_seconds > 5.0 - MAX_LEAD_IN_SECONDS
+    # A cue readable at its words' own time keeps its start.
+    slow = time_cues([[Word(0.0, 1.0, " Well.")], [Word(5.0, 6.0, " Fine.")]], LIMITS)
+    assert slow[1].start_seconds == 5.0
 
 
 def test_one_word_longer_than_a_line_is_split_as_a_last_resort() -> None:
