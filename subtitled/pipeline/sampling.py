@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +22,32 @@ logger = logging.getLogger(__name__)
 # The language is detected on this much audio, sampled from windows over the whole file.
 _VOTE_SAMPLE_SECONDS = 28.0
 _WHISPER_WINDOW_SECONDS = 30.0
+# From this length on, each vote window is detected on its own: the few encoder passes
+# cost a few percent of the decoding (a half-hour episode is 30 windows and more).
+SEPARATE_VOTES_FROM_SECONDS = 30 * 60.0
 
 
 def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, tools: Tools,
                     allowed: tuple[str, ...], alive: Alive) -> LanguageGuess | None:
-    """One detection over a sample of the whole file. A file that fits in one Whisper
-    window is heard whole, as Whisper's own `detect_language` hears it. A longer one gives
-    a few seconds from each window spread over it, from its first speech on and with the
-    pauses and breaths around the words (what Whisper was trained on; speech glued
-    without them sounds like no language), glued into one Whisper window: the encoder
-    costs the same for 3 s as for 30 s, so this hears every window for the price of one (a
-    detection per window cost 5.4 s more on a 10-minute programme on two CPU cores)."""
+    """The file's language from windows spread over it, each from its first speech on,
+    with the pauses and breaths around the words (what Whisper was trained on). A file
+    that fits in one Whisper window is heard whole, as Whisper's own `detect_language`
+    hears it. A film or an episode (SEPARATE_VOTES_FROM_SECONDS and longer) gets a true
+    vote: each window detected on its own, weighted by its speech, so that a foreign
+    opening or a dubbed scene cannot outvote the rest. Between the two, a few seconds
+    from each window are glued into one Whisper window and detected once: the encoder
+    costs the same for 3 s as for 30 s, and a detection per window cost 5.4 s more on a
+    10-minute programme on two CPU cores, a tenth of its decoding; one voice that
+    Whisper is sure of can then outweigh the others (BENCHMARKS.md)."""
     options = settings.language
     starts = window_starts(media.duration_seconds, options.vote_windows,
                            options.vote_window_seconds)
     whole = media.duration_seconds is not None and \
         media.duration_seconds <= _WHISPER_WINDOW_SECONDS
-    share = _WHISPER_WINDOW_SECONDS if whole else _VOTE_SAMPLE_SECONDS / len(starts)
+    separate = media.duration_seconds is not None and \
+        media.duration_seconds >= SEPARATE_VOTES_FROM_SECONDS
+    share = _WHISPER_WINDOW_SECONDS if whole or separate else \
+        _VOTE_SAMPLE_SECONDS / len(starts)
     window = _WHISPER_WINDOW_SECONDS if whole else options.vote_window_seconds
     samples = [sample for sample in (
         speech_from_onset(tools, settings, tools.open_audio(media, start, window), share,
@@ -46,11 +56,16 @@ def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, 
         if sample.speech_seconds >= MIN_VOTE_SPEECH_SECONDS]
     if not samples:
         return None
-    gap = np.zeros(16_000 // 2, dtype=np.float32)
-    glued = np.concatenate([part for sample in samples for part in (sample.audio, gap)][:-1])
-    seconds = sum(sample.speech_seconds for sample in samples)
-    heard = call_watched(lambda: tools.transcriber.detect_language(glued), alive)
-    guess = vote([(heard, seconds)], allowed)
+    if separate:
+        guess = vote([(call_watched(partial(tools.transcriber.detect_language, sample.audio),
+                                    alive), sample.speech_seconds) for sample in samples],
+                     allowed)
+    else:
+        gap = np.zeros(16_000 // 2, dtype=np.float32)
+        glued = np.concatenate([part for sample in samples
+                                for part in (sample.audio, gap)][:-1])
+        heard = call_watched(partial(tools.transcriber.detect_language, glued), alive)
+        guess = vote([(heard, sum(sample.speech_seconds for sample in samples))], allowed)
     if guess:
         guess = replace(guess, windows=len(samples))
         logger.info("%s: language %s (%.0f%%, %d windows)", path, guess.iso_code,
