@@ -3,8 +3,9 @@ machine, in one run: speed, peak memory, accuracy and readability. Prints one ta
 
     .venv/bin/python -m bench.compare [--model base] [--tools a,b] [--workdir DIR]
 
-Files: a ~10-minute programme assembled from corpus speech, gaps, music and noise, muxed
-with a picture (bench.programme), and every corpus clip. Every tool runs in a fresh process
+Files: a ~10-minute programme (bench.programme: `--programme mixed`, corpus speech with
+gaps, music and noise; or dense dialogue in English, German or French), muxed with a
+picture, and every corpus clip. Every tool runs in a fresh process
 per file set (model load included) and writes SRT; everything is scored the same way.
 """
 
@@ -200,7 +201,7 @@ class ProgrammeScore:
 
 
 def score_programme(cues: list[Cue], truth: programme.Truth) -> ProgrammeScore:
-    wrong, words = errors(truth.text, spoken(cues), "en")
+    wrong, words = errors(truth.text, spoken(cues), truth.language)
     spans = [(s.onset_seconds, s.end_seconds) for s in truth.speech]
     in_non_speech = sum(1 for c in cues if _overlap(c, spans) < 0.1)
     starts, missed = [], 0
@@ -269,6 +270,9 @@ def main() -> None:
                         help="comma-separated, from: " + ", ".join(TOOLS))
     parser.add_argument("--workdir", type=Path, default=Path("bench/results"))
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--programme", choices=programme.KINDS[:-1], default="mixed",
+                        help="which programme (bench.programme): mixed, the first one, or "
+                             "dense dialogue in English, German or French")
     parser.add_argument("--no-corpus", action="store_true", help="the programme only")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds over the programme, tools in turn; the fastest round of "
@@ -285,8 +289,8 @@ def main() -> None:
     if (workdir / "out").exists():
         shutil.rmtree(workdir / "out")
     (workdir / "out").mkdir(parents=True)
-    media = workdir / f"programme-{args.minutes:g}min.mkv"
-    truth = programme.build(media, args.minutes)
+    media = workdir / f"programme-{args.programme}-{args.minutes:g}min.mkv"
+    truth = programme.build(media, args.minutes, kind=args.programme)
     checkpoint = workdir / f"{args.model}.pt"
     if "whisper CLI" in tools and not checkpoint.exists():
         subprocess.run([sys.executable, "-m", "bench.direct", "convert", str(source.path),
@@ -294,7 +298,8 @@ def main() -> None:
     clips = [p for p, _ in corpus_clips()]
     print(f"model {args.model}, {'cuda' if has_cuda() else 'cpu'}, {platform.machine()}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}; programme "
-          f"{truth.duration_seconds:.0f} s ({len(truth.speech)} clips of speech), "
+          f"{args.programme} {truth.duration_seconds:.0f} s ({len(truth.speech)} clips, "
+          f"{truth.speech_seconds / truth.duration_seconds:.0%} speech), "
           f"corpus {len(clips)} clips", flush=True)
     best: dict[str, Run] = {}
     for round_number in range(max(1, args.repeat)):

@@ -1,8 +1,16 @@
-"""A test programme assembled from the corpus: real English speech with gaps of silence, a
-music-like passage and a stretch of noise, muxed with a picture into an .mkv, with the truth
-(where each clip's speech starts and ends, and what is said) kept beside it.
+"""Test programmes, muxed with a picture into an .mkv, with the truth (where each clip's
+speech starts and ends, and what is said) kept beside it:
 
-    .venv/bin/python -m bench.programme OUT.mkv [--minutes 10] [--seed 1] [--dense]
+- mixed: real English speech from the corpus with gaps of silence, a music-like passage and
+  a stretch of noise (the first benchmark programme, 49 % speech);
+- dense-en, dense-de, dense-fr: what films and series are like: scenes of one to three
+  minutes of continuous dialogue (turns 0.15 to 0.8 s apart) from several voices (the
+  corpus's recordings in that language and espeak-ng voices reading bench.voices.LINES),
+  some under a music bed or a noise bed, with music alone between scenes; over 65 %
+  speech.
+
+    .venv/bin/python -m bench.programme OUT.mkv [--minutes 10] [--seed 1]
+        [--kind mixed|dense-en|dense-de|dense-fr|looped]
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class Speech:
 class Truth:
     duration_seconds: float
     speech: tuple[Speech, ...]
+    language: str = "en"
 
     @property
     def text(self) -> str:
@@ -52,7 +61,12 @@ class Truth:
     @staticmethod
     def load(path: Path) -> Truth:
         data = json.loads(path.read_text())
-        return Truth(data["duration_seconds"], tuple(Speech(**s) for s in data["speech"]))
+        return Truth(data["duration_seconds"], tuple(Speech(**s) for s in data["speech"]),
+                     data.get("language", "en"))
+
+    @property
+    def speech_seconds(self) -> float:
+        return sum(s.end_seconds - s.onset_seconds for s in self.speech)
 
 
 def manifest() -> dict[str, dict[str, str]]:
@@ -147,18 +161,87 @@ def assemble(minutes: float, seed: int, dense: bool = False) -> tuple[np.ndarray
     return programme, Truth(len(programme) / RATE_HZ, tuple(speech))
 
 
-def _fit(audio: np.ndarray, seconds: float, rng: random.Random) -> np.ndarray:
-    """The clip looped to `seconds`, over brown noise."""
-    count = int(seconds * RATE_HZ)
-    looped = np.resize(audio, count)
+KINDS = ("mixed", "dense-en", "dense-de", "dense-fr", "looped")
+
+
+def assemble_scenes(language: str, minutes: float, seed: int) -> tuple[np.ndarray, Truth]:
+    """Scenes of continuous dialogue in `language`, some over a bed of music or noise,
+    with music alone or a pause between them."""
+    rng = random.Random(seed)
+    rows = manifest()
+    real = [(decode(CORPUS / name), row["transcript"]) for name, row in sorted(rows.items())
+            if row["lang"] == language and float(row["duration_s"]) >= 2.0]
+    lines = _spoken_lines(language, rng)
+    total = int(minutes * 60 * RATE_HZ)
+    parts: list[np.ndarray] = [np.zeros(2 * RATE_HZ, dtype=np.float32)]
+    speech: list[Speech] = []
+    at = 2 * RATE_HZ
+    while at < total - 30 * RATE_HZ:
+        scene_end = min(total, at + int(rng.uniform(60, 180) * RATE_HZ))
+        scene: list[np.ndarray] = []
+        while at < scene_end:
+            audio, text = rng.choice(real) if real and rng.random() < 0.3 else \
+                rng.choice(lines)
+            onset, end = active_span(audio)
+            speech.append(Speech(f"{language}-{len(speech)}", at / RATE_HZ + onset,
+                                 at / RATE_HZ + end, text))
+            gap = np.zeros(int(rng.uniform(0.15, 0.8) * RATE_HZ), dtype=np.float32)
+            scene += [audio, gap]
+            at += len(audio) + len(gap)
+        dialogue = np.concatenate(scene)
+        bed = rng.choice(("none", "music", "noise"))
+        if bed == "music":  # about 20 dB under the dialogue
+            dialogue = dialogue + 0.12 * music(len(dialogue) / RATE_HZ + 1, rng)[
+                : len(dialogue)]
+        elif bed == "noise":
+            dialogue = dialogue + _brown(len(dialogue), 0.03, rng)
+        parts.append(dialogue.astype(np.float32))
+        between = music(rng.uniform(4, 10), rng) if rng.random() < 0.5 else \
+            np.zeros(int(rng.uniform(1, 3) * RATE_HZ), dtype=np.float32)
+        parts.append(between)
+        at += len(between)
+    programme = np.concatenate(parts)
+    floor = np.random.default_rng(seed).standard_normal(len(programme)) * 10 ** (-65 / 20)
+    programme = (programme + floor).astype(np.float32)
+    return programme, Truth(len(programme) / RATE_HZ, tuple(speech), language)
+
+
+def _spoken_lines(language: str, rng: random.Random) -> list[tuple[np.ndarray, str]]:
+    """Every line of bench.voices.LINES in every voice of the language, at a few speeds."""
+    import tempfile
+
+    from bench import voices
+
+    voice = voices.BY_LANGUAGE[language]
+    spoken = []
+    with tempfile.TemporaryDirectory() as folder:
+        for index, text in enumerate(voices.LINES[language]):
+            for number, (speaker, pitch) in enumerate(voices.SPEAKERS[language]):
+                path = voices.speak(voice, Path(folder) / f"{index}-{number}.wav", text=text,
+                                    espeak=speaker, pitch=pitch,
+                                    words_per_minute=rng.randrange(140, 190))
+                spoken.append((decode(path), text))
+    return spoken
+
+
+def _brown(count: int, level: float, rng: random.Random) -> np.ndarray:
     white = np.random.default_rng(rng.randrange(1 << 30)).standard_normal(count)
     brown = np.cumsum(white)
     brown -= np.convolve(brown, np.ones(RATE_HZ) / RATE_HZ, mode="same")
-    brown *= 0.05 / (np.abs(brown).max() or 1.0)
-    return (looped + brown).astype(np.float32)
+    return (brown * level / (np.abs(brown).max() or 1.0)).astype(np.float32)
 
 
-def mux(audio: np.ndarray, target: Path) -> None:
+def _fit(audio: np.ndarray, seconds: float, rng: random.Random) -> np.ndarray:
+    """The clip looped to `seconds`, over brown noise."""
+    count = int(seconds * RATE_HZ)
+    looped: np.ndarray = np.resize(audio, count) + _brown(count, 0.05, rng)
+    return looped.astype(np.float32)
+
+
+_TAGS = {"en": "eng", "de": "deu", "fr": "fra"}
+
+
+def mux(audio: np.ndarray, target: Path, language: str = "en") -> None:
     """Picture (test pattern) + the audio as stereo 48 kHz AAC, in Matroska."""
     target.parent.mkdir(parents=True, exist_ok=True)
     seconds = len(audio) / RATE_HZ
@@ -169,7 +252,7 @@ def mux(audio: np.ndarray, target: Path) -> None:
          "-f", "f32le", "-ar", str(RATE_HZ), "-ac", "1", "-i", "pipe:0",
          "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
          "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2",
-         "-metadata:s:a:0", "language=eng", str(partial)],
+         "-metadata:s:a:0", f"language={_TAGS[language]}", str(partial)],
         input=audio.tobytes(), check=True)
     partial.replace(target)
 
@@ -178,12 +261,18 @@ def truth_path(media: Path) -> Path:
     return media.with_name(media.name + ".truth.json")
 
 
-def build(target: Path, minutes: float, seed: int = 1, dense: bool = False) -> Truth:
-    """Make the programme and its truth once; later calls reuse them."""
+def build(target: Path, minutes: float, seed: int = 1, dense: bool = False,
+          kind: str = "mixed") -> Truth:
+    """Make the programme and its truth once; later calls reuse them. `dense` (or kind
+    "looped"): the mixed programme's clips only, looped with short gaps (for memory
+    against length)."""
     if target.exists() and truth_path(target).exists():
         return Truth.load(truth_path(target))
-    audio, truth = assemble(minutes, seed, dense)
-    mux(audio, target)
+    if kind.startswith("dense-"):
+        audio, truth = assemble_scenes(kind.removeprefix("dense-"), minutes, seed)
+    else:
+        audio, truth = assemble(minutes, seed, dense or kind == "looped")
+    mux(audio, target, truth.language)
     truth.save(truth_path(target))
     return truth
 
@@ -193,12 +282,12 @@ def main() -> None:
     parser.add_argument("target", type=Path)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dense", action="store_true", help="speech only, short gaps")
+    parser.add_argument("--kind", choices=KINDS, default="mixed")
     args = parser.parse_args()
-    truth = build(args.target, args.minutes, args.seed, args.dense)
-    speech = sum(s.end_seconds - s.onset_seconds for s in truth.speech)
+    truth = build(args.target, args.minutes, args.seed, kind=args.kind)
     print(f"{args.target}: {truth.duration_seconds:.0f} s, {len(truth.speech)} clips, "
-          f"{speech:.0f} s of speech")
+          f"{truth.speech_seconds:.0f} s of speech "
+          f"({truth.speech_seconds / truth.duration_seconds:.0%})")
 
 
 if __name__ == "__main__":

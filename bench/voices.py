@@ -87,13 +87,57 @@ def available() -> bool:
 
 
 def speak(voice: Voice, path: Path, *, words_per_minute: int = 150, pitch: int = 50,
-          text: str | None = None) -> Path:
-    """`text` (the voice's own by default) spoken into a 16 kHz mono WAV at `path`."""
+          text: str | None = None, espeak: str | None = None) -> Path:
+    """`text` (the voice's own by default) spoken into a 16 kHz mono WAV at `path`, by the
+    voice's espeak-ng voice or `espeak` (a voice with a variant: "en-gb+f3")."""
     raw = path.with_suffix(".espeak.wav")
-    subprocess.run(["espeak-ng", "-v", voice.espeak, "-s", str(words_per_minute),
+    subprocess.run(["espeak-ng", "-v", espeak or voice.espeak, "-s", str(words_per_minute),
                     "-p", str(pitch), "-w", str(raw), text or voice.text],
                    check=True, capture_output=True)
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(raw), "-ac", "1",
                     "-ar", "16000", str(path)], check=True)
     raw.unlink()
     return path
+
+
+# More lines per language for the dense programmes (bench.programme): dialogue, so that a
+# scene is not one sentence looped.
+LINES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "I told you already, the keys were on the kitchen table when I left this morning.",
+        "Nobody is going anywhere until we find out who opened the back door last night.",
+        "If the weather holds, we can reach the harbour before the shops close.",
+        "She said she would call back after the meeting, but I have not heard a thing.",
+        "Do you remember the name of the little hotel near the river where we stayed?",
+        "The doctor wants to see you again on Thursday, and he asked you to bring the letter.",
+        "We have three hours of daylight left, so let us not waste them arguing.",
+        "My grandfather built this house with his own hands, every single stone of it.",
+    ),
+    "de": (
+        "Ich habe es dir schon gesagt, die Schlüssel lagen heute Morgen auf dem Küchentisch.",
+        "Niemand geht irgendwohin, bis wir wissen, wer letzte Nacht die Hintertür geöffnet hat.",
+        "Wenn das Wetter hält, erreichen wir den Hafen, bevor die Geschäfte schließen.",
+        "Sie wollte nach der Besprechung zurückrufen, aber ich habe nichts gehört.",
+        "Erinnerst du dich an den Namen des kleinen Hotels am Fluss, in dem wir waren?",
+        "Der Arzt möchte dich am Donnerstag noch einmal sehen, bring bitte den Brief mit.",
+        "Wir haben noch drei Stunden Tageslicht, also lass uns nicht streiten.",
+        "Mein Großvater hat dieses Haus mit seinen eigenen Händen gebaut, jeden einzelnen Stein.",
+    ),
+    "fr": (
+        "Je te l'ai déjà dit, les clés étaient sur la table de la cuisine ce matin.",
+        "Personne ne part avant que l'on sache qui a ouvert la porte de derrière cette nuit.",
+        "Si le temps se maintient, nous arriverons au port avant la fermeture des magasins.",
+        "Elle a dit qu'elle rappellerait après la réunion, mais je n'ai rien entendu.",
+        "Tu te souviens du nom du petit hôtel près de la rivière où nous avons dormi?",
+        "Le médecin veut te revoir jeudi, et il t'a demandé d'apporter la lettre.",
+        "Il nous reste trois heures de jour, alors ne les perdons pas à nous disputer.",
+        "Mon grand-père a construit cette maison de ses propres mains, chaque pierre.",
+    ),
+}
+# espeak-ng variants for several voices per language (voice+variant, pitch).
+SPEAKERS: dict[str, tuple[tuple[str, int], ...]] = {
+    "en": (("en-us", 45), ("en-gb+f3", 60), ("en-gb-scotland+m3", 35), ("en-029+f2", 70),
+           ("en-gb-x-rp+m1", 40)),
+    "de": (("de", 45), ("de+f3", 65), ("de+m3", 35), ("de+f2", 70)),
+    "fr": (("fr-fr", 45), ("fr-fr+f3", 65), ("fr-be+m3", 35), ("fr-ch+f2", 70)),
+}
