@@ -109,8 +109,8 @@ class BatchDecoder:
             for work, segments in zip(items, self._segments(
                     [work.chunk for work in items], language), strict=True):
                 if segments is None or needs_fallback(segments, self.settings.filters):
-                    words += self.decode_alone(work.chunk, language, first=segments,
-                                               retry=work.second_pass)
+                    # A second pass's window was paid for when it was glued.
+                    words += self.decode_alone(work.chunk, language, first=segments)
                     continue
                 found, pieces = self._split_skipped(work.chunk, segments)
                 words += found
