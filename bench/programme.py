@@ -3,6 +3,8 @@ speech starts and ends, and what is said) kept beside it:
 
 - mixed: real English speech from the corpus with gaps of silence, a music-like passage and
   a stretch of noise (the first benchmark programme, 49 % speech);
+- looped: the mixed programme's clips only, with gaps of 0.3 to 1.5 s (for memory
+  against length: even 5 minutes fill whole batches);
 - dense-en, dense-de, dense-fr: what films and series are like: scenes of one to three
   minutes of continuous dialogue (turns 0.15 to 0.8 s apart) from several voices (the
   corpus's recordings in that language and espeak-ng voices reading bench.voices.LINES),
@@ -10,7 +12,7 @@ speech starts and ends, and what is said) kept beside it:
   speech.
 
     .venv/bin/python -m bench.programme OUT.mkv [--minutes 10] [--seed 1]
-        [--kind mixed|dense-en|dense-de|dense-fr|looped]
+        [--kind mixed|dense-en|dense-de|dense-fr|looped] [--dense: looped]
 """
 
 from __future__ import annotations
@@ -283,8 +285,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--kind", choices=KINDS, default="mixed")
+    parser.add_argument("--dense", action="store_true", help="the same as --kind looped")
     args = parser.parse_args()
-    truth = build(args.target, args.minutes, args.seed, kind=args.kind)
+    truth = build(args.target, args.minutes, args.seed, args.dense, kind=args.kind)
     print(f"{args.target}: {truth.duration_seconds:.0f} s, {len(truth.speech)} clips, "
           f"{truth.speech_seconds:.0f} s of speech "
           f"({truth.speech_seconds / truth.duration_seconds:.0%})")
