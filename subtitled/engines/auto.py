@@ -206,7 +206,8 @@ def probe_hardware(settings: ModelSettings) -> Hardware:
 
     ct2_cuda = settings.device != "cpu" and ctranslate2.get_cuda_device_count() > 0
     torch_cuda, free, name = False, None, None
-    if settings.device != "cpu" and settings.engine != "faster-whisper":
+    if settings.device != "cpu" and settings.engine != "faster-whisper" and \
+            _torch_may_see_a_gpu():
         import torch
 
         torch_cuda = bool(torch.cuda.is_available())
@@ -217,6 +218,18 @@ def probe_hardware(settings: ModelSettings) -> Hardware:
     if ct2_cuda:
         types["cuda"] = _supported(ctranslate2, "cuda")
     return Hardware(torch_cuda, ct2_cuda, free, name, host_budget(), types)
+
+
+def _torch_may_see_a_gpu() -> bool:
+    """False for a CPU build of torch ("2.13.0+cpu"), which cannot see one: importing it
+    only to ask cost a second and 190 MiB of every run on a CPU machine (BENCHMARKS.md).
+    A CUDA or ROCm build is asked."""
+    from importlib import metadata
+
+    try:
+        return "+cpu" not in metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def _supported(ctranslate2: object, device: str) -> tuple[str, ...]:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
+from importlib import metadata
 
 import pytest
 
 from subtitled.config import ModelSettings
-from subtitled.engines.auto import BATCH_CEILING, CPU_BATCH_CEILING, Hardware, choose
+from subtitled.engines.auto import (
+    BATCH_CEILING,
+    CPU_BATCH_CEILING,
+    Hardware,
+    choose,
+    probe_hardware,
+)
 from subtitled.engines.sizing import Budget, known_dimensions
 from subtitled.errors import ConfigError
 
@@ -108,3 +116,18 @@ def test_even_one_chunk_too_big_for_the_memory_says_to_choose_a_smaller_model() 
 def test_cuda_asked_for_without_a_gpu_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="no usable CUDA GPU"):
         choose(ModelSettings(device="cuda"), cpu_box(16), LARGE_V3)
+
+
+def test_a_cpu_build_of_torch_is_not_imported_to_look_for_a_gpu(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "version", lambda name: "2.13.0+cpu")
+    monkeypatch.setitem(sys.modules, "torch", None)  # importing it now raises
+    assert probe_hardware(ModelSettings(name="base")).torch_cuda is False
+
+
+@pytest.mark.parametrize("build", ["2.13.0", "2.13.0+cu126", "2.13.0+rocm6.4"])
+def test_a_gpu_build_of_torch_is_asked(build: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "version", lambda name: build)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError):
+        probe_hardware(ModelSettings(name="base"))
