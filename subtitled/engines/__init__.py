@@ -33,7 +33,8 @@ def _on_a_thread_that_ends(load: Callable[[], _T]) -> _T:
         except BaseException as err:  # noqa: BLE001 - raised again in the caller
             failure.append(err)
 
-    thread = threading.Thread(target=run, name="subtitled-load")
+    # A daemon thread: Ctrl-C during a long load (a download) ends the process at once.
+    thread = threading.Thread(target=run, name="subtitled-load", daemon=True)
     thread.start()
     thread.join()
     if failure:

@@ -224,12 +224,12 @@ def _torch_may_see_a_gpu() -> bool:
     """False for a CPU build of torch ("2.13.0+cpu"), which cannot see one: importing it
     only to ask cost a second and 190 MiB of every run on a CPU machine (BENCHMARKS.md).
     A CUDA or ROCm build is asked."""
-    from importlib import metadata
+    from importlib import metadata, util
 
     try:
         return "+cpu" not in metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return False
+    except metadata.PackageNotFoundError:  # importable without its metadata: ask it
+        return util.find_spec("torch") is not None
 
 
 def _supported(ctranslate2: object, device: str) -> tuple[str, ...]:

@@ -105,7 +105,7 @@ class BatchDecoder:
         again: list[Work] = []
         for language in dict.fromkeys(work.language for work in batch):
             items = [work for work in batch if work.language == language]
-            skipped: list[Chunk] = []
+            skipped: list[tuple[Chunk, list[Word]]] = []  # and what the batch heard there
             for work, segments in zip(items, self._segments(
                     [work.chunk for work in items], language), strict=True):
                 if segments is None or needs_fallback(segments, self.settings.filters):
@@ -117,26 +117,33 @@ class BatchDecoder:
                 if not work.second_pass:
                     skipped += pieces
                     continue
-                for piece in pieces:  # skipped twice: each stretch alone
-                    words += self.decode_alone(piece, language, retry=True)
+                for piece, heard in pieces:  # skipped twice: each stretch alone
+                    words += self.decode_alone(piece, language, retry=True) \
+                        if self._retries_left() >= 1 else heard
             # Glued, a second apart: each 30 s window costs the encoder the same.
-            glued = glue(skipped, self.settings.speech.max_chunk_seconds, _SKIPPED_GAP_SECONDS)
+            glued = glue([piece for piece, _ in skipped],
+                         self.settings.speech.max_chunk_seconds, _SKIPPED_GAP_SECONDS)
             affordable = [chunk for chunk in glued if self._spend_retry()]
             if skipped:
                 logger.debug("%s: %d skipped stretches of speech go round again in %d of %d "
                              "windows", self.path, len(skipped), len(affordable), len(glued))
+            # Past the budget, a stretch keeps the few words its batch heard there.
+            again_from = {p.source_start_seconds for chunk in affordable for p in chunk.pieces}
+            words += [w for piece, heard in skipped
+                      if piece.pieces[0].source_start_seconds not in again_from for w in heard]
             again += [Work(language, chunk, second_pass=True) for chunk in affordable]
         return words, again
 
     def _split_skipped(self, chunk: Chunk, segments: list[Segment]
-                       ) -> tuple[list[Word], list[Chunk]]:
-        """The words outside the stretches the decoder skipped, and those stretches."""
+                       ) -> tuple[list[Word], list[tuple[Chunk, list[Word]]]]:
+        """The words outside the stretches the decoder skipped, and those stretches with
+        the few words it heard in each."""
         found = self._kept_words(chunk, segments)
         offset = self.media.audio.start_offset_seconds
         missing = skipped_pieces(chunk, found, offset)
-        kept = [w for w in found if not any(_holds(chunk.pieces[i], w, offset)
-                                            for i in missing)]
-        return kept, [chunk.sub(i, i + 1) for i in missing]
+        inside = {i: [w for w in found if _holds(chunk.pieces[i], w, offset)] for i in missing}
+        kept = [w for w in found if not any(w in heard for heard in inside.values())]
+        return kept, [(chunk.sub(i, i + 1), inside[i]) for i in missing]
 
     def _segments(self, chunks: list[Chunk], language: str
                   ) -> list[list[Segment] | None]:
@@ -176,18 +183,28 @@ class BatchDecoder:
         for from the budget. Out of memory, in halves."""
         attempts = [] if first is None else [first]
         for temperature in TEMPERATURES[len(attempts):]:
-            if attempts and not needs_fallback(attempts[-1], self.settings.filters):
+            if attempts and self._passed(attempts[-1], len(attempts)):
                 break
-            if (attempts or retry) and not self._spend_retry():
+            paid = bool(attempts) or retry
+            if paid and not self._spend_retry():
                 break
             decoded = self._engine(partial(
                 self.transcriber.transcribe_batch, [chunk.audio], language=language,
                 task=self.settings.language.task, temperature=temperature))
-            if decoded is None:
+            if decoded is None:  # out of memory
+                self.retries -= paid  # nothing was decoded for it
+                if attempts:  # a hotter try failed: what was decoded stands
+                    return self._kept_words(chunk, self._best(attempts))
                 return self._in_halves(chunk, language, retry)
             self._count(1)
             attempts.append(decoded[0])
         return self._kept_words(chunk, self._best(attempts)) if attempts else []
+
+    def _passed(self, attempt: list[Segment], tries: int) -> bool:
+        """Whisper's checks passed. An empty hotter try passes nothing: sampled text that
+        ends at once is not evidence that the window held no speech."""
+        return not needs_fallback(attempt, self.settings.filters) and \
+            (bool(attempt) or tries == 1)
 
     def _in_halves(self, chunk: Chunk, language: str, retry: bool) -> list[Word]:
         if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:  # the machine's, not the file's
@@ -204,19 +221,23 @@ class BatchDecoder:
         """The attempt that passed Whisper's checks (the last, since they stop there); if
         none did, the most probable one whose text is not a loop, else the first."""
         filters = self.settings.filters
-        if not needs_fallback(attempts[-1], filters):
+        if self._passed(attempts[-1], len(attempts)):
             return attempts[-1]
         unlooped = [a for a in attempts
-                    if all(s.compression_ratio <= filters.compression_ratio_threshold
-                           for s in a)]
+                    if a and all(s.compression_ratio <= filters.compression_ratio_threshold
+                                 for s in a)]
         if not unlooped:
             return attempts[0]
         return max(unlooped, key=lambda a: min((s.avg_logprob for s in a), default=0.0))
 
+    def _retries_left(self) -> float:
+        budget = RETRIES_AT_LEAST + RETRIES_PER_SPEECH_MINUTE * self._speech_seconds / 60
+        return budget - self.retries
+
     def _spend_retry(self) -> bool:
         """One retry from the file's budget, if any is left."""
-        budget = RETRIES_AT_LEAST + RETRIES_PER_SPEECH_MINUTE * self._speech_seconds / 60
-        if self.retries + 1 > budget:
+        if self._retries_left() < 1:
+            budget = self._retries_left() + self.retries
             if not self._out_of_retries_logged:
                 logger.info("%s: the retry budget (%.0f windows for %.0f s of speech so "
                             "far) is spent; hard passages keep their first decode", self.path,

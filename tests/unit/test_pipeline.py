@@ -13,7 +13,7 @@ from subtitled.engines.base import Segment
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
 from subtitled.pipeline import decoder, process_media_file
 from subtitled.pipeline.decoder import RETRIES_AT_LEAST, RETRIES_PER_SPEECH_MINUTE
-from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
+from tests.unit.fakes import FakeMedia, FakeTranscriber, OutOfMemoryError, silence, tone
 
 SETTINGS = TranscribeSettings()
 MOVIE = Path("/films/Movie.mkv")
@@ -336,3 +336,70 @@ def test_a_trusted_track_tag_replaces_detection() -> None:
     outcome = process_media_file(MOVIE, trusting, FakeMedia(
         speech_with_pauses(8), language="xq").tools(FakeTranscriber()))
     assert outcome.language == "en"
+
+
+@dataclass
+class Sparse(FakeTranscriber):
+    """Batched, it hears every word of a chunk's first 5 s and one word in four after."""
+
+    heard: int = 0  # words returned by batches of several chunks
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+        results = super().transcribe_batch(audios, language=language, task=task)
+        if len(audios) == 1:
+            return results
+        sparse = [[replace(s, words=tuple(w for i, w in enumerate(s.words)
+                                          if w.start_seconds < 5 or i % 4 == 0))
+                   for s in segments] for segments in results]
+        self.heard += sum(len(s.words) for segments in sparse for s in segments)
+        return sparse
+
+
+def written_words(media: FakeMedia) -> list[str]:
+    return " ".join(c.text for cues in media.written.values() for c in cues).split()
+
+
+def test_past_the_budget_skipped_speech_keeps_the_words_its_batch_heard(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    media = FakeMedia(speech_with_pauses(8))
+    process_media_file(MOVIE, SETTINGS, media.tools(Sparse()))
+    with_budget = written_words(media)
+    monkeypatch.setattr(decoder, "RETRIES_AT_LEAST", 0)
+    monkeypatch.setattr(decoder, "RETRIES_PER_SPEECH_MINUTE", 0.0)
+    media = FakeMedia(speech_with_pauses(8))
+    transcriber = Sparse()
+    process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert transcriber.batches == [2] and len(transcriber.calls) == 2  # nothing again
+    # Every word the batch heard is written, those of the stretches it skipped included;
+    # with a budget, the second pass fills those stretches in.
+    assert len(written_words(media)) == transcriber.heard > 10
+    assert len(with_budget) > transcriber.heard
+
+
+@dataclass
+class HotAndEmpty(Looping):
+    """Improbable at temperature 0; above it, nothing at all (or out of memory)."""
+
+    out_of_memory: bool = False
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+        if temperature > 0 and self.out_of_memory:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        results = super().transcribe_batch(audios, language=language, task=task,
+                                           temperature=temperature)
+        return [[] for _ in results] if temperature > 0 else results
+
+
+@pytest.mark.parametrize("out_of_memory", [False, True])
+def test_a_hotter_try_that_hears_nothing_or_runs_out_of_memory_keeps_the_first_decode(
+        out_of_memory: bool) -> None:
+    transcriber = HotAndEmpty(hot_enough=2.0, looping=False, out_of_memory=out_of_memory)
+    media = FakeMedia(tone(3))  # one chunk under 4 s: too short to halve
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert outcome.status == "written" and outcome.cue_count == 1
+    if out_of_memory:
+        assert transcriber.temperatures == [0.0] and transcriber.released == 1
+    else:  # every empty try is a failed one: the whole fallback, then the first decode
+        assert transcriber.temperatures == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
