@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import logging
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +21,7 @@ from typing import Any
 
 from bench import voices
 from subtitled.config import ModelSettings, TranscribeSettings
-from subtitled.engines import Transcriber, build_transcriber
+from subtitled.engines import Transcriber, build_transcriber, on_a_thread_that_ends
 from subtitled.pipeline import process_media_file
 from subtitled.wiring import real_tools
 
@@ -118,9 +117,7 @@ def engine_run(path: Path, transcriber: Transcriber) -> tuple[float, int]:
     windows = Windows()
     started = time.monotonic()
     with windows.counting(transcriber):
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
+        on_a_thread_that_ends(run)
     return time.monotonic() - started, windows.count
 
 

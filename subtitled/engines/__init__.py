@@ -10,7 +10,8 @@ from typing import TypeVar
 from subtitled.config import ModelSettings
 from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
 
-__all__ = ["Segment", "Transcriber", "Word", "build_transcriber", "is_out_of_memory"]
+__all__ = ["Segment", "Transcriber", "Word", "build_transcriber", "is_out_of_memory",
+           "on_a_thread_that_ends"]
 
 logger = logging.getLogger(__name__)
 
@@ -18,12 +19,13 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-def _on_a_thread_that_ends(load: Callable[[], _T]) -> _T:
-    """`load()` on a thread of its own. A thread that has run torch's parallel (OpenMP)
-    work keeps a team of workers for as long as it lives, and while the main thread keeps
-    one, the engine threads' decoding ran 45 % slower on two CPU cores (3.4 s against 4.9
-    s for the same window; BENCHMARKS.md). Loading runs such work; done on the main
-    thread, it would tax every engine call after it."""
+def on_a_thread_that_ends(load: Callable[[], _T]) -> _T:
+    """`load()` on a thread of its own, its exception raised here. A thread that has run
+    torch's parallel (OpenMP) work keeps a team of workers for as long as it lives, and
+    while the main thread keeps one, the engine threads' decoding ran 45 % slower on two
+    CPU cores (3.4 s against 4.9 s for the same window; BENCHMARKS.md). Loading runs such
+    work; done on the main thread, it would tax every engine call after it. bench runs the
+    engines' own calls the same way."""
     outcome: list[_T] = []
     failure: list[BaseException] = []
 
@@ -67,12 +69,12 @@ def build_transcriber(settings: ModelSettings) -> Transcriber:
     if choice.engine == "faster-whisper":
         from subtitled.engines import faster_whisper
 
-        transcriber: Transcriber = _on_a_thread_that_ends(
+        transcriber: Transcriber = on_a_thread_that_ends(
             lambda: faster_whisper.load(settings, choice))
     else:
         from subtitled.engines import openai_whisper
 
-        transcriber = _on_a_thread_that_ends(lambda: openai_whisper.load(settings, choice))
+        transcriber = on_a_thread_that_ends(lambda: openai_whisper.load(settings, choice))
     # Loading passed the weights through copies (a float16 file, a float32 step) that the
     # heap, which keeps what is freed, would otherwise hold for good: 1.8 GB for large-v3.
     allocator.release_freed_memory()
