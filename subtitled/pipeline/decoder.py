@@ -1,6 +1,7 @@
 """Speech chunks → words, in batches: one encoder pass and one search per batch, a second
 pass for speech the batch skipped, Whisper's temperature fallback for what looks wrong,
-within a budget of retries per minute of speech, and smaller work when memory runs out."""
+within a budget of one retry per window of the first pass, and smaller work when memory
+runs out."""
 
 from __future__ import annotations
 
@@ -34,13 +35,16 @@ _MIN_OOM_RETRY_SECONDS = 4.0
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # Retries (a chunk decoded again at a higher temperature, speech the batch skipped decoded
 # again) are what hard audio multiplies: noise, accents, a language the model barely
-# knows. A file may spend a few on any audio (one hard window's whole fallback) and two
-# more per minute of speech, about one per window of its first pass, so that its
-# decoding costs at most about twice what the first pass does, which is itself no more
-# windows than whisper.transcribe decodes for the same audio. Past the budget, the first
-# decode of a chunk stands (its loops and improbable non-speech are still filtered out).
-RETRIES_AT_LEAST = len(TEMPERATURES) - 1
-RETRIES_PER_SPEECH_MINUTE = 2.0
+# knows. A run may spend one retry per window of its first pass, pooled (a hard window of
+# a film may take Whisper's whole fallback from what easy ones left), so that its
+# decoding costs at most twice its first pass. Whisper's own transcribe decodes at least
+# one window per window of our first pass (it reads the whole file, silence included, and
+# we only its speech), so no file costs more than twice its windows: a short clip whose
+# first decode fails Whisper's checks gets one hotter try, not five, even where Whisper's
+# own passes at temperature 0 (they hear the clip cut differently). Past the budget, the
+# first decode of a chunk stands (its loops and improbable non-speech are still filtered
+# out).
+RETRIES_PER_WINDOW = 1
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class BatchDecoder:
         self.windows_decoded = 0  # engine work, for the log and the resume tests
         self.retries = 0  # of those windows, the ones that decoded speech again
         self._speech_seconds = 0.0  # taken in for its first pass
+        self._first_pass_windows = 0  # chunks taken in for it: one window each
         self._out_of_retries_logged = False
         self._queue: list[Work] = []
         self._read_to_seconds = 0.0
@@ -72,6 +77,7 @@ class BatchDecoder:
         self._queue += work
         self._speech_seconds += sum(piece.duration_seconds for w in work
                                     if not w.second_pass for piece in w.chunk.pieces)
+        self._first_pass_windows += sum(not w.second_pass for w in work)
         self._read_to_seconds = max([self._read_to_seconds,
                                      *(w.chunk.source_end_seconds for w in work)])
         words: list[Word] = []
@@ -231,17 +237,17 @@ class BatchDecoder:
         return max(unlooped, key=lambda a: min((s.avg_logprob for s in a), default=0.0))
 
     def _retries_left(self) -> float:
-        budget = RETRIES_AT_LEAST + RETRIES_PER_SPEECH_MINUTE * self._speech_seconds / 60
-        return budget - self.retries
+        return RETRIES_PER_WINDOW * self._first_pass_windows - self.retries
 
     def _spend_retry(self) -> bool:
         """One retry from the file's budget, if any is left."""
         if self._retries_left() < 1:
             budget = self._retries_left() + self.retries
             if not self._out_of_retries_logged:
-                logger.info("%s: the retry budget (%.0f windows for %.0f s of speech so "
-                            "far) is spent; hard passages keep their first decode", self.path,
-                            budget, self._speech_seconds)
+                logger.info("%s: the retry budget (%.0f windows for %d windows of %.0f s of "
+                            "speech so far) is spent; hard passages keep their first decode",
+                            self.path, budget, self._first_pass_windows,
+                            self._speech_seconds)
                 self._out_of_retries_logged = True
             return False
         self.retries += 1

@@ -12,7 +12,7 @@ from subtitled.cues import Cue
 from subtitled.engines.base import Segment
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
 from subtitled.pipeline import decoder, process_media_file
-from subtitled.pipeline.decoder import RETRIES_AT_LEAST, RETRIES_PER_SPEECH_MINUTE
+from subtitled.pipeline.decoder import RETRIES_PER_WINDOW
 from tests.unit.fakes import FakeMedia, FakeTranscriber, OutOfMemoryError, silence, tone
 
 SETTINGS = TranscribeSettings()
@@ -222,7 +222,9 @@ def assert_every_stretch_has_a_cue(cues: list[Cue], stretches: int) -> None:
 
 
 def test_speech_the_last_batch_skipped_is_decoded_again_and_lands_where_it_was_said(
-        ) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake skips three stretches in four: a budget that does not bind (tested below).
+    monkeypatch.setattr(decoder, "RETRIES_PER_WINDOW", 100)
     media = FakeMedia(speech_with_pauses(8))
     transcriber = Skipping()
     process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
@@ -240,7 +242,7 @@ def test_speech_a_batch_skipped_rides_along_with_the_next_batch(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # The fake skips three stretches in four, far more than the budget of retries allows
     # (below): here, a budget that does not bind.
-    monkeypatch.setattr(decoder, "RETRIES_PER_SPEECH_MINUTE", 100.0)
+    monkeypatch.setattr(decoder, "RETRIES_PER_WINDOW", 100)
     media = FakeMedia(speech_with_pauses(24))
     transcriber = Skipping(batch_size=2)
     process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
@@ -278,7 +280,7 @@ def test_a_chunk_whose_batched_text_looks_like_a_loop_is_decoded_again_hotter() 
     assert transcriber.batches == [2] and transcriber.temperatures == [0.0, 0.0, 0.2, 0.2]
 
 
-def test_retries_on_hard_audio_stay_within_the_budget_per_minute_of_speech() -> None:
+def test_retries_on_hard_audio_stay_within_the_budget_per_window() -> None:
     # Never good enough: every chunk would take Whisper's whole fallback (five more
     # decodes each) without a budget.
     transcriber = Looping(hot_enough=2.0, looping=False)
@@ -286,19 +288,41 @@ def test_retries_on_hard_audio_stay_within_the_budget_per_minute_of_speech() -> 
     outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
     first_pass = transcriber.temperatures.count(0.0)
     retries = len(transcriber.temperatures) - first_pass
-    budget = RETRIES_AT_LEAST + RETRIES_PER_SPEECH_MINUTE * outcome.speech_seconds / 60
     assert first_pass == outcome.windows_decoded - retries >= 8
-    assert retries == int(budget)  # spent, and not one more
-    assert len(transcriber.temperatures) <= 2 * first_pass + RETRIES_AT_LEAST
+    assert retries == RETRIES_PER_WINDOW * first_pass  # spent, and not one more
+    assert len(transcriber.temperatures) == 2 * first_pass
     # Improbable text is kept (it is not likely non-speech): past the budget, the first
     # decodes stand.
     assert outcome.status == "written" and outcome.cue_count > 10
 
 
-def test_a_short_hard_file_gets_whisper_s_whole_fallback() -> None:
+def test_a_short_hard_file_gets_one_hotter_try() -> None:
+    # At most twice the windows of Whisper's own transcribe, which decodes it at least once.
     transcriber = Looping(hot_enough=1.0)
     process_media_file(MOVIE, SETTINGS, FakeMedia(tone(5)).tools(transcriber))
-    assert transcriber.temperatures == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert transcriber.temperatures == [0.0, 0.2]
+
+
+def test_a_hard_window_of_a_longer_file_takes_the_whole_fallback_from_the_pool() -> None:
+    # The last chunk of the batch looks like a loop below 0.8; the easy ones leave it
+    # their retries.
+    class LastIsHard(Looping):
+        def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                             task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+            hard = super().transcribe_batch(audios[-1:], language=language, task=task,
+                                            temperature=temperature)
+            if len(audios) == 1:
+                return hard
+            return FakeTranscriber.transcribe_batch(
+                self, audios[:-1], language=language, task=task,
+                temperature=temperature) + hard
+
+    transcriber = LastIsHard(hot_enough=0.8, batch_size=100)
+    outcome = process_media_file(MOVIE, SETTINGS,
+                                 FakeMedia(speech_with_pauses(40)).tools(transcriber))
+    assert outcome.status == "written" and outcome.windows_decoded >= 9
+    assert transcriber.temperatures[-4:] == [0.2, 0.4, 0.6, 0.8]
+    assert transcriber.temperatures.count(0.0) == outcome.windows_decoded - 4
 
 
 def test_audio_in_a_language_the_viewers_speak_needs_no_subtitle() -> None:
@@ -365,8 +389,7 @@ def test_past_the_budget_skipped_speech_keeps_the_words_its_batch_heard(
     media = FakeMedia(speech_with_pauses(8))
     process_media_file(MOVIE, SETTINGS, media.tools(Sparse()))
     with_budget = written_words(media)
-    monkeypatch.setattr(decoder, "RETRIES_AT_LEAST", 0)
-    monkeypatch.setattr(decoder, "RETRIES_PER_SPEECH_MINUTE", 0.0)
+    monkeypatch.setattr(decoder, "RETRIES_PER_WINDOW", 0)
     media = FakeMedia(speech_with_pauses(8))
     transcriber = Sparse()
     process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
@@ -401,5 +424,5 @@ def test_a_hotter_try_that_hears_nothing_or_runs_out_of_memory_keeps_the_first_d
     assert outcome.status == "written" and outcome.cue_count == 1
     if out_of_memory:
         assert transcriber.temperatures == [0.0] and transcriber.released == 1
-    else:  # every empty try is a failed one: the whole fallback, then the first decode
-        assert transcriber.temperatures == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    else:  # an empty try is a failed one: the first decode stands
+        assert transcriber.temperatures == [0.0, 0.2]

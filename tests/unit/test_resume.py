@@ -106,7 +106,7 @@ def test_a_resume_inside_a_decoded_chunk_gives_the_words_of_an_uninterrupted_run
         stop_after: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # The fake skips half of all speech, far beyond the budget of retries; a resumed run
     # starts a budget of its own, so here the budget must not bind.
-    monkeypatch.setattr(decoder, "RETRIES_PER_SPEECH_MINUTE", 100.0)
+    monkeypatch.setattr(decoder, "RETRIES_PER_WINDOW", 100)
     audio = speech_with_pauses(40)
     whole = FakeMedia(audio)
     process_media_file(MOVIE, SETTINGS, whole.tools(SkippingTranscriber(batch_size=2)))
