@@ -7,6 +7,7 @@ accept must work: a test feeds accepted documents through the pipeline."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import string
 from dataclasses import dataclass, field
@@ -287,14 +288,52 @@ class RetrySettings:
     transient_budget_hours: Positive = 24.0
 
 
+def _network(text: str) -> str:
+    """An address or a network in CIDR form (10.0.0.0/8, 172.17.0.1, ::1/128)."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or network (CIDR, like "
+                         "172.17.0.0/16)") from None
+
+
+def _absolute(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r}: a path map's folders are absolute paths")
+    return text.rstrip("/") or "/"
+
+
+Network = Annotated[str, Strict(), AfterValidator(_network)]
+AbsoluteFolder = Annotated[str, Strict(), AfterValidator(_absolute)]
+
+
+@with_config(UNKNOWN_KEYS_REFUSED)
+@dataclass(frozen=True)
+class PathMapping:
+    """A folder as another container or host names it (Sonarr's /data/media), and as this
+    daemon sees it (/srv/media)."""
+
+    remote: AbsoluteFolder
+    local: AbsoluteFolder
+
+
 @with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class HttpSettings:
-    """The optional /health and /metrics listener; loopback only unless told otherwise."""
+    """The daemon's HTTP server: /health and /metrics, and the webhooks that queue a file
+    at once. Loopback only unless told otherwise."""
 
     enabled: Bool = False
     host: Text = "127.0.0.1"
     port: Annotated[int, Strict(), Field(ge=0, le=65535)] = 9797  # 0: any free port
+    # Clients that may queue work without the API key (Bazarr sends none; a Docker bridge,
+    # 172.17.0.0/16, is the usual addition).
+    trusted_networks: tuple[Network, ...] = ("127.0.0.0/8", "::1/128")
+    # A file holding the API key the others must send (header X-Api-Key, or ?apikey=).
+    # Unset: systemd's $CREDENTIALS_DIRECTORY/subtitled-api-key (LoadCredential=), if any.
+    api_key_file: Path | None = None
+    # Paths that webhooks send, rewritten to this host's (longest `remote` first).
+    path_map: tuple[PathMapping, ...] = ()
 
 
 @with_config(UNKNOWN_KEYS_REFUSED)

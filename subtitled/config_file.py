@@ -5,6 +5,7 @@ path. The command line's options go through the same schema (`transcribe_setting
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from subtitled.config import (
     default_state_dir,
 )
 from subtitled.errors import ConfigError
+from subtitled.web.access import api_key_file, read_api_key
 
 DEFAULT_PATH = Path("/etc/subtitled/config.yaml")
 
@@ -214,6 +216,11 @@ def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], A
         for second in paths[i + 1:]:
             if first == second or first in second.parents or second in first.parents:
                 problems.append(f"At 'watch': folders {first} and {second} overlap")
+    if document.http.enabled:
+        try:
+            read_api_key(api_key_file(_http(document.http, base), os.environ))
+        except ConfigError as err:
+            problems.append(f"At 'http.api_key_file': {err.message}")
     if document.retry.backoff_max_seconds < document.retry.backoff_seconds:
         problems.append("At 'retry.backoff_max_seconds': must be at least "
                         "retry.backoff_seconds")
@@ -224,6 +231,11 @@ def _anchored(path: Path, base: Path | None) -> Path:
     """Relative paths in a file are relative to the file's folder."""
     path = path.expanduser()
     return path if path.is_absolute() or base is None else (base / path).resolve()
+
+
+def _http(http: HttpSettings, base: Path | None) -> HttpSettings:
+    key = http.api_key_file
+    return http if key is None else dataclasses.replace(http, api_key_file=_anchored(key, base))
 
 
 def _model(model: ModelSettings, base: Path | None) -> ModelSettings:
@@ -257,7 +269,7 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
         raise ConfigError("\n".join(problems), stage="config")
     return DaemonSettings(
         watch=roots, state_dir=_anchored(valid.state_dir or default_state_dir(), base),
-        scan=valid.scan, retry=valid.retry, transcribe=transcribe, http=valid.http,
+        scan=valid.scan, retry=valid.retry, transcribe=transcribe, http=_http(valid.http, base),
         log_level=valid.log_level)
 
 

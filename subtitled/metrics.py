@@ -1,19 +1,14 @@
-"""Prometheus metrics and the optional HTTP listener for /health and /metrics."""
+"""Prometheus metrics: the registry and its exposition (served at /metrics)."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from subtitled.service.breaker import Pause
-
-logger = logging.getLogger(__name__)
 
 
 class _QueueCollector(Collector):
@@ -84,52 +79,3 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))
-
-
-class HttpListener:
-    """`/health`: 200, or 503 with the reasons (a stall, a pause and its cause);
-    `/metrics`: Prometheus text format."""
-
-    def __init__(self, host: str, port: int, problems: Callable[[], list[str]],
-                 metrics: Metrics) -> None:
-        listener = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                listener.answer(self)
-
-            def log_message(self, format: str, *args: object) -> None:
-                logger.debug("http: " + format, *args)
-
-        self.problems, self.metrics = problems, metrics
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, name="http",
-                                        daemon=True)
-
-    def answer(self, request: BaseHTTPRequestHandler) -> None:
-        if request.path == "/health":
-            problems = self.problems()
-            body = ("ok\n" if not problems else "\n".join(problems) + "\n").encode()
-            self._reply(request, 503 if problems else 200, "text/plain; charset=utf-8", body)
-        elif request.path == "/metrics":
-            self._reply(request, 200, "text/plain; version=0.0.4; charset=utf-8",
-                        self.metrics.exposition())
-        else:
-            self._reply(request, 404, "text/plain; charset=utf-8", b"not found\n")
-
-    @staticmethod
-    def _reply(request: BaseHTTPRequestHandler, code: int, kind: str, body: bytes) -> None:
-        request.send_response(code)
-        request.send_header("Content-Type", kind)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)

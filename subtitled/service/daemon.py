@@ -15,7 +15,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from subtitled import allocator, config_file, failpoints, faults
 from subtitled.config import DaemonSettings, TranscribeSettings
@@ -24,15 +24,19 @@ from subtitled.engines.base import Transcriber
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, SubtitledError, shown
 from subtitled.health import Health
 from subtitled.jobs import Job, JobStore
-from subtitled.metrics import HttpListener, Metrics
+from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
 from subtitled.service import control
 from subtitled.service.breaker import NO_ANSWER, PROBE_SECONDS, Breaker
+from subtitled.service.intake import Intake
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
 from subtitled.wiring import real_tools
+
+if TYPE_CHECKING:
+    from subtitled.web.server import HttpServer
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -142,7 +146,7 @@ class Daemon:
         self._gpu_released = False
         self._reload_problem: str | None = None  # the last reload's, until one succeeds
         self.metrics: Metrics | None = None
-        self.http: HttpListener | None = None
+        self.http: HttpServer | None = None
         self.breaker = Breaker([r.path for r in settings.watch],
                                status_file=settings.state_dir / STATUS_NAME)
         self._held: Job | None = None  # a job whose release waits for the job store
@@ -303,13 +307,23 @@ class Daemon:
         options = self.settings.http
         if not options.enabled or self.metrics is None:
             return
+        # Here, not at the top: the ASGI stack is loaded only when the server is on.
+        from subtitled.web.access import Access
+        from subtitled.web.app import Services, build_app
+        from subtitled.web.server import HttpServer
+
+        metrics = self.metrics
+        intake = Intake(lambda: self.settings, self.settler)
+        app = build_app(Services(self._health, metrics.exposition, intake.offer,
+                                 Access.of(options), options.path_map))
         try:
-            self.http = HttpListener(options.host, options.port, self._health, self.metrics)
+            self.http = HttpServer(options.host, options.port, app)
         except OSError as err:
             raise ConfigError(f"cannot listen on {options.host}:{options.port}: "
                               f"{err.strerror or err}", stage="http") from err
         self.http.start()
-        logger.info("health and metrics on http://%s:%d/", options.host, self.http.port)
+        logger.info("HTTP on http://%s:%d/ (health, metrics, webhooks)", options.host,
+                    self.http.port)
 
     def _gpu_bytes(self) -> float | None:
         held = self.transcriber.gpu_bytes() if self.transcriber is not None else None

@@ -67,7 +67,7 @@ class NotifySocket:
 
 def http_get(daemon: DaemonRun, path: str) -> tuple[int, str]:
     """GET from the daemon's listener (its port, 0 in the config, is read from its log)."""
-    found = re.search(r"health and metrics on (http://\S+/)", daemon.log_file.read_text())
+    found = re.search(r"HTTP on (http://\S+/)", daemon.log_file.read_text())
     assert found, daemon.log_file.read_text()
     try:
         with urllib.request.urlopen(found.group(1) + path.lstrip("/"), timeout=10) as reply:

@@ -101,6 +101,13 @@ TRAPS = [
     ({"scan": {"polling_interval_seconds": 0}}, "At 'scan.polling_interval_seconds': must be "
      "at least 1"),
     ({"http": {"port": 70000}}, "At 'http.port': must be at most 65535, not 70000"),
+    ({"http": {"trusted_networks": ["172.17.0.0/33"]}}, "At 'http.trusted_networks[0]': "
+     "'172.17.0.0/33' is not an IP address or network"),
+    ({"http": {"path_map": [{"remote": "data/media", "local": "/srv/media"}]}},
+     "At 'http.path_map[0].remote': 'data/media': a path map's folders are absolute"),
+    ({"http": {"path_map": [{"remote": "/data"}]}}, "At 'http.path_map[0].local': required"),
+    ({"http": {"enabled": True, "api_key_file": "/nonexistent/key"}},
+     "At 'http.api_key_file': cannot read the API key from /nonexistent/key"),
     ({"speech": {"threshold": 0.3, "neg_threshold": 0.5}}, "At 'speech.neg_threshold': must "
      "be below speech.threshold"),
 ]
@@ -116,8 +123,12 @@ def test_values_that_would_fail_at_run_time_are_refused(
 def test_what_can_be_made_right_is_made_right(tmp_path: Path) -> None:
     settings = parse({"watch": [str(tmp_path)], "scan": {"include_extensions": [".MKV"]},
                       "language": {"language": "ger"}, "model": {"model_dir": "models",
-                                                                  "name": "weights/big.pt"}},
+                                                                  "name": "weights/big.pt"},
+                      "http": {"api_key_file": "api-key",
+                               "trusted_networks": ["172.17.0.1/16"]}},
                      base=tmp_path)
+    assert settings.http.api_key_file == tmp_path / "api-key"
+    assert settings.http.trusted_networks == ("172.17.0.0/16",)
     assert settings.scan.include_extensions == (".mkv",)  # suffixes are matched lowercased
     assert settings.transcribe.language.language == "de"
     # Relative paths are the file's folder's, the model's own path too; a name stays a name.

@@ -1,0 +1,157 @@
+"""The ASGI app: /health and /metrics for monitors, /webhooks/<sender> for the media stack.
+Every refusal is a 4xx with a one-line reason; nothing a client sends reaches a
+traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from subtitled.config import PathMapping
+from subtitled.web import webhooks
+from subtitled.web.access import Access
+
+logger = logging.getLogger(__name__)
+
+# A webhook is a few kB of JSON (Plex adds a poster); more is not a webhook.
+MAX_WEBHOOK_BYTES = 16 * 1024 * 1024
+# A client that sends nothing for this long in the middle of a body is dropped.
+IDLE_CLIENT_SECONDS = 30.0
+_TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app asks of the daemon."""
+
+    problems: Callable[[], list[str]]  # liveness and pauses, for /health
+    metrics: Callable[[], bytes]  # the Prometheus exposition
+    queue: Callable[[Path], str | None]  # None when queued, else why not (one line)
+    access: Access
+    path_map: tuple[PathMapping, ...]
+
+
+def build_app(services: Services) -> Starlette:
+    async def health(request: Request) -> Response:
+        problems = await run_in_threadpool(services.problems)
+        body = "ok\n" if not problems else "\n".join(problems) + "\n"
+        return PlainTextResponse(body, 503 if problems else 200, media_type=_TEXT)
+
+    async def metrics(request: Request) -> Response:
+        return Response(await run_in_threadpool(services.metrics), 200,
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def webhook(request: Request) -> Response:
+        return await _webhook(request, services)
+
+    async def refused(request: Request, err: Exception) -> Response:
+        assert isinstance(err, HTTPException)
+        return PlainTextResponse(f"{err.detail}\n", err.status_code, media_type=_TEXT)
+
+    return Starlette(routes=[
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/webhooks/{source}", webhook, methods=["POST"]),
+    ], exception_handlers={HTTPException: refused})
+
+
+async def _webhook(request: Request, services: Services) -> Response:
+    source = request.path_params["source"]
+    what = f"webhook {source}"
+    _allowed(request, services.access, what)
+    if source not in webhooks.SOURCES:
+        raise _refuse(404, what, f"no such sender; the senders are "
+                                 f"{', '.join(sorted(webhooks.SOURCES))}")
+    body = await read_body(request, MAX_WEBHOOK_BYTES, what)
+    try:
+        part = webhooks.FORM_PARTS.get(source)
+        payload = webhooks.parse_json(await _form_part(request, body, part, what)
+                                      if part else body)
+        hook = webhooks.SOURCES[source](payload)
+    except webhooks.BadPayload as err:
+        raise _refuse(400, what, str(err)) from None
+    if hook.test or hook.ignored:
+        logger.info("%s: %s event%s", what, hook.event, "" if hook.test else ", nothing to do")
+        return JSONResponse({"event": hook.event, "queued": []})
+    queued, refused = [], []
+    for sent in hook.paths:
+        path = Path(webhooks.local_path(sent, services.path_map))
+        reason = await run_in_threadpool(services.queue, path)
+        if reason is None:
+            logger.info("%s: %s queued", what, path)
+            queued.append(str(path))
+        else:
+            logger.warning("%s: %s: %s", what, path, reason)
+            refused.append(f"{path}: {reason}")
+    if not queued:
+        raise HTTPException(422, "; ".join(refused))
+    return JSONResponse({"event": hook.event, "queued": queued, "refused": refused}, 202)
+
+
+def _allowed(request: Request, access: Access, what: str) -> None:
+    client = request.client.host if request.client else None
+    refusal = access.refusal(client, request.headers, request.query_params)
+    if refusal is not None:
+        raise _refuse(refusal[0], f"{what} from {client}", refusal[1])
+
+
+def _refuse(status: int, what: str, reason: str) -> HTTPException:
+    logger.warning("%s: refused (%d): %s", what, status, reason)
+    return HTTPException(status, reason)
+
+
+async def read_body(request: Request, limit_bytes: int, what: str) -> bytes:
+    """The whole body, at most `limit_bytes`, from a client that keeps sending."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit_bytes):
+        raise _refuse(413, what, f"a body of {declared} bytes; at most {limit_bytes}")
+    chunks, size = [], 0
+    async for chunk in _paced(request.stream(), what):
+        size += len(chunk)
+        if size > limit_bytes:
+            raise _refuse(413, what, f"a body of more than {limit_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _paced(stream: AsyncIterator[bytes], what: str) -> AsyncIterator[bytes]:
+    """The stream's chunks, or a 408 once the client has been silent too long."""
+    chunks = aiter(stream)
+    while True:
+        try:
+            yield await asyncio.wait_for(anext(chunks), IDLE_CLIENT_SECONDS)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise _refuse(408, what, f"the client sent nothing for {IDLE_CLIENT_SECONDS:.0f} s "
+                                     "in the middle of its request") from None
+
+
+async def _form_part(request: Request, body: bytes, name: str, what: str) -> str:
+    """A text part of a multipart/form-data body."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise _refuse(415, what, f"expected multipart/form-data with a {name!r} part")
+
+    async def once() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, once(), max_files=4,
+                                     max_fields=64).parse()
+    except MultiPartException as err:
+        raise _refuse(400, what, f"a malformed multipart body: {err.message}") from None
+    value = form.get(name)
+    if not isinstance(value, str):
+        raise _refuse(400, what, f"no {name!r} text part in the form")
+    return value
