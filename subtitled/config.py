@@ -336,6 +336,30 @@ class HttpSettings:
     path_map: tuple[PathMapping, ...] = ()
 
 
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text.split("/")[2]) == 0:
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+ServerUrl = Annotated[str, Strict(), AfterValidator(_url)]
+MediaServerKind = Literal["jellyfin", "emby", "plex"]
+
+
+@with_config(UNKNOWN_KEYS_REFUSED)
+@dataclass(frozen=True)
+class MediaServer:
+    """A Jellyfin, Emby or Plex server to tell when a subtitle is written, so that it shows
+    without waiting for the next library scan."""
+
+    kind: MediaServerKind
+    url: ServerUrl  # as this host reaches it: http://127.0.0.1:8096
+    # A file holding its API key (Jellyfin, Emby: Dashboard → API Keys) or X-Plex-Token.
+    token_file: Path
+    # How the server names our folders, when it runs in a container (local: ours).
+    path_map: tuple[PathMapping, ...] = ()
+
+
 @with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class DaemonSettings:
@@ -345,4 +369,5 @@ class DaemonSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    media_servers: tuple[MediaServer, ...] = ()
     log_level: LogLevel = "info"

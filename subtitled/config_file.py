@@ -25,6 +25,7 @@ from subtitled.config import (
     LanguageCode,
     LanguageSettings,
     LogLevel,
+    MediaServer,
     ModelSettings,
     OutputSettings,
     RetrySettings,
@@ -37,7 +38,7 @@ from subtitled.config import (
     default_state_dir,
 )
 from subtitled.errors import ConfigError
-from subtitled.web.access import api_key_file, read_api_key
+from subtitled.web.access import api_key_file, read_api_key, read_token
 
 DEFAULT_PATH = Path("/etc/subtitled/config.yaml")
 
@@ -68,6 +69,7 @@ class _Document:
     cues: CueLimits = field(default_factory=CueLimits)
     output: OutputSettings = field(default_factory=OutputSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    media_servers: tuple[MediaServer, ...] = ()
 
 
 _DOCUMENT = TypeAdapter(_Document)
@@ -221,6 +223,11 @@ def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], A
             read_api_key(api_key_file(_http(document.http, base), os.environ))
         except ConfigError as err:
             problems.append(f"At 'http.api_key_file': {err.message}")
+    for index, server in enumerate(_servers(document.media_servers, base)):
+        try:
+            read_token(server.token_file)
+        except ConfigError as err:
+            problems.append(f"At 'media_servers[{index}].token_file': {err.message}")
     if document.retry.backoff_max_seconds < document.retry.backoff_seconds:
         problems.append("At 'retry.backoff_max_seconds': must be at least "
                         "retry.backoff_seconds")
@@ -236,6 +243,11 @@ def _anchored(path: Path, base: Path | None) -> Path:
 def _http(http: HttpSettings, base: Path | None) -> HttpSettings:
     key = http.api_key_file
     return http if key is None else dataclasses.replace(http, api_key_file=_anchored(key, base))
+
+
+def _servers(servers: tuple[MediaServer, ...], base: Path | None) -> tuple[MediaServer, ...]:
+    return tuple(dataclasses.replace(s, token_file=_anchored(s.token_file, base))
+                 for s in servers)
 
 
 def _model(model: ModelSettings, base: Path | None) -> ModelSettings:
@@ -270,7 +282,7 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
     return DaemonSettings(
         watch=roots, state_dir=_anchored(valid.state_dir or default_state_dir(), base),
         scan=valid.scan, retry=valid.retry, transcribe=transcribe, http=_http(valid.http, base),
-        log_level=valid.log_level)
+        media_servers=_servers(valid.media_servers, base), log_level=valid.log_level)
 
 
 def transcribe_settings(sections: Mapping[str, Any], name: Any) -> TranscribeSettings:

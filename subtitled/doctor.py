@@ -147,6 +147,26 @@ def _inotify(settings: DaemonSettings, limit_file: Path) -> Iterator[Check]:
                 "sysctl fs.inotify.max_user_watches=1048576 (and in /etc/sysctl.d/)")
 
 
+def _media_servers(settings: DaemonSettings) -> Iterator[Check]:
+    # Here, not at the top: the HTTP client is needed only with servers configured.
+    from subtitled.web import refresh
+    from subtitled.web.access import read_token
+
+    for server in settings.media_servers:
+        name = refresh.describe(server)
+        try:
+            refresh.send(refresh.identity(server, read_token(server.token_file)))
+        except ConfigError as err:
+            yield Check(name, "fail", err.message, "put the token in that file, alone")
+        except refresh.RefreshFailed as err:
+            refused = err.status in (401, 403)
+            yield Check(name, "fail", f"{'the token is refused' if refused else 'no answer'}: "
+                        f"{err}", f"a new API key in {server.token_file}" if refused else
+                        "check url: it is the address this host reaches the server at")
+        else:
+            yield Check(name, "pass", "answers and takes the token")
+
+
 def _systemd() -> Iterator[Check]:
     under = bool(os.environ.get("INVOCATION_ID") or os.environ.get("NOTIFY_SOCKET"))
     yield Check("systemd", "pass", "running under systemd" if under else
@@ -157,7 +177,8 @@ def run_checks(settings: DaemonSettings,
                limit_file: Path = Path("/proc/sys/fs/inotify/max_user_watches")) -> list[Check]:
     sources: list[Callable[[], Iterator[Check]]] = [
         _ffmpeg, lambda: _torch(settings), lambda: _model(settings), lambda: _engine(settings),
-        lambda: _folders(settings), lambda: _inotify(settings, limit_file), _systemd]
+        lambda: _folders(settings), lambda: _inotify(settings, limit_file),
+        lambda: _media_servers(settings), _systemd]
     return [check for source in sources for check in source()]
 
 

@@ -64,6 +64,10 @@ class Metrics:
         self.model_load_seconds = Gauge("subtitled_model_load_seconds",
                                         "Seconds the model took to load",
                                         registry=self.registry)
+        self.refreshes = Counter("subtitled_media_server_refreshes",
+                                 "Media-server refreshes after a written subtitle, by server "
+                                 "and result (ok, or failed after every retry)",
+                                 ["server", "result"], registry=self.registry)
         self.progress = Gauge("subtitled_current_file_progress_ratio",
                               "Share of the current file done (0 when idle)",
                               registry=self.registry)

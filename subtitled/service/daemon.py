@@ -33,6 +33,7 @@ from subtitled.service.intake import Intake
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
+from subtitled.web.refresh import Refresher
 from subtitled.wiring import real_tools
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ STATUS_NAME = "status.json"  # the pauses, for `subtitled status` (see service.b
 LOCK_NAME = "subtitled.lock"  # held by the running daemon; holds its pid
 _IDLE_SECONDS = 0.5
 # Settings a running daemon cannot change: its database and its listener stay where they are.
-_RESTART_ONLY = ("state_dir", "http")
+_RESTART_ONLY = ("state_dir", "http", "media_servers")
 _BACKFILL_WAIT_SECONDS = 600.0
 _STATUS_EVERY_SECONDS = 5.0
 # Without a systemd watchdog, a worker silent this long still counts as stuck.
@@ -146,6 +147,7 @@ class Daemon:
         self._gpu_released = False
         self._reload_problem: str | None = None  # the last reload's, until one succeeds
         self.metrics: Metrics | None = None
+        self.refresher: Refresher | None = None
         self.http: HttpServer | None = None
         self.breaker = Breaker([r.path for r in settings.watch],
                                status_file=settings.state_dir / STATUS_NAME)
@@ -165,6 +167,8 @@ class Daemon:
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
                                self.breaker.pauses, lambda: self._admin_paused is not None)
         self._open_http()
+        self.refresher = Refresher(self.settings.media_servers, self.metrics.refreshes)
+        self.refresher.start()
         for path in self.store.finish_written():
             logger.warning("%s: its subtitle was written just before the process stopped; "
                            "recorded as done", path)
@@ -200,7 +204,8 @@ class Daemon:
         assert self.store is not None
         worker = Worker(self.store, self.health, self.notifier, self.metrics, self._stop,
                         self.settler.settle_seconds, self.breaker,
-                        lambda: self._admin_pause() is not None, self._reload_during_job)
+                        lambda: self._admin_pause() is not None, self._reload_during_job,
+                        self.refresher.written if self.refresher else lambda _: None)
         idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
@@ -548,6 +553,8 @@ class Daemon:
                 thread.join(timeout=10)
         if self.http is not None:
             self.http.stop()
+        if self.refresher is not None:
+            self.refresher.stop()
         if self.store is not None:
             self.store.close()
         logger.info("stopped")

@@ -91,6 +91,8 @@ class Worker:
     admin_paused: Callable[[], bool] = lambda: False  # `subtitled pause`, asked meanwhile
     # A reload asked for meanwhile: what need not wait for the file applies now.
     reload_now: Callable[[], None] = lambda: None
+    # A subtitle was written beside this video: the media servers hear of it.
+    written: Callable[[Path], None] = lambda _: None
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         path = job.path
@@ -138,6 +140,7 @@ class Worker:
         self._count("done")
         logger.info("%s: the same file as %s (a hard link); its subtitle copied to %s",
                     job.path, twin.path, target.name)
+        self.written(job.path)
         return True
 
     def _process(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
@@ -359,6 +362,7 @@ class Worker:
                         "%d windows decoded", job.path, outcome.output, outcome.language,
                         outcome.audio_seconds, outcome.wall_seconds, outcome.realtime_factor,
                         outcome.cue_count, outcome.windows_decoded)
+            self.written(job.path)
             return
         reason = {"no-speech": "no speech", "exists": f"subtitle exists: {outcome.reason}",
                   "skipped": outcome.reason or "skipped"}[outcome.status]

@@ -1,5 +1,6 @@
 """Who may ask the daemon to work: a client on a trusted network, or one that sends the API
-key (in the X-Api-Key header, or as ?apikey= where a webhook cannot set headers)."""
+key (in the X-Api-Key header, or as ?apikey= where a webhook cannot set headers). Keys and
+tokens are read from files only, never from the YAML."""
 
 from __future__ import annotations
 
@@ -41,6 +42,17 @@ def read_api_key(path: Path | None) -> str | None:
         raise ConfigError(f"the API key in {path} must be one word of at least 16 "
                           "characters (`openssl rand -hex 24` makes one)", stage="http")
     return key
+
+
+def read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the token from {path}: "
+                          f"{getattr(err, 'strerror', None) or err}", stage="config") from err
+    if not token or any(c.isspace() for c in token):
+        raise ConfigError(f"the token in {path} must be one word", stage="config")
+    return token
 
 
 @dataclass(frozen=True)

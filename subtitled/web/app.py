@@ -21,6 +21,7 @@ from starlette.routing import Route
 from subtitled.config import PathMapping
 from subtitled.web import webhooks
 from subtitled.web.access import Access
+from subtitled.web.paths import local_path
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ async def _webhook(request: Request, services: Services) -> Response:
         return JSONResponse({"event": hook.event, "queued": []})
     queued, refused = [], []
     for sent in hook.paths:
-        path = Path(webhooks.local_path(sent, services.path_map))
+        path = Path(local_path(sent, services.path_map))
         reason = await run_in_threadpool(services.queue, path)
         if reason is None:
             logger.info("%s: %s queued", what, path)

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from subtitled.config import PathMapping
-
 
 class BadPayload(ValueError):
     """The body is not what that sender sends; the message is the one-line reason."""
@@ -88,17 +86,6 @@ def parse_json(raw: bytes | str) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadPayload(f"the body is not JSON: {err}") from None
-
-
-def local_path(path: str, mappings: tuple[PathMapping, ...]) -> str:
-    """A path as the sender names it, as this host names it: the longest matching
-    `remote` folder replaced by its `local` one, whole folder names only."""
-    for mapping in sorted(mappings, key=lambda m: len(m.remote), reverse=True):
-        remote = mapping.remote
-        if path == remote or path.startswith(remote.rstrip("/") + "/"):
-            rest = path[len(remote):].lstrip("/")
-            return mapping.local.rstrip("/") + "/" + rest if rest else mapping.local
-    return path
 
 
 def _field(body: Any, name: str) -> Any:

@@ -7,20 +7,22 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from tests.integration.standin import StandIn
 from tests.integration.test_bad_inputs import NO_ROOT_OVERRIDE
 
 
 def doctor(tmp_path: Path, media: Path, env: dict[str, str] | None = None,
-           prefix: list[str] | None = None, model: str = "tiny.en"
-           ) -> subprocess.CompletedProcess[str]:
+           prefix: list[str] | None = None, model: str = "tiny.en",
+           **more: Any) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "watch": [str(media)], "state_dir": str(tmp_path / "state"),
         "model": {"name": model, "device": "cpu", "offline": True,
-                  "model_dir": str(tmp_path / "models")}}))
+                  "model_dir": str(tmp_path / "models")}, **more}))
     return subprocess.run([*(prefix or []), sys.executable, "-m", "subtitled", "doctor",
                            "--config", str(config)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, **(env or {})})
@@ -87,3 +89,24 @@ def test_an_unwritable_folder_fails_with_the_fix(tmp_path: Path) -> None:
     assert verdicts(result.stdout)[f"folder {media}"] == "FAIL"
     assert "fix: grant the service user access (and ReadWritePaths= in the unit)" \
         in result.stdout
+
+
+def test_each_media_server_is_reached_with_its_token(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef\n")
+    with StandIn(200) as jellyfin, StandIn(401) as emby:
+        result = doctor(tmp_path, media, media_servers=[
+            {"kind": "jellyfin", "url": jellyfin.url, "token_file": str(token)},
+            {"kind": "emby", "url": emby.url, "token_file": str(token)},
+            {"kind": "plex", "url": "http://127.0.0.1:9", "token_file": str(token)}])
+    found = checks(result.stdout)
+    assert found[f"jellyfin {jellyfin.url}"] == ("PASS", "answers and takes the token")
+    assert found[f"emby {emby.url}"][0] == "FAIL"
+    assert found[f"emby {emby.url}"][1].startswith("the token is refused: GET ")
+    assert found["plex http://127.0.0.1:9"][1].startswith("no answer: GET ")
+    assert result.returncode != 0
+    (call,) = jellyfin.received
+    assert (call.method, call.target) == ("GET", "/System/Info")
+    assert call.headers["Authorization"] == 'MediaBrowser Token="0123456789abcdef"'

@@ -106,6 +106,13 @@ TRAPS = [
     ({"http": {"path_map": [{"remote": "data/media", "local": "/srv/media"}]}},
      "At 'http.path_map[0].remote': 'data/media': a path map's folders are absolute"),
     ({"http": {"path_map": [{"remote": "/data"}]}}, "At 'http.path_map[0].local': required"),
+    ({"media_servers": [{"kind": "kodi", "url": "http://x", "token_file": "/t"}]},
+     "At 'media_servers[0].kind': must be one of 'jellyfin', 'emby', 'plex'"),
+    ({"media_servers": [{"kind": "plex", "url": "plex.local:32400", "token_file": "/t"}]},
+     "At 'media_servers[0].url': 'plex.local:32400' is not an http:// or https:// URL"),
+    ({"media_servers": [{"kind": "plex", "url": "http://plex:32400",
+                         "token_file": "/nonexistent/token"}]},
+     "At 'media_servers[0].token_file': cannot read the token from /nonexistent/token"),
     ({"http": {"enabled": True, "api_key_file": "/nonexistent/key"}},
      "At 'http.api_key_file': cannot read the API key from /nonexistent/key"),
     ({"speech": {"threshold": 0.3, "neg_threshold": 0.5}}, "At 'speech.neg_threshold': must "

@@ -10,8 +10,9 @@ import pytest
 
 from subtitled.config import HttpSettings, PathMapping
 from subtitled.errors import ConfigError
-from subtitled.web import webhooks
+from subtitled.web import refresh, webhooks
 from subtitled.web.access import CREDENTIAL_NAME, Access, api_key_file, read_api_key
+from subtitled.web.paths import local_path, remote_path
 from subtitled.web.webhooks import BadPayload, Hook
 
 EPISODE = "/data/media/tv/Show/Season 01/Show - S01E01.mkv"
@@ -94,11 +95,11 @@ MAP = (PathMapping("/data/media", "/srv/media"), PathMapping("/data", "/mnt/othe
     ("/data/media", "/srv/media"),
 ])
 def test_path_map_rewrites_the_sender_s_folders(sent: str, here: str) -> None:
-    assert webhooks.local_path(sent, MAP) == here
+    assert local_path(sent, MAP) == here
 
 
 def test_a_root_mapping_maps_everything() -> None:
-    assert webhooks.local_path("/a/b.mkv", (PathMapping("/", "/srv"),)) == "/srv/a/b.mkv"
+    assert local_path("/a/b.mkv", (PathMapping("/", "/srv"),)) == "/srv/a/b.mkv"
 
 
 KEY = "k" * 24
@@ -158,3 +159,23 @@ def test_a_bad_key_file_is_a_configuration_error(tmp_path: Path, text: str | Non
         path.write_text(text)
     with pytest.raises(ConfigError, match=reason):
         read_api_key(path)
+
+
+def test_our_paths_as_another_side_names_them() -> None:
+    assert remote_path("/srv/media/films/Film.mkv", MAP) == "/data/media/films/Film.mkv"
+    assert remote_path("/srv/media/tv/x.mkv", MAP) == "/tv/x.mkv"  # the longest local
+    assert remote_path("/elsewhere/x.mkv", MAP) == "/elsewhere/x.mkv"
+
+
+@pytest.mark.parametrize(("sections", "folder", "key"), [
+    ({"MediaContainer": {"Directory": [{"key": 4, "Location": [{"path": "/m/tv/"}]}]}},
+     "/m/tv/Show", "4"),
+    ({"MediaContainer": {"Directory": [{"key": 4, "Location": [{"path": "/m/tv"}]}]}},
+     "/m/tv2/Show", None),  # whole folder names only
+    ({"MediaContainer": {"Directory": [{"key": 4}]}}, "/m/tv/Show", None),  # no Location
+    ({"MediaContainer": {}}, "/m", None),
+    ([], "/m", None),
+])
+def test_plex_s_section_is_the_one_whose_location_holds_the_folder(
+        sections: Any, folder: str, key: str | None) -> None:
+    assert refresh.plex_section_for(sections, folder) == key
