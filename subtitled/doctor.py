@@ -149,16 +149,16 @@ def _inotify(settings: DaemonSettings, limit_file: Path) -> Iterator[Check]:
 
 def _media_servers(settings: DaemonSettings) -> Iterator[Check]:
     # Here, not at the top: the HTTP client is needed only with servers configured.
-    from subtitled.web import refresh
+    from subtitled.web import media_servers as servers
     from subtitled.web.access import read_token
 
     for server in settings.media_servers:
-        name = refresh.describe(server)
+        name = servers.describe(server)
         try:
-            refresh.send(refresh.identity(server, read_token(server.token_file)))
+            servers.send(servers.identity(server, read_token(server.token_file)))
         except ConfigError as err:
             yield Check(name, "fail", err.message, "put the token in that file, alone")
-        except refresh.RefreshFailed as err:
+        except servers.ServerError as err:
             refused = err.status in (401, 403)
             yield Check(name, "fail", f"{'the token is refused' if refused else 'no answer'}: "
                         f"{err}", f"a new API key in {server.token_file}" if refused else

@@ -315,12 +315,14 @@ class Daemon:
         # Here, not at the top: the ASGI stack is loaded only when the server is on.
         from subtitled.web.access import Access
         from subtitled.web.app import Services, build_app
+        from subtitled.web.media_servers import ItemPaths
         from subtitled.web.server import HttpServer
 
         metrics = self.metrics
         intake = Intake(lambda: self.settings, self.settler)
         app = build_app(Services(self._health, metrics.exposition, intake.offer,
-                                 Access.of(options), options.path_map))
+                                 Access.of(options), options.path_map,
+                                 ItemPaths(self.settings.media_servers)))
         try:
             self.http = HttpServer(options.host, options.port, app)
         except OSError as err:

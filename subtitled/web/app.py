@@ -21,6 +21,7 @@ from starlette.routing import Route
 from subtitled.config import PathMapping
 from subtitled.web import webhooks
 from subtitled.web.access import Access
+from subtitled.web.media_servers import ServerError
 from subtitled.web.paths import local_path
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class Services:
     queue: Callable[[Path], str | None]  # None when queued, else why not (one line)
     access: Access
     path_map: tuple[PathMapping, ...]
+    # A Jellyfin or Plex item's files, as this host names them (raises ServerError, or
+    # LookupError when no such server is configured).
+    item_paths: Callable[[str, str], list[str]] = lambda kind, item: []
 
 
 def build_app(services: Services) -> Starlette:
@@ -86,8 +90,11 @@ async def _webhook(request: Request, services: Services) -> Response:
         logger.info("%s: %s event%s", what, hook.event, "" if hook.test else ", nothing to do")
         return JSONResponse({"event": hook.event, "queued": []})
     queued, refused = [], []
-    for sent in hook.paths:
-        path = Path(local_path(sent, services.path_map))
+    paths = [local_path(sent, services.path_map) for sent in hook.paths]
+    for item in hook.items:
+        paths += await _looked_up(services, source, item, what)
+    for found in paths:
+        path = Path(found)
         reason = await run_in_threadpool(services.queue, path)
         if reason is None:
             logger.info("%s: %s queued", what, path)
@@ -98,6 +105,15 @@ async def _webhook(request: Request, services: Services) -> Response:
     if not queued:
         raise HTTPException(422, "; ".join(refused))
     return JSONResponse({"event": hook.event, "queued": queued, "refused": refused}, 202)
+
+
+async def _looked_up(services: Services, kind: str, item: str, what: str) -> list[str]:
+    try:
+        return await run_in_threadpool(services.item_paths, kind, item)
+    except LookupError as err:
+        raise _refuse(422, what, str(err)) from None
+    except ServerError as err:
+        raise _refuse(502, what, f"item {item}: {err}") from None
 
 
 def _allowed(request: Request, access: Access, what: str) -> None:

@@ -12,107 +12,29 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
-from urllib.parse import urlencode
 
 from prometheus_client import Counter
 
 from subtitled.config import MediaServer
 from subtitled.web.access import read_token
+from subtitled.web.media_servers import (
+    ServerError,
+    describe,
+    media_updated,
+    plex_partial_scan,
+    plex_section_for,
+    plex_sections,
+    send,
+)
 from subtitled.web.paths import remote_path
 
 logger = logging.getLogger(__name__)
 
-_TIMEOUT_SECONDS = 15.0
+_TIMEOUT_SECONDS = 15.0  # for the thread's last call to end at a stop
 # The waits before the second, third and fourth tries; then the refresh is given up.
 BACKOFF_SECONDS = (5.0, 30.0, 120.0)
-
-
-class RefreshFailed(Exception):
-    """The server did not take the call; the message is the one-line reason."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status  # the HTTP status it answered, if it answered
-
-
-@dataclass(frozen=True)
-class Call:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None = None
-
-
-def describe(server: MediaServer) -> str:
-    return f"{server.kind} {server.url}"
-
-
-# --- the calls, as data ----------------------------------------------------------------
-
-
-def media_updated(server: MediaServer, token: str, path: str) -> Call:
-    """Jellyfin's and Emby's POST /Library/Media/Updated: the video's path as the server
-    names it; the server refreshes the item that holds it."""
-    auth = {"Authorization": f'MediaBrowser Token="{token}"'} if server.kind == "jellyfin" \
-        else {"X-Emby-Token": token}
-    body = {"Updates": [{"Path": path, "UpdateType": "Modified"}]}
-    return Call("POST", f"{server.url}/Library/Media/Updated",
-                {**auth, "Content-Type": "application/json"}, json.dumps(body).encode())
-
-
-def plex_sections(server: MediaServer, token: str) -> Call:
-    return Call("GET", f"{server.url}/library/sections",
-                {"X-Plex-Token": token, "Accept": "application/json"})
-
-
-def plex_section_for(sections: Any, folder: str) -> str | None:
-    """The key of the library section whose location holds `folder` (the longest)."""
-    try:
-        directories = sections["MediaContainer"]["Directory"]
-        places = [(str(location["path"]).rstrip("/"), str(directory["key"]))
-                  for directory in directories for location in directory.get("Location", [])]
-    except (KeyError, TypeError):
-        return None
-    holding = [(len(place), key) for place, key in places
-               if folder == place or folder.startswith(place + "/")]
-    return max(holding)[1] if holding else None
-
-
-def plex_partial_scan(server: MediaServer, token: str, section: str, folder: str) -> Call:
-    """Plex scans one folder of one section: the video's, not the whole library."""
-    return Call("GET", f"{server.url}/library/sections/{section}/refresh?"
-                       f"{urlencode({'path': folder})}", {"X-Plex-Token": token})
-
-
-def identity(server: MediaServer, token: str) -> Call:
-    """A call that needs the token and changes nothing, for `subtitled doctor`."""
-    if server.kind == "plex":
-        return plex_sections(server, token)
-    auth = {"Authorization": f'MediaBrowser Token="{token}"'} if server.kind == "jellyfin" \
-        else {"X-Emby-Token": token}
-    return Call("GET", f"{server.url}/System/Info", auth)
-
-
-# --- the one place they are sent ---------------------------------------------------------
-
-
-def send(call: Call) -> bytes:
-    request = urllib.request.Request(call.url, data=call.body, headers=call.headers,
-                                     method=call.method)
-    try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as reply:
-            return bytes(reply.read())
-    except urllib.error.HTTPError as err:
-        raise RefreshFailed(f"{call.method} {call.url.split('?')[0]} answered {err.code} "
-                            f"{err.reason}", err.code) from err
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise RefreshFailed(f"{call.method} {call.url.split('?')[0]}: {reason}") from err
 
 
 def refresh(server: MediaServer, token: str, video: Path) -> None:
@@ -124,10 +46,10 @@ def refresh(server: MediaServer, token: str, video: Path) -> None:
     try:
         sections = json.loads(send(plex_sections(server, token)))
     except ValueError as err:
-        raise RefreshFailed(f"its list of library sections is not JSON: {err}") from err
+        raise ServerError(f"its list of library sections is not JSON: {err}") from err
     section = plex_section_for(sections, folder)
     if section is None:
-        raise RefreshFailed(f"no library section holds {folder} (check path_map)")
+        raise ServerError(f"no library section holds {folder} (check path_map)")
     send(plex_partial_scan(server, token, section, folder))
 
 
@@ -189,7 +111,7 @@ class Refresher:
         name = describe(due.server)
         try:
             refresh(due.server, token, due.video)
-        except RefreshFailed as err:
+        except ServerError as err:
             if due.tries < len(BACKOFF_SECONDS):
                 with self._wake:
                     heapq.heappush(self._due, _Due(

@@ -1,6 +1,7 @@
 """What each sender's webhook says, as the paths of files to queue: Sonarr and Radarr
-(import, upgrade, rename, test), Emby (library.new), Tautulli (a recipe's `added`), and a
-generic {"path": ...}. Field names as `../shared/integrations.md` gives them from the
+(import, upgrade, rename, test), Emby (library.new), Tautulli (a recipe's `added`), a
+generic {"path": ...}, and the items of Jellyfin (ItemAdded) and Plex (library.new),
+whose paths their servers know. Field names as `../shared/integrations.md` gives them from the
 senders' source. Pure: the daemon decides what a path means here."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Hook:
     paths: tuple[str, ...] = ()  # as the sender names them
     test: bool = False  # the sender's "Test" button: answered, nothing queued
     ignored: bool = False  # an event that asks nothing of us (a playback, a delete)
+    items: tuple[str, ...] = ()  # ids whose files the sender's server knows
 
 
 def sonarr_or_radarr(body: Any) -> Hook:
@@ -73,12 +75,41 @@ def generic(body: Any) -> Hook:
     return Hook("path", paths)
 
 
+# Jellyfin's item types that are one file to subtitle (a series or a season is not).
+_JELLYFIN_FILES = ("Movie", "Episode", "Video", "MusicVideo")
+
+
+def jellyfin(body: Any) -> Hook:
+    """Jellyfin's Webhook plugin (Generic destination, "Send All Properties"): ItemAdded
+    with an `ItemId`; the path is looked up on the server."""
+    event = _text(_field(body, "NotificationType"), "NotificationType")
+    if event != "ItemAdded" or body.get("ItemType") not in _JELLYFIN_FILES:
+        return Hook(event, ignored=True)
+    item = _text(_field(body, "ItemId"), "ItemId")
+    if not all(c in "0123456789abcdefABCDEF-" for c in item):
+        raise BadPayload(f"'ItemId' {item[:40]!r} is not an item id")
+    return Hook(event, items=(item,))
+
+
+def plex(body: Any) -> Hook:
+    """Plex's multipart `payload` part: library.new with `Metadata.ratingKey`; the files
+    are looked up on the server."""
+    event = _text(_field(body, "event"), "event")
+    if event != "library.new":
+        return Hook(event, ignored=True)
+    key = _field(_field(body, "Metadata"), "ratingKey")
+    key = _text(str(key) if type(key) is int else key, "Metadata.ratingKey")
+    if not key.isdigit():
+        raise BadPayload(f"'Metadata.ratingKey' {key[:40]!r} is not a number")
+    return Hook(event, items=(key,))
+
+
 SOURCES: dict[str, Callable[[Any], Hook]] = {
     "sonarr": sonarr_or_radarr, "radarr": sonarr_or_radarr, "emby": emby,
-    "tautulli": tautulli, "path": generic,
+    "tautulli": tautulli, "path": generic, "jellyfin": jellyfin, "plex": plex,
 }
 # Senders whose body is multipart/form-data, and the part that holds the JSON.
-FORM_PARTS = {"emby": "data"}
+FORM_PARTS = {"emby": "data", "plex": "payload"}
 
 
 def parse_json(raw: bytes | str) -> Any:

@@ -17,12 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from subtitled.service import control
 from subtitled.web.access import CREDENTIAL_NAME, Access
 from subtitled.web.app import IDLE_CLIENT_SECONDS, Services, build_app
 from subtitled.web.server import HttpServer
 from tests.integration.daemon_harness import DaemonRun, make_video
+from tests.integration.standin import StandIn
 
 REMOTE = "/data/media"  # the library as Sonarr's container sees it
 
@@ -206,3 +208,79 @@ def test_the_server_stops_with_its_threads_and_a_port_in_use_is_refused() -> Non
         server.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
+JELLYFIN_ITEM = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+USERS = [{"Id": "f00d", "Name": "viewer", "Policy": {"IsAdministrator": False}},
+         {"Id": "beef", "Name": "admin", "Policy": {"IsAdministrator": True}}]
+
+
+def test_jellyfin_and_plex_items_are_looked_up_on_their_servers_and_queued(
+        tmp_path: Path, model_dir: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef")
+    media = tmp_path / "media"
+    replies = {"/Users": USERS,
+               f"/Items/{JELLYFIN_ITEM}": {"Path": "/media/Film A.mkv", "Type": "Movie"},
+               "/library/metadata/4711": {"MediaContainer": {"Metadata": [
+                   {"type": "movie", "Media": [{"Part": [{"file": "/media/Film B.mkv"}]}]}]}},
+               "/library/metadata/99": {"MediaContainer": {"Metadata": [{"type": "show"}]}},
+               "/library/metadata/99/allLeaves": {"MediaContainer": {"Metadata": [
+                   {"Media": [{"Part": [{"file": f"/media/Show/E0{n}.mkv"}]}]}
+                   for n in (1, 2)]}}}
+    server_map = [{"remote": "/media", "local": str(media)}]
+    with StandIn(200, replies) as jellyfin, StandIn(200, replies) as plex, \
+            StandIn(500) as broken:
+        daemon = library_left_alone(tmp_path, model_dir)
+        daemon.config.write_text(daemon.config.read_text() + yaml.safe_dump({
+            "media_servers": [
+                {"kind": "jellyfin", "url": jellyfin.url, "token_file": str(token),
+                 "path_map": server_map},
+                {"kind": "plex", "url": plex.url, "token_file": str(token),
+                 "path_map": server_map}]}))
+        (media / "Show").mkdir()
+        for name in ("Film A.mkv", "Film B.mkv", "Show/E01.mkv", "Show/E02.mkv"):
+            (media / name).write_bytes(b"\0" * 1000)
+        control.pause(daemon.state)  # the queue is looked at, not worked
+        daemon.start()
+        try:
+            daemon.wait_ready()
+            added = {"NotificationType": "ItemAdded", "ItemType": "Movie",
+                     "ItemId": JELLYFIN_ITEM}
+            code, text = post(daemon, "/webhooks/jellyfin", added)
+            assert (code, json.loads(text)["queued"]) == (202, [str(media / "Film A.mkv")])
+            for key, files in (("4711", ["Film B.mkv"]), ("99", ["Show/E01.mkv",
+                                                                  "Show/E02.mkv"])):
+                body, headers = multipart("payload", json.dumps({
+                    "event": "library.new", "Metadata": {"ratingKey": key}}))
+                code, text = post(daemon, "/webhooks/plex", body, headers=headers)
+                assert code == 202, text
+                assert json.loads(text)["queued"] == [str(media / f) for f in files]
+            daemon.wait_until(lambda: len(daemon.rows()) == 4)
+        finally:
+            assert daemon.finish(signal.SIGTERM) == 0
+        targets = [(r.method, r.target) for r in jellyfin.received]
+        assert targets == [("GET", "/Users"), ("GET", f"/Items/{JELLYFIN_ITEM}?userId=beef")]
+        assert all(r.headers["Authorization"] == 'MediaBrowser Token="0123456789abcdef"'
+                   for r in jellyfin.received)
+        assert [(r.method, r.target) for r in plex.received] == [
+            ("GET", "/library/metadata/4711"), ("GET", "/library/metadata/99"),
+            ("GET", "/library/metadata/99/allLeaves")]
+        assert all(r.headers["X-Plex-Token"] == "0123456789abcdef" for r in plex.received)
+
+        # A server that fails, and a kind that is not configured: a line, no traceback.
+        daemon = library_left_alone(tmp_path / "second", model_dir)
+        daemon.config.write_text(daemon.config.read_text() + yaml.safe_dump({
+            "media_servers": [{"kind": "jellyfin", "url": broken.url,
+                               "token_file": str(token)}]}))
+        daemon.start()
+        try:
+            daemon.wait_ready()
+            code, text = post(daemon, "/webhooks/jellyfin", added)
+            assert code == 502 and "answered 500" in text and text.count("\n") == 1
+            body, headers = multipart("payload", json.dumps({
+                "event": "library.new", "Metadata": {"ratingKey": "4711"}}))
+            code, text = post(daemon, "/webhooks/plex", body, headers=headers)
+            assert code == 422 and "add the plex server to media_servers" in text
+        finally:
+            assert daemon.finish(signal.SIGTERM) == 0

@@ -10,7 +10,7 @@ import pytest
 
 from subtitled.config import HttpSettings, PathMapping
 from subtitled.errors import ConfigError
-from subtitled.web import refresh, webhooks
+from subtitled.web import media_servers, webhooks
 from subtitled.web.access import CREDENTIAL_NAME, Access, api_key_file, read_api_key
 from subtitled.web.paths import local_path, remote_path
 from subtitled.web.webhooks import BadPayload, Hook
@@ -45,6 +45,19 @@ PAYLOADS: list[tuple[str, Any, Hook]] = [
     ("tautulli", {"event": "added", "file": MOVIE, "filename": "Film (2020).mkv",
                   "mediatype": "movie"}, Hook("added", (MOVIE,))),
     ("tautulli", {"event": "played", "file": MOVIE}, Hook("played", ignored=True)),
+    ("jellyfin", {"NotificationType": "ItemAdded", "ItemType": "Movie",
+                  "ItemId": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "ServerUrl": "http://jf"},
+     Hook("ItemAdded", items=("a1b2c3d4e5f60718293a4b5c6d7e8f90",))),
+    ("jellyfin", {"NotificationType": "ItemAdded", "ItemType": "Season", "ItemId": "ab"},
+     Hook("ItemAdded", ignored=True)),  # a season is no file: its episodes come one by one
+    ("jellyfin", {"NotificationType": "PlaybackStart", "ItemType": "Movie", "ItemId": "ab"},
+     Hook("PlaybackStart", ignored=True)),
+    ("plex", {"event": "library.new", "Metadata": {"ratingKey": "4711", "type": "movie"}},
+     Hook("library.new", items=("4711",))),
+    ("plex", {"event": "library.new", "Metadata": {"ratingKey": 4711}},
+     Hook("library.new", items=("4711",))),
+    ("plex", {"event": "media.play", "Metadata": {"ratingKey": "4711"}},
+     Hook("media.play", ignored=True)),
     ("path", {"path": MOVIE}, Hook("path", (MOVIE,))),
     ("path", {"paths": [MOVIE, EPISODE]}, Hook("path", (MOVIE, EPISODE))),
 ]
@@ -68,6 +81,12 @@ def test_each_sender_s_events_name_the_files_to_queue(source: str, body: Any,
     ("emby", {"Event": "library.new", "Item": {"Path": ""}}, "'Item.Path' is not a"),
     ("tautulli", {"event": "added"}, "no 'file'"),
     ("path", {"paths": []}, "an empty list of paths"),
+    ("jellyfin", {"NotificationType": "ItemAdded", "ItemType": "Movie"}, "no 'ItemId'"),
+    ("jellyfin", {"NotificationType": "ItemAdded", "ItemType": "Movie",
+                  "ItemId": "../../Users"}, "is not an item id"),
+    ("plex", {"event": "library.new", "Metadata": {}}, "no 'ratingKey'"),
+    ("plex", {"event": "library.new", "Metadata": {"ratingKey": "4/refresh"}},
+     "is not a number"),
     ("path", "just a string", "expected a JSON object with 'path'"),
 ])
 def test_a_malformed_payload_is_refused_with_its_reason(source: str, body: Any,
@@ -178,4 +197,4 @@ def test_our_paths_as_another_side_names_them() -> None:
 ])
 def test_plex_s_section_is_the_one_whose_location_holds_the_folder(
         sections: Any, folder: str, key: str | None) -> None:
-    assert refresh.plex_section_for(sections, folder) == key
+    assert media_servers.plex_section_for(sections, folder) == key
