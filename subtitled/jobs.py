@@ -578,6 +578,25 @@ class JobStore:
             _drop_checkpoints(db, "id = ?", (job.id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
 
+    def moved(self, old: Path, new: Path, subtitle: Path) -> bool:
+        """`old` was renamed to `new` and its subtitle is now `subtitle`: the done job
+        follows the file (a job queued meanwhile for `new`, by an event, gives way to it).
+        False when `old` has no done job, or `new`'s is running."""
+        with self._transaction() as db:
+            row = db.execute("SELECT id, state FROM jobs WHERE path = ?", (_key(old),)).fetchone()
+            other = db.execute("SELECT id, state FROM jobs WHERE path = ?",
+                               (_key(new),)).fetchone()
+            if row is None or row["state"] != "done" or \
+                    (other is not None and other["state"] == "running"):
+                return False
+            if other is not None:
+                _drop_checkpoints(db, "id = ?", (other["id"],))
+                db.execute("DELETE FROM jobs WHERE id = ?", (other["id"],))
+            db.execute("UPDATE jobs SET path = ?, output = ?, written_path = ?, updated = ?"
+                       " WHERE id = ?", (_key(new), _key(subtitle), _key(subtitle),
+                                         time.time(), row["id"]))
+            return True
+
     def writing(self, job: Job, target: Path, cue_count: int, sha256: str) -> None:
         """Note, before the subtitle is written, where it goes and the hash of what it will
         hold: a crash after the rename but before `finish` is then recognised by

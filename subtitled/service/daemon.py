@@ -319,9 +319,9 @@ class Daemon:
         from subtitled.web.server import HttpServer
 
         metrics = self.metrics
-        intake = Intake(lambda: self.settings, self.settler)
+        intake = Intake(lambda: self.settings, self.settler, lambda: self.store)
         app = build_app(Services(self._health, metrics.exposition, intake.offer,
-                                 Access.of(options), options.path_map,
+                                 intake.moved, Access.of(options), options.path_map,
                                  ItemPaths(self.settings.media_servers)))
         try:
             self.http = HttpServer(options.host, options.port, app)

@@ -1,14 +1,22 @@
 """Files a request names (a webhook from Sonarr, Radarr, Emby, ...): checked against the
-watched folders and handed to the settler ahead of the backfill, as a new arrival."""
+watched folders and handed to the settler ahead of the backfill, as a new arrival; a
+rename takes our subtitle (and the done job) along with the file."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from subtitled.config import DaemonSettings, WatchRoot
-from subtitled.jobs import PRIORITY_NEW
+from subtitled.jobs import PRIORITY_NEW, Job, JobStore, file_sha256
 from subtitled.settle import Settler, is_candidate
+from subtitled.subtitles import output_path
+
+logger = logging.getLogger(__name__)
+
+_OUTSIDE = ("outside every watched folder (watch:); a path that another host or container "
+            "names differently needs http.path_map")
 
 
 def holding_root(path: Path, roots: tuple[WatchRoot, ...]) -> WatchRoot | None:
@@ -21,27 +29,74 @@ def holding_root(path: Path, roots: tuple[WatchRoot, ...]) -> WatchRoot | None:
 
 
 class Intake:
-    def __init__(self, settings: Callable[[], DaemonSettings], settler: Settler) -> None:
-        self._settings, self._settler = settings, settler
+    def __init__(self, settings: Callable[[], DaemonSettings], settler: Settler,
+                 store: Callable[[], JobStore | None]) -> None:
+        self._settings, self._settler, self._store = settings, settler, store
 
     def offer(self, path: Path) -> str | None:
         """None when `path` is noted (queued once it has settled; a file already known
         with the same content stays as it is); else why not, in one line."""
-        settings = self._settings()
-        if not path.is_absolute():
-            return "not an absolute path"
-        resolved = path.parent.resolve() / path.name  # the folders, not a linked file
-        root = holding_root(resolved, settings.watch)
-        if root is None:
-            return ("outside every watched folder (watch:); a path that another host or "
-                    "container names differently needs http.path_map")
-        if not resolved.is_file():
-            return "no such file here (check http.path_map)"
-        if not is_candidate(resolved, settings.scan):
-            return ("not a file the daemon subtitles (scan.include_extensions, "
-                    "scan.ignore_globs)")
-        # Named as the watcher names it (under the root as configured, which may be a
-        # symlink), so that an event and a webhook for one file are one job.
-        seen = root.path / resolved.relative_to(root.path.resolve())
+        seen = self._seen(path)
+        if isinstance(seen, str):
+            return seen
         self._settler.note(seen, PRIORITY_NEW, trust_mtime=True)
         return None
+
+    def moved(self, old: Path, new: Path) -> str | None:
+        """`old` was renamed `new` (Sonarr's and Radarr's Rename): our subtitle follows it
+        to the name the template gives, and the done job with it, so that nothing is
+        transcribed again; without one, `new` is offered like any file."""
+        seen, store = self._seen(new), self._store()
+        before = self._named(old)
+        if isinstance(seen, str) or store is None or before is None:
+            return self.offer(new)
+        subtitle = self._follow(store.get(before), seen)
+        if subtitle is None or not store.moved(before, seen, subtitle):
+            return self.offer(new)
+        logger.info("%s: renamed from %s; its subtitle is now %s", seen, before.name,
+                    subtitle.name)
+        return None
+
+    def _named(self, path: Path) -> Path | None:
+        """`path` as the watcher names it: under its root as configured (which may be a
+        symlink), so that an event and a webhook for one file are one job."""
+        if not path.is_absolute():
+            return None
+        resolved = path.parent.resolve() / path.name  # the folders, not a linked file
+        root = holding_root(resolved, self._settings().watch)
+        return None if root is None else root.path / resolved.relative_to(root.path.resolve())
+
+    def _seen(self, path: Path) -> Path | str:
+        """The name of a file to queue, or why it is not one."""
+        if not path.is_absolute():
+            return "not an absolute path"
+        named = self._named(path)
+        if named is None:
+            return _OUTSIDE
+        if not named.is_file():
+            return "no such file here (check http.path_map)"
+        if not is_candidate(named, self._settings().scan):
+            return ("not a file the daemon subtitles (scan.include_extensions, "
+                    "scan.ignore_globs)")
+        return named
+
+    def _follow(self, job: Job | None, new: Path) -> Path | None:
+        """Our subtitle of a done job, moved beside `new` under the name it gets there
+        (or found there already, moved by the sender); None when there is none to move,
+        or its new name is taken."""
+        if job is None or job.state != "done" or job.written_path is None or \
+                job.language is None:
+            return None
+        written = Path(job.written_path)
+        target = output_path(new, job.language, self._settings().transcribe.output.template)
+        try:
+            if written.exists() and not target.exists():
+                written.replace(target)
+                return target
+        except OSError as err:  # another file system: the file is transcribed again
+            logger.warning("%s: cannot move its subtitle %s: %s", new, written,
+                           err.strerror or err)
+            return None
+        moved_by_sender = not written.exists() and target.exists() and \
+            file_sha256(target) == job.written_sha256
+        return target if moved_by_sender else None

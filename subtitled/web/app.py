@@ -40,6 +40,7 @@ class Services:
     problems: Callable[[], list[str]]  # liveness and pauses, for /health
     metrics: Callable[[], bytes]  # the Prometheus exposition
     queue: Callable[[Path], str | None]  # None when queued, else why not (one line)
+    moved: Callable[[Path, Path], str | None]  # a rename: (previous, new), as queue
     access: Access
     path_map: tuple[PathMapping, ...]
     # A Jellyfin or Plex item's files, as this host names them (raises ServerError, or
@@ -93,9 +94,11 @@ async def _webhook(request: Request, services: Services) -> Response:
     paths = [local_path(sent, services.path_map) for sent in hook.paths]
     for item in hook.items:
         paths += await _looked_up(services, source, item, what)
-    for found in paths:
+    before = [Path(local_path(sent, services.path_map)) for sent in hook.renamed_from]
+    for index, found in enumerate(paths):
         path = Path(found)
-        reason = await run_in_threadpool(services.queue, path)
+        reason = await run_in_threadpool(services.moved, before[index], path) \
+            if before else await run_in_threadpool(services.queue, path)
         if reason is None:
             logger.info("%s: %s queued", what, path)
             queued.append(str(path))

@@ -23,6 +23,7 @@ class Hook:
     test: bool = False  # the sender's "Test" button: answered, nothing queued
     ignored: bool = False  # an event that asks nothing of us (a playback, a delete)
     items: tuple[str, ...] = ()  # ids whose files the sender's server knows
+    renamed_from: tuple[str, ...] = ()  # for a rename: each path's previous one
 
 
 def sonarr_or_radarr(body: Any) -> Hook:
@@ -42,6 +43,9 @@ def sonarr_or_radarr(body: Any) -> Hook:
     paths = tuple(_text(_field(f, "path"), "path") for f in files)
     if not paths:
         raise BadPayload(f"a {event} event without a file path")
+    if event == "Rename":
+        return Hook(event, paths, renamed_from=tuple(
+            _text(_field(f, "previousPath"), "previousPath") for f in files))
     return Hook(event, paths)
 
 

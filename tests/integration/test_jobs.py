@@ -601,3 +601,32 @@ def test_a_forced_redo_is_forgotten_once_the_job_ends_however_it_ends(
     assert job is not None
     store.fail(job, "probe: timeout", "TransientError", transient=True, **RETRY)
     assert store.get(transient).force  # type: ignore[union-attr]  # still to be done, forced
+
+
+def test_a_renamed_done_file_keeps_its_job_and_a_queued_duplicate_gives_way(
+        store: JobStore) -> None:
+    old, new, subtitle = Path("/m/old.mkv"), Path("/m/New.mkv"), Path("/m/New.en.srt")
+    assert not store.moved(old, new, subtitle)  # nothing known
+    store.enqueue(old, FP, PRIORITY_NEW)
+    job = store.claim()
+    assert job is not None
+    assert not store.moved(old, new, subtitle)  # not done yet
+    store.finish(job, "done", Result("en", 3, 10.0, 2.0, Path("/m/old.en.srt")))
+    store.enqueue(new, FP, PRIORITY_NEW)  # the move's own event, before the webhook
+    assert store.moved(old, new, subtitle)
+    (moved,) = store.in_state("done")
+    assert (moved.path, moved.id, moved.written_path) == (new, job.id, str(subtitle))
+    assert store.counts().get("queued", 0) == 0 and store.get(old) is None
+    assert not store.enqueue(new, FP, PRIORITY_NEW)  # the same content: stays done
+
+
+def test_a_rename_onto_a_running_job_is_left_to_it(store: JobStore) -> None:
+    old, new = Path("/m/old.mkv"), Path("/m/new.mkv")
+    store.enqueue(old, FP, PRIORITY_NEW)
+    first = store.claim()
+    assert first is not None
+    store.finish(first, "done", Result("en", 3, 10.0, 2.0, Path("/m/old.en.srt")))
+    store.enqueue(new, FP, PRIORITY_NEW)
+    assert store.claim() is not None
+    assert not store.moved(old, new, Path("/m/new.en.srt"))
+    assert store.get(old) is not None

@@ -195,7 +195,7 @@ def test_outside_the_trusted_networks_the_key_from_systemd_s_credentials_is_need
 
 def test_the_server_stops_with_its_threads_and_a_port_in_use_is_refused() -> None:
     app = build_app(Services(lambda: ["paused: the share is down"], lambda: b"",
-                             lambda _: None, Access((), None), ()))
+                             lambda _: None, lambda *_: None, Access((), None), ()))
     server = HttpServer("127.0.0.1", 0, app)
     server.start()
     try:
@@ -284,3 +284,32 @@ def test_jellyfin_and_plex_items_are_looked_up_on_their_servers_and_queued(
             assert code == 422 and "add the plex server to media_servers" in text
         finally:
             assert daemon.finish(signal.SIGTERM) == 0
+
+
+def test_a_rename_takes_our_subtitle_along_and_nothing_is_transcribed_again(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = library_left_alone(tmp_path, model_dir, path_map=[
+        {"remote": REMOTE, "local": str(tmp_path / "media")}])
+    old = make_video(daemon.media / "show.s01e01.mkv", 3.0)
+    new = daemon.media / "Show - S01E01 - Pilot.mkv"
+    daemon.start()
+    try:
+        daemon.wait_ready()
+        assert post(daemon, "/webhooks/path", {"path": str(old)})[0] == 202
+        daemon.wait_until(lambda: daemon.all_settled(1))
+        written = old.with_suffix(".en.srt").read_text()
+        old.rename(new)  # as Sonarr renames, then tells
+        code, text = post(daemon, "/webhooks/sonarr", {"eventType": "Rename", "series": {},
+                                                       "renamedEpisodeFiles": [{
+            "previousPath": f"{REMOTE}/show.s01e01.mkv",
+            "path": f"{REMOTE}/Show - S01E01 - Pilot.mkv"}]})
+        assert code == 202, text
+        assert new.with_suffix(".en.srt").read_text() == written
+        assert not old.with_suffix(".en.srt").exists()
+        time.sleep(4)  # past the settle time of the move's own event
+        (row,) = daemon.rows()
+        assert (row["path"], row["state"], row["attempts"]) == (str(new), "done", 1)
+        assert row["written_path"] == str(new.with_suffix(".en.srt"))
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert "renamed from show.s01e01.mkv" in daemon.logs[-1]

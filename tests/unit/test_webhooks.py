@@ -29,13 +29,13 @@ PAYLOADS: list[tuple[str, Any, Hook]] = [
      Hook("Download", (EPISODE, EPISODE + "2"))),  # "On Import Complete"
     ("sonarr", {"eventType": "Rename", "renamedEpisodeFiles": [
         {"previousPath": "/data/media/tv/Show/old.mkv", "path": EPISODE}]},
-     Hook("Rename", (EPISODE,))),
+     Hook("Rename", (EPISODE,), renamed_from=("/data/media/tv/Show/old.mkv",))),
     ("sonarr", {"eventType": "Grab", "release": {}}, Hook("Grab", ignored=True)),
     ("radarr", {"eventType": "Download", "isUpgrade": True, "movie": {"folderPath": "/x"},
                 "movieFile": {"path": MOVIE}, "deletedFiles": []}, Hook("Download", (MOVIE,))),
     ("radarr", {"eventType": "Rename", "renamedMovieFiles": [
         {"previousPath": "/data/media/films/old.mkv", "path": MOVIE}]},
-     Hook("Rename", (MOVIE,))),
+     Hook("Rename", (MOVIE,), renamed_from=("/data/media/films/old.mkv",))),
     ("radarr", {"eventType": "MovieFileDelete"}, Hook("MovieFileDelete", ignored=True)),
     ("emby", {"Event": "library.new", "Item": {"Path": MOVIE, "Type": "Movie"}},
      Hook("library.new", (MOVIE,))),
