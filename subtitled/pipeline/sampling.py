@@ -49,11 +49,14 @@ def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, 
     share = _WHISPER_WINDOW_SECONDS if whole or separate else \
         _VOTE_SAMPLE_SECONDS / len(starts)
     window = _WHISPER_WINDOW_SECONDS if whole else options.vote_window_seconds
+    # A window needs a few words to vote; a file of one window is all there is to hear,
+    # however short its speech (Whisper's own detection hears it as it is).
+    least = 1e-3 if whole else MIN_VOTE_SPEECH_SECONDS
     samples = [sample for sample in (
         speech_from_onset(tools, settings, tools.open_audio(media, start, window), share,
                           keep_lead_in=whole)
         for start in ([0.0] if whole else starts))
-        if sample.speech_seconds >= MIN_VOTE_SPEECH_SECONDS]
+        if sample.speech_seconds >= least]
     if not samples:
         return None
     if separate:
