@@ -25,6 +25,7 @@ from subtitled.errors import ConfigError
 
 State = Literal["queued", "running", "done", "failed", "skipped", "dead"]
 STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "skipped", "dead")
+PRIORITY_REQUEST = 20  # a client waits for it (Bazarr)
 PRIORITY_NEW = 10  # a file that just arrived
 PRIORITY_BACKFILL = 0  # the existing library
 
@@ -60,7 +61,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     written_path TEXT,
     written_sha256 TEXT,
     output_sha256 TEXT,
-    force INTEGER NOT NULL DEFAULT 0
+    force INTEGER NOT NULL DEFAULT 0,
+    request TEXT,
+    confidence REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -93,6 +96,10 @@ def _forced_redo(db: sqlite3.Connection) -> None:
     _add_columns(db, [("force", "INTEGER NOT NULL DEFAULT 0")])
 
 
+def _requests(db: sqlite3.Connection) -> None:
+    _add_columns(db, [("request", "TEXT"), ("confidence", "REAL")])
+
+
 # The schema's history: migration i takes a database from version i to i + 1, inside one
 # transaction. A change to the schema is a new function at the end (and `_SCHEMA` shows
 # the result for new databases); the version a database is at lives in SQLite's
@@ -100,6 +107,7 @@ def _forced_redo(db: sqlite3.Connection) -> None:
 _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _columns_of_unversioned_releases,  # 0 → 1
     _forced_redo,  # 1 → 2: `subtitled retry --force`
+    _requests,  # 2 → 3: work a client asked for over HTTP (Bazarr), and its answer
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # What a job starts from again when its file changed or someone asked for a retry.
@@ -150,6 +158,8 @@ class Job:
     written_path: str | None = None  # the subtitle last written for the file...
     written_sha256: str | None = None  # ...and its content then, to tell an edit
     force: bool = False  # redo it, replacing any subtitle in its language (retry --force)
+    request: str | None = None  # what a client asked of this file (JSON; service.requests)
+    confidence: float | None = None  # of the language found, for a detection request
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,7 @@ class Result:
     audio_seconds: float
     wall_seconds: float
     output: Path | None
+    confidence: float | None = None  # of the language, when that was what was asked
 
 
 def text_sha256(text: str) -> str:
@@ -260,7 +271,7 @@ def _job(row: sqlite3.Row) -> Job:
                row["wall_seconds"], None if row["output"] is None else os.fsdecode(row["output"]),
                row["sticky_exits"],
                None if row["written_path"] is None else os.fsdecode(row["written_path"]),
-               row["written_sha256"], bool(row["force"]))
+               row["written_sha256"], bool(row["force"]), row["request"], row["confidence"])
 
 
 def _connect(target: str) -> sqlite3.Connection:
@@ -393,6 +404,31 @@ class JobStore:
                  row["id"]))
             return True
 
+    def enqueue_request(self, path: Path, fingerprint: Fingerprint, request: str) -> Job:
+        """Queue work a client waits for, ahead of everything; an identical request (the
+        same file, as the caller names it by its content) shares the job."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT id FROM jobs WHERE path = ?", (_key(path),)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO jobs (path, size, mtime_ns, inode, state, priority, created,"
+                    " updated, request) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                    (_key(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
+                     PRIORITY_REQUEST, now, now, request))
+        found = self.get(path)
+        assert found is not None
+        return found
+
+    def drop_requests(self, folder: Path) -> list[Path]:
+        """The requests' jobs under `folder` (their clients went with the last process)."""
+        inside, args = _inside(folder)
+        with self._transaction() as db:
+            rows = db.execute(f"SELECT path FROM jobs WHERE {inside}", args).fetchall()
+            _drop_checkpoints(db, inside, args)
+            db.execute(f"DELETE FROM jobs WHERE {inside}", args)
+        return [_path(row["path"]) for row in rows]
+
     def claim(self, exclude: Sequence[Path] = (), *, roots: Sequence[tuple[Path, int]] = (),
               newest_first: bool = False) -> Job | None:
         """The next job outside the `exclude`d folders, now `running`, this attempt counted
@@ -508,8 +544,9 @@ class JobStore:
                        f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?,"
                        " written_path = CASE WHEN ? THEN output ELSE written_path END,"
                        " written_sha256 = CASE WHEN ? THEN output_sha256 ELSE written_sha256"
-                       " END WHERE id = ?",
-                       (state, *values, _text(reason), time.time(), wrote, wrote, job.id))
+                       " END, confidence = ? WHERE id = ?",
+                       (state, *values, _text(reason), time.time(), wrote, wrote,
+                        result.confidence if result else None, job.id))
             failpoints.hit("during-commit", job.path.name)
 
     def fail(self, job: Job, error: str, error_class: str, *, transient: bool,

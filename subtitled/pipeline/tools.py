@@ -16,7 +16,7 @@ from subtitled.media import MediaInfo
 from subtitled.pipeline.engine_calls import Alive, no_watch
 from subtitled.speech import SpeechProbabilities
 
-Status = Literal["written", "no-speech", "exists", "skipped"]
+Status = Literal["written", "no-speech", "exists", "skipped", "detected"]
 Probe = Callable[[Path], MediaInfo]
 OpenAudio = Callable[[MediaInfo, float | None, float | None], Iterable[np.ndarray]]
 """(media, start seconds, duration seconds or None for the rest) → 16 kHz mono float32

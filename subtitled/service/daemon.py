@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
-from subtitled import allocator, config_file, failpoints, faults
+from subtitled import __version__, allocator, config_file, failpoints, faults
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
@@ -28,8 +28,10 @@ from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
 from subtitled.service import control
+from subtitled.service import requests as service_requests
 from subtitled.service.breaker import NO_ANSWER, PROBE_SECONDS, Breaker
 from subtitled.service.intake import Intake
+from subtitled.service.requests import PRIORITY_REQUESTS, REQUESTS_FOLDER, Requests
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.watcher import Watcher
@@ -166,6 +168,7 @@ class Daemon:
         self.store = JobStore(database)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
                                self.breaker.pauses, lambda: self._admin_paused is not None)
+        Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER).drop()
         self._open_http()
         self.refresher = Refresher(self.settings.media_servers, self.metrics.refreshes)
         self.refresher.start()
@@ -217,7 +220,8 @@ class Daemon:
                     self._backfill_ordered():
                 job = self._store_call(partial(
                     self.store.claim, self.breaker.paused_folders(),
-                    roots=[(r.path, r.priority) for r in self.settings.watch],
+                    roots=[(self.settings.state_dir / REQUESTS_FOLDER, PRIORITY_REQUESTS),
+                           *((r.path, r.priority) for r in self.settings.watch)],
                     newest_first=self.settings.scan.backfill == "newest-first"))
             if job is None:
                 idle_since = self._idle(idle_since)
@@ -314,15 +318,22 @@ class Daemon:
             return
         # Here, not at the top: the ASGI stack is loaded only when the server is on.
         from subtitled.web.access import Access
-        from subtitled.web.app import Services, build_app
+        from subtitled.web.app import IDLE_CLIENT_SECONDS, Services, build_app
+        from subtitled.web.asr import AsrServices
         from subtitled.web.media_servers import ItemPaths
         from subtitled.web.server import HttpServer
 
         metrics = self.metrics
         intake = Intake(lambda: self.settings, self.settler, lambda: self.store)
+        assert self.store is not None
+        queue = Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER)
+        requests = AsrServices(queue.folder, queue.submit, self.store.get, queue.answered,
+                               self._stop.is_set, f"subtitled {__version__}",
+                               IDLE_CLIENT_SECONDS,
+                               lambda work: service_requests.cannot(self.transcriber, work))
         app = build_app(Services(self._health, metrics.exposition, intake.offer,
                                  intake.moved, Access.of(options), options.path_map,
-                                 ItemPaths(self.settings.media_servers)))
+                                 ItemPaths(self.settings.media_servers), requests))
         try:
             self.http = HttpServer(options.host, options.port, app)
         except OSError as err:

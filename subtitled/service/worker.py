@@ -42,7 +42,9 @@ from subtitled.pipeline import (
 )
 from subtitled.pipeline import checkpoints as saved_words
 from subtitled.pipeline.tools import Previous
+from subtitled.service import requests
 from subtitled.service.breaker import Breaker
+from subtitled.service.requests import Request
 from subtitled.subtitles import output_path, render_srt, write_atomic
 
 logger = logging.getLogger(__name__)
@@ -160,7 +162,14 @@ class Worker:
             if job.force:
                 transcribe = replace(transcribe, output=replace(transcribe.output,
                                                                 overwrite=True))
-            self._process_and_record(job, transcribe, tools, hooks, settings)
+            request = Request.loads(job.request) if job.request else None
+            if request is not None:
+                transcribe = requests.settings_for(transcribe, request)
+            if request is not None and request.kind == "detect":
+                run = partial(requests.detect, job.path, transcribe, tools, hooks.alive)
+            else:
+                run = partial(process_media_file, job.path, transcribe, tools, hooks)
+            self._process_and_record(job, run, settings)
         finally:
             if self.metrics is not None:
                 self.metrics.progress.set(0)
@@ -196,10 +205,10 @@ class Worker:
         while engine_calls.abandoned() and not self.stop.wait(0.2):
             self.health.beat(f"pausing: the engine finishes its batch of {job.path.name}")
 
-    def _process_and_record(self, job: Job, settings: TranscribeSettings, tools: Tools,
-                            hooks: Hooks, daemon: DaemonSettings) -> None:
+    def _process_and_record(self, job: Job, run: Callable[[], Outcome],
+                            daemon: DaemonSettings) -> None:
         try:
-            outcome = process_media_file(job.path, settings, tools, hooks)
+            outcome = run()
         except Cancelled as cancelled:
             if isinstance(cancelled, PausedByAdmin):
                 self._engine_done(job)
@@ -211,7 +220,11 @@ class Worker:
         except EnvironmentFault as err:
             self._environment(job, err, daemon.retry)
             return
-        except ConfigError as err:  # the settings fail here, not the file: every file waits
+        except ConfigError as err:
+            if job.request is not None:  # what a client asked: its answer, not a pause
+                self._failed(job, err, daemon.retry)
+                return
+            # The settings fail here, not the file: every file waits.
             self._environment(job, EnvironmentFault(
                 f"the configuration does not work: {err.message}; fix it and reload",
                 kind="config", path=job.path, stage=err.stage or "config"), daemon.retry)
@@ -350,7 +363,12 @@ class Worker:
 
     def _record(self, job: Job, outcome: Outcome) -> None:
         result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
-                        outcome.wall_seconds, outcome.output)
+                        outcome.wall_seconds, outcome.output, outcome.language_confidence)
+        if outcome.status == "detected":
+            self.store.finish(job, "done", result)
+            logger.info("%s: language %s (%.0f%%), asked for by a client", job.path,
+                        outcome.language, 100 * (outcome.language_confidence or 0))
+            return
         self._count("done" if outcome.status == "written" else "skipped")
         if self.metrics is not None:
             self.metrics.audio_seconds.inc(outcome.audio_seconds)
@@ -362,7 +380,8 @@ class Worker:
                         "%d windows decoded", job.path, outcome.output, outcome.language,
                         outcome.audio_seconds, outcome.wall_seconds, outcome.realtime_factor,
                         outcome.cue_count, outcome.windows_decoded)
-            self.written(job.path)
+            if job.request is None:  # an upload is nothing the media servers know
+                self.written(job.path)
             return
         reason = {"no-speech": "no speech", "exists": f"subtitle exists: {outcome.reason}",
                   "skipped": outcome.reason or "skipped"}[outcome.status]

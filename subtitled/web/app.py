@@ -4,9 +4,8 @@ traceback."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +18,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from subtitled.config import PathMapping
-from subtitled.web import webhooks
+from subtitled.web import asr, webhooks
 from subtitled.web.access import Access
+from subtitled.web.asr import AsrServices
 from subtitled.web.media_servers import ServerError
 from subtitled.web.paths import local_path
+from subtitled.web.replies import check_access, refuse
+from subtitled.web.upload import UploadRefused, paced
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Services:
     # A Jellyfin or Plex item's files, as this host names them (raises ServerError, or
     # LookupError when no such server is configured).
     item_paths: Callable[[str, str], list[str]] = lambda kind, item: []
+    asr: AsrServices | None = None  # Bazarr's provider endpoints
 
 
 def build_app(services: Services) -> Starlette:
@@ -69,15 +72,16 @@ def build_app(services: Services) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/webhooks/{source}", webhook, methods=["POST"]),
+        *(asr.routes(services.asr, services.access) if services.asr else []),
     ], exception_handlers={HTTPException: refused})
 
 
 async def _webhook(request: Request, services: Services) -> Response:
     source = request.path_params["source"]
     what = f"webhook {source}"
-    _allowed(request, services.access, what)
+    check_access(request, services.access, what)
     if source not in webhooks.SOURCES:
-        raise _refuse(404, what, f"no such sender; the senders are "
+        raise refuse(404, what, f"no such sender; the senders are "
                                  f"{', '.join(sorted(webhooks.SOURCES))}")
     body = await read_body(request, MAX_WEBHOOK_BYTES, what)
     try:
@@ -86,7 +90,7 @@ async def _webhook(request: Request, services: Services) -> Response:
                                       if part else body)
         hook = webhooks.SOURCES[source](payload)
     except webhooks.BadPayload as err:
-        raise _refuse(400, what, str(err)) from None
+        raise refuse(400, what, str(err)) from None
     if hook.test or hook.ignored:
         logger.info("%s: %s event%s", what, hook.event, "" if hook.test else ", nothing to do")
         return JSONResponse({"event": hook.event, "queued": []})
@@ -114,54 +118,32 @@ async def _looked_up(services: Services, kind: str, item: str, what: str) -> lis
     try:
         return await run_in_threadpool(services.item_paths, kind, item)
     except LookupError as err:
-        raise _refuse(422, what, str(err)) from None
+        raise refuse(422, what, str(err)) from None
     except ServerError as err:
-        raise _refuse(502, what, f"item {item}: {err}") from None
-
-
-def _allowed(request: Request, access: Access, what: str) -> None:
-    client = request.client.host if request.client else None
-    refusal = access.refusal(client, request.headers, request.query_params)
-    if refusal is not None:
-        raise _refuse(refusal[0], f"{what} from {client}", refusal[1])
-
-
-def _refuse(status: int, what: str, reason: str) -> HTTPException:
-    logger.warning("%s: refused (%d): %s", what, status, reason)
-    return HTTPException(status, reason)
+        raise refuse(502, what, f"item {item}: {err}") from None
 
 
 async def read_body(request: Request, limit_bytes: int, what: str) -> bytes:
     """The whole body, at most `limit_bytes`, from a client that keeps sending."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit_bytes):
-        raise _refuse(413, what, f"a body of {declared} bytes; at most {limit_bytes}")
+        raise refuse(413, what, f"a body of {declared} bytes; at most {limit_bytes}")
     chunks, size = [], 0
-    async for chunk in _paced(request.stream(), what):
-        size += len(chunk)
-        if size > limit_bytes:
-            raise _refuse(413, what, f"a body of more than {limit_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in paced(request.stream(), IDLE_CLIENT_SECONDS):
+            size += len(chunk)
+            if size > limit_bytes:
+                raise refuse(413, what, f"a body of more than {limit_bytes} bytes")
+            chunks.append(chunk)
+    except UploadRefused as err:
+        raise refuse(err.status, what, err.reason) from None
     return b"".join(chunks)
-
-
-async def _paced(stream: AsyncIterator[bytes], what: str) -> AsyncIterator[bytes]:
-    """The stream's chunks, or a 408 once the client has been silent too long."""
-    chunks = aiter(stream)
-    while True:
-        try:
-            yield await asyncio.wait_for(anext(chunks), IDLE_CLIENT_SECONDS)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise _refuse(408, what, f"the client sent nothing for {IDLE_CLIENT_SECONDS:.0f} s "
-                                     "in the middle of its request") from None
 
 
 async def _form_part(request: Request, body: bytes, name: str, what: str) -> str:
     """A text part of a multipart/form-data body."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise _refuse(415, what, f"expected multipart/form-data with a {name!r} part")
+        raise refuse(415, what, f"expected multipart/form-data with a {name!r} part")
 
     async def once() -> AsyncGenerator[bytes, None]:
         yield body
@@ -170,8 +152,8 @@ async def _form_part(request: Request, body: bytes, name: str, what: str) -> str
         form = await MultiPartParser(request.headers, once(), max_files=4,
                                      max_fields=64).parse()
     except MultiPartException as err:
-        raise _refuse(400, what, f"a malformed multipart body: {err.message}") from None
+        raise refuse(400, what, f"a malformed multipart body: {err.message}") from None
     value = form.get(name)
     if not isinstance(value, str):
-        raise _refuse(400, what, f"no {name!r} text part in the form")
+        raise refuse(400, what, f"no {name!r} text part in the form")
     return value

@@ -26,5 +26,6 @@ def test_whispers_languages_are_both_engines_own() -> None:
     from whisper.tokenizer import LANGUAGES
 
     assert languages.WHISPER_LANGUAGES == set(_LANGUAGE_CODES) == set(LANGUAGES)
+    assert languages.WHISPER_LANGUAGE_NAMES == LANGUAGES  # what /detect-language answers
     assert languages.whisper_knows("jv") and languages.whisper_knows("yue")
     assert not languages.whisper_knows("zz")
