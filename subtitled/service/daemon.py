@@ -321,16 +321,20 @@ class Daemon:
         from subtitled.web.app import IDLE_CLIENT_SECONDS, Services, build_app
         from subtitled.web.asr import AsrServices
         from subtitled.web.media_servers import ItemPaths
+        from subtitled.web.paths import local_path
         from subtitled.web.server import HttpServer
 
         metrics = self.metrics
         intake = Intake(lambda: self.settings, self.settler, lambda: self.store)
         assert self.store is not None
         queue = Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER)
-        requests = AsrServices(queue.folder, queue.submit, self.store.get, queue.answered,
-                               self._stop.is_set, f"subtitled {__version__}",
-                               IDLE_CLIENT_SECONDS,
-                               lambda work: service_requests.cannot(self.transcriber, work))
+        requests = AsrServices(
+            folder=queue.folder, submit=queue.submit, job=self.store.get,
+            finished=queue.answered, stopping=self._stop.is_set,
+            video=lambda sent: intake.file(Path(local_path(sent, options.path_map))),
+            subtitle_of=queue.subtitle_of, version=f"subtitled {__version__}",
+            idle_client_seconds=IDLE_CLIENT_SECONDS,
+            cannot=lambda work: service_requests.cannot(self.transcriber, work))
         app = build_app(Services(self._health, metrics.exposition, intake.offer,
                                  intake.moved, Access.of(options), options.path_map,
                                  ItemPaths(self.settings.media_servers), requests))

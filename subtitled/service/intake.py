@@ -57,6 +57,11 @@ class Intake:
                     subtitle.name)
         return None
 
+    def file(self, path: Path) -> Path | None:
+        """`path` as the watcher names it, if it is a file the daemon subtitles."""
+        seen = self._seen(path)
+        return None if isinstance(seen, str) else seen
+
     def _named(self, path: Path) -> Path | None:
         """`path` as the watcher names it: under its root as configured (which may be a
         symlink), so that an event and a webhook for one file are one job."""

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from subtitled import media
 from subtitled.config import Task, TranscribeSettings
 from subtitled.engines.base import Transcriber
 from subtitled.jobs import Fingerprint, JobStore
@@ -50,7 +51,20 @@ def settings_for(settings: TranscribeSettings, request: Request) -> TranscribeSe
     skip = replace(settings.skip, existing_sidecar=False, embedded_text_subtitles=False,
                    marker_file="", min_duration_seconds=0.0, audio_languages=())
     output = replace(settings.output, template="{stem}.{lang}.srt", overwrite=True)
-    return replace(settings, language=language, skip=skip, output=output)
+    # In a library file, the track in the language asked for (Bazarr asks per language).
+    tracks = (request.language, *settings.preferred_audio_languages) if request.language \
+        else settings.preferred_audio_languages
+    return replace(settings, language=language, skip=skip, output=output,
+                   preferred_audio_languages=tracks)
+
+
+def tools_for(tools: Tools, settings: TranscribeSettings) -> Tools:
+    """The daemon's tools, with the track chosen by the request's settings."""
+    def probe(path: Path) -> media.MediaInfo:
+        return media.probe(path, settings.preferred_audio_languages,
+                           timeout_seconds=settings.stall_seconds)
+
+    return replace(tools, probe=probe)
 
 
 def detect(path: Path, settings: TranscribeSettings, tools: Tools, alive: Alive) -> Outcome:
@@ -80,6 +94,18 @@ class Requests:
             self.store.forget(job)
         for file in (path, *([Path(job.written_path)] if job and job.written_path else [])):
             file.unlink(missing_ok=True)
+
+    def subtitle_of(self, video: Path, language: str | None) -> str | None:
+        """The subtitle already written for a library file, in `language` (None: in the
+        file's own), if there is one."""
+        job = self.store.get(video)
+        if job is None or job.state != "done" or job.written_path is None or \
+                (language is not None and job.language != language):
+            return None
+        try:
+            return Path(job.written_path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def drop(self) -> None:
         """Requests of a process that ended: nobody waits for them any more."""

@@ -116,7 +116,9 @@ class Worker:
             self.store.finish(job, "skipped", None, f"skip marker {marker}")
             return
         failpoints.hit("after-claim", path.name)
-        if self._copied_from_twin(job, settings):
+        # A request names its own language and task: a copy of another name's subtitle
+        # (a request on a library file links to it) would not be what it asked for.
+        if job.request is None and self._copied_from_twin(job, settings):
             return
         self._process(job, settings, tools)
 
@@ -165,6 +167,7 @@ class Worker:
             request = Request.loads(job.request) if job.request else None
             if request is not None:
                 transcribe = requests.settings_for(transcribe, request)
+                tools = requests.tools_for(tools, transcribe)
             if request is not None and request.kind == "detect":
                 run = partial(requests.detect, job.path, transcribe, tools, hooks.alive)
             else:

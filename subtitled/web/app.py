@@ -68,12 +68,17 @@ def build_app(services: Services) -> Starlette:
         assert isinstance(err, HTTPException)
         return PlainTextResponse(f"{err.detail}\n", err.status_code, media_type=_TEXT)
 
+    async def failed(request: Request, err: Exception) -> Response:
+        # A bug of ours (logged with its traceback): an empty 500, which no client (Bazarr
+        # reads any body of /asr as the subtitle) can take for an answer.
+        return Response(status_code=500)
+
     return Starlette(routes=[
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/webhooks/{source}", webhook, methods=["POST"]),
         *(asr.routes(services.asr, services.access) if services.asr else []),
-    ], exception_handlers={HTTPException: refused})
+    ], exception_handlers={HTTPException: refused, Exception: failed})
 
 
 async def _webhook(request: Request, services: Services) -> Response:

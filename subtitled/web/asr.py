@@ -8,6 +8,7 @@ a non-2xx with an empty body; a request it should not have sent gets a 4xx and a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from subtitled.service.requests import Request as Work
 from subtitled.service.requests import RequestKind
 from subtitled.web.access import Access
 from subtitled.web.replies import check_access, refuse
-from subtitled.web.upload import UploadRefused, receive
+from subtitled.web.upload import UploadRefused, drain, receive
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ class AsrServices:
     job: Callable[[Path], Job | None]
     finished: Callable[[Path], None]  # answered: the job and its files go
     stopping: Callable[[], bool]
+    # Bazarr's video_file as a file here, inside a watched folder, or None; and the
+    # subtitle already written for such a file in a language (None: its own), if any.
+    video: Callable[[str], Path | None]
+    subtitle_of: Callable[[Path, str | None], str | None]
     version: str
     idle_client_seconds: float
     # Why the model in use cannot do it (an English-only model asked for German), or None.
@@ -88,28 +93,42 @@ def asked(request: Request, kind: RequestKind, what: str) -> tuple[Work, bool]:
 
 async def _serve(request: Request, kind: RequestKind, services: AsrServices, access: Access,
                  waiting: dict[Path, int]) -> Response:
-    video = request.query_params.get("video_file")
-    what = f"{request.url.path}" + (f" for {video}" if video else "")
+    video_file = request.query_params.get("video_file")
+    what = f"{request.url.path}" + (f" for {video_file}" if video_file else "")
     check_access(request, access, what)
     work, encoded = asked(request, kind, what)
     impossible = services.cannot(work)
     if impossible is not None:
         raise refuse(400, what, impossible)
+    video = await run_in_threadpool(services.video, video_file) if video_file else None
     try:
-        upload = await receive(request, "audio_file", services.folder, raw_pcm=not encoded,
-                               idle_seconds=services.idle_client_seconds)
+        if video is None:
+            upload = await receive(request, "audio_file", services.folder,
+                                   raw_pcm=not encoded, idle_seconds=services.idle_client_seconds)
+        else:  # the file itself is read, with the daemon's own choice of track
+            await drain(request, "audio_file", raw_pcm=not encoded,
+                        idle_seconds=services.idle_client_seconds)
     except UploadRefused as err:
         raise refuse(err.status, what, err.reason) from None
+    if video is not None and work.kind == "asr" and work.task == "transcribe":
+        ours = await run_in_threadpool(services.subtitle_of, video, work.language)
+        if ours is not None:
+            logger.info("%s: answered with the subtitle already written for it", what)
+            return PlainTextResponse(ours, media_type=_TEXT)
     # Named by what was sent and asked: an identical request finds the same job.
-    path = services.folder / (f"{upload.sha256[:40]}.{work.kind}.{work.task}."
-                              f"{work.language or 'auto'}.{'media' if encoded else 'wav'}")
+    sent = hashlib.sha256(str(video).encode()).hexdigest() if video else upload.sha256
+    source = f"video{video.suffix}" if video else "media" if encoded else "wav"
+    path = services.folder / (f"{sent[:40]}.{work.kind}.{work.task}."
+                              f"{work.language or 'auto'}.{source}")
     waiting[path] = waiting.get(path, 0) + 1
     try:
-        if path.exists():
-            upload.path.unlink()
-        else:
-            upload.path.rename(path)
-        logger.info("%s: %.1f MB of audio queued", what, upload.size_bytes / 1e6)
+        if video is None:
+            upload.path.unlink() if path.exists() else upload.path.rename(path)
+        elif not path.is_symlink():
+            services.folder.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(video)
+        logger.info("%s: queued (%s)", what, f"from {video}" if video else
+                    f"{upload.size_bytes / 1e6:.1f} MB of audio")
         await run_in_threadpool(services.submit, path, work)
         job = await _finished(path, services)
         if job is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import struct
 import tempfile
 from collections.abc import AsyncIterator
@@ -44,15 +45,40 @@ def wav_header(data_bytes: int) -> bytes:
                        1, 1, 16_000, 32_000, 2, 16, b"data", data_bytes)
 
 
-async def receive(request: Request, part: str, folder: Path, *, raw_pcm: bool,
-                  idle_seconds: float, limit_bytes: int = MAX_UPLOAD_BYTES) -> Upload:
-    """The part named `part` of the request's multipart body, spooled into `folder`."""
+def _checked(request: Request, part: str, limit_bytes: int) -> bytes:
+    """The multipart boundary, once the headers say the body may be taken."""
     kind, options = parse_options_header(request.headers.get("content-type"))
     if kind != b"multipart/form-data" or b"boundary" not in options:
         raise UploadRefused(415, f"expected multipart/form-data with a {part!r} part")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit_bytes + 65536:
         raise UploadRefused(413, f"a body of {declared} bytes; at most {limit_bytes}")
+    return options[b"boundary"]
+
+
+async def _parse(request: Request, boundary: bytes, sink: _PartSink,
+                 idle_seconds: float) -> None:
+    parser = MultipartParser(boundary, sink.callbacks())
+    async for chunk in paced(request.stream(), idle_seconds):
+        parser.write(chunk)
+    parser.finalize()
+
+
+async def drain(request: Request, part: str, *, raw_pcm: bool, idle_seconds: float,
+                limit_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    """Read the upload to its end and keep nothing (the client must finish sending), with
+    the same checks as `receive`."""
+    boundary = _checked(request, part, limit_bytes)
+    with open(os.devnull, "wb") as nowhere:
+        sink = _PartSink(part, nowhere, limit_bytes)
+        await _parse(request, boundary, sink, idle_seconds)
+        sink.upload(Path(os.devnull), raw_pcm)
+
+
+async def receive(request: Request, part: str, folder: Path, *, raw_pcm: bool,
+                  idle_seconds: float, limit_bytes: int = MAX_UPLOAD_BYTES) -> Upload:
+    """The part named `part` of the request's multipart body, spooled into `folder`."""
+    boundary = _checked(request, part, limit_bytes)
     folder.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=folder, prefix=".upload-")
     try:
@@ -60,10 +86,7 @@ async def receive(request: Request, part: str, folder: Path, *, raw_pcm: bool,
             if raw_pcm:
                 spool.write(wav_header(0))
             sink = _PartSink(part, spool, limit_bytes)
-            parser = MultipartParser(options[b"boundary"], sink.callbacks())
-            async for chunk in paced(request.stream(), idle_seconds):
-                parser.write(chunk)
-            parser.finalize()
+            await _parse(request, boundary, sink, idle_seconds)
             upload = sink.upload(Path(name), raw_pcm)
             if raw_pcm:
                 spool.seek(0)

@@ -21,7 +21,7 @@ import srt
 
 from subtitled.evaluation import word_error_rate
 from subtitled.web.app import IDLE_CLIENT_SECONDS
-from tests.integration.conftest import DATA
+from tests.integration.conftest import DATA, ffmpeg, picture
 from tests.integration.daemon_harness import DaemonRun, make_video
 from tests.integration.test_webhooks import base_url
 
@@ -54,6 +54,14 @@ def ask(daemon: DaemonRun, endpoint: str, query: str, body: bytes | Iterator[byt
             return reply.status, reply.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
+
+
+def long_film(path: Path, seconds: float) -> Path:
+    """A film of `seconds` of speech (one speech looped), for a request to wait behind."""
+    ffmpeg(*picture(seconds), "-stream_loop", "-1", "-i", str(DATA / "en_jfk_inaugural.flac"),
+           "-map", "0:v", "-map", "1:a", "-t", str(seconds), "-c:v", "libx264", "-preset",
+           "ultrafast", "-c:a", "aac", str(path))
+    return path
 
 
 def cue_text(subtitle: str) -> str:
@@ -120,7 +128,7 @@ def test_detect_language_names_the_language_of_a_clip_in_each_corpus_language(
 def test_requests_wait_behind_the_film_in_hand_share_one_job_and_come_before_the_rest(
         tmp_path: Path, model_dir: Path) -> None:
     daemon = DaemonRun(tmp_path, model_dir, http={"enabled": True, "port": 0})
-    films = [make_video(daemon.media / f"Film {n}.mkv", 30.0) for n in (1, 2)]
+    films = [long_film(daemon.media / f"Film {n}.mkv", 120.0) for n in (1, 2)]
     pcm = form(bazarr_pcm(DATA / "en_librispeech_quilter_leopard.wav"))
     daemon.start()
     try:
@@ -149,7 +157,7 @@ def test_requests_wait_behind_the_film_in_hand_share_one_job_and_come_before_the
 def test_a_stop_answers_a_waiting_request_503_and_keeps_the_library_job(
         tmp_path: Path, model_dir: Path) -> None:
     daemon = DaemonRun(tmp_path, model_dir, http={"enabled": True, "port": 0})
-    film = make_video(daemon.media / "Film.mkv", 180.0)
+    film = long_film(daemon.media / "Film.mkv", 180.0)  # long enough to stop in
     daemon.start()
     try:
         daemon.wait_until(lambda: any(r["state"] == "running" for r in daemon.rows()))
@@ -158,7 +166,7 @@ def test_a_stop_answers_a_waiting_request_503_and_keeps_the_library_job(
             daemon, "/asr", "task=transcribe&output=srt&encode=false",
             form(bazarr_pcm(DATA / "en_jfk_inaugural.flac")))))
         asking.start()
-        daemon.wait_until(lambda: "of audio queued" in daemon.log_file.read_text())
+        daemon.wait_until(lambda: "/asr: queued (" in daemon.log_file.read_text())
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     asking.join(timeout=60)
@@ -268,3 +276,36 @@ def test_an_hour_of_audio_is_spooled_to_disk_not_held_in_memory(
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     assert max(peak) - idle < 50 * 1024, (idle, max(peak))
+
+
+def test_with_video_file_the_daemon_works_from_the_file_or_answers_with_its_subtitle(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir, scan={"backfill": "none"}, http={
+        "enabled": True, "port": 0, "path_map": [{"remote": "/tv", "local": str(
+            tmp_path / "media")}]})
+    # Two tracks: noise first (what ffmpeg's default stream gives Bazarr: a commentary),
+    # then the English dialogue, tagged.
+    dual = daemon.media / "Dual.mkv"
+    ffmpeg(*picture(11.0), "-i", str(DATA / "nospeech_noise_leopard.wav"), "-i",
+           str(DATA / "en_jfk_inaugural.flac"), "-map", "0:v", "-map", "1:a", "-map", "2:a",
+           "-metadata:s:a:0", "language=fre", "-metadata:s:a:1", "language=eng", "-t", "11",
+           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(dual))
+    noise = bazarr_pcm(DATA / "nospeech_noise_leopard.wav")
+    daemon.start()
+    try:
+        daemon.wait_ready()
+        code, body = ask(daemon, "/asr", "task=transcribe&language=en&output=srt&encode=false"
+                         "&video_file=%2Ftv%2FDual.mkv", form(noise))
+        assert code == 200 and "fellow americans" in body.decode().lower(), body
+        assert not dual.with_suffix(".en.srt").exists()  # the answer is Bazarr's to write
+        # A file the daemon has subtitled: the answer is that subtitle, nothing decoded.
+        film = make_video(daemon.media / "Film.mkv", 6.0)
+        daemon.wait_until(film.with_suffix(".en.srt").exists)
+        daemon.wait_until(lambda: daemon.all_settled(1))
+        code, body = ask(daemon, "/asr", "task=transcribe&language=en&output=srt&encode=false"
+                         "&video_file=%2Ftv%2FFilm.mkv", form(noise))
+        assert (code, body.decode()) == (200, film.with_suffix(".en.srt").read_text())
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert "answered with the subtitle already written for it" in daemon.logs[-1]
+    assert not list((daemon.state / "requests").iterdir())
