@@ -23,6 +23,7 @@ from subtitled.evaluation import word_error_rate
 from subtitled.web.app import IDLE_CLIENT_SECONDS
 from tests.integration.conftest import DATA, ffmpeg, picture
 from tests.integration.daemon_harness import DaemonRun, make_video
+from tests.integration.test_systemd_notify import NotifySocket
 from tests.integration.test_webhooks import base_url
 
 BOUNDARY = "bazarr-boundary"
@@ -114,6 +115,10 @@ def test_detect_language_names_the_language_of_a_clip_in_each_corpus_language(
                              form(bazarr_pcm(DATA / clip)))
             assert code == 200, (clip, body)
             heard[clip] = json.loads(body)
+        # Bazarr's translate asks for English from German speech.
+        code, body = ask(daemon, "/asr", "task=translate&language=de&output=srt&encode=false",
+                         form(bazarr_pcm(DATA / "de_portal_leopard.wav")))
+        translated = cue_text(body.decode())
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     for clip in CORPUS_CLIPS:
@@ -121,6 +126,8 @@ def test_detect_language_names_the_language_of_a_clip_in_each_corpus_language(
         assert 0 < heard[clip]["confidence"] <= 1
     assert heard["de_portal_leopard.wav"]["detected_language"] == "german"
     assert heard["ja_kyakkan_leopard.wav"]["detected_language"] == "japanese"
+    assert code == 200 and translated and "Portal" not in translated, translated
+    assert {"the", "was"} & set(translated.lower().split()), translated
     assert heard["nospeech_noise_leopard.wav"] == {
         "detected_language": "undetermined", "language_code": "und", "confidence": 0.0}
 
@@ -181,7 +188,7 @@ KEY = "0123456789abcdef0123"
 
 
 def test_what_bazarr_should_not_send_gets_a_4xx_and_one_line(
-        tmp_path: Path, model_dir: Path) -> None:
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
     key_file = tmp_path / "api-key"
     key_file.write_text(KEY)
     daemon = DaemonRun(tmp_path, model_dir, http={
@@ -206,9 +213,12 @@ def test_what_bazarr_should_not_send_gets_a_4xx_and_one_line(
          (401, "an API key is needed")),
         ("/asr", "encode=false&apikey=" + "x" * 20, form(pcm), None, (403, "wrong API key")),
     ]
-    daemon.start()
+    watchdog_seconds = 4.0
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path),
+                  "WATCHDOG_USEC": str(int(watchdog_seconds * 1e6))}, own_watchdog_pid=True)
     try:
         daemon.wait_ready()
+        ready = notify_socket.wait_for("READY=1")
         for endpoint, query, body, length, (want_code, want_text) in cases:
             code, answer = ask(daemon, endpoint, query, body, length, timeout=60)
             text = answer.decode()
@@ -222,6 +232,11 @@ def test_what_bazarr_should_not_send_gets_a_4xx_and_one_line(
         # And a request as it should be, with the key, still works.
         code, answer = ask(daemon, "/asr", raw + "&language=en", form(pcm))
         assert code == 200 and "quilter" in answer.decode().lower()
+        # The heartbeat never missed its interval, the stalled client's 30 s included.
+        pings = [t for t in notify_socket.pings() if t >= ready]
+        assert pings and pings[-1] > time.monotonic() - watchdog_seconds
+        assert max(b - a for a, b in zip([ready, *pings], pings, strict=False)) < \
+            watchdog_seconds
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
     assert daemon.rows() == [] and not list((daemon.state / "requests").glob("*"))

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 from subtitled.config import HttpSettings, PathMapping
 from subtitled.errors import ConfigError
-from subtitled.web import media_servers, webhooks
+from subtitled.web import asr, media_servers, webhooks
 from subtitled.web.access import CREDENTIAL_NAME, Access, api_key_file, read_api_key
 from subtitled.web.paths import local_path, remote_path
 from subtitled.web.webhooks import BadPayload, Hook
@@ -198,3 +200,35 @@ def test_our_paths_as_another_side_names_them() -> None:
 def test_plex_s_section_is_the_one_whose_location_holds_the_folder(
         sections: Any, folder: str, key: str | None) -> None:
     assert media_servers.plex_section_for(sections, folder) == key
+
+
+def bazarr_request(query: str) -> Request:
+    return Request({"type": "http", "method": "POST", "path": "/asr",
+                    "query_string": query.encode(), "headers": []})
+
+
+@pytest.mark.parametrize(("query", "language", "task", "encoded"), [
+    ("task=transcribe&language=en&output=srt&encode=false", "en", "transcribe", False),
+    ("task=translate&language=ja&output=srt&encode=false", "ja", "translate", False),
+    ("language=haw&encode=false", "haw", "transcribe", False),  # Bazarr's Whisper codes
+    ("language=jw", "jv", "transcribe", True),  # Whisper's jw is ISO 639-1 jv
+    ("language=ger", "de", "transcribe", True),  # an ISO 639-2 code, taken too
+    ("", None, "transcribe", True),  # whisper-asr-webservice's defaults
+])
+def test_bazarr_s_query_becomes_the_work_it_asks_for(
+        query: str, language: str | None, task: str, encoded: bool) -> None:
+    work, encode = asr.asked(bazarr_request(query), "asr", "/asr")
+    assert (work.language, work.task, encode) == (language, task, encoded)
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("language=xx", "language='xx' is not a language Whisper knows"),
+    ("language=und", "language='und' is not a language Whisper knows"),
+    ("task=summarize", "task='summarize': transcribe or translate"),
+    ("output=vtt", "output='vtt': this server answers srt"),
+    ("encode=0", "encode='0': true or false"),
+])
+def test_a_query_bazarr_would_not_send_is_refused(query: str, reason: str) -> None:
+    with pytest.raises(HTTPException) as refused:
+        asr.asked(bazarr_request(query), "asr", "/asr")
+    assert (refused.value.status_code, refused.value.detail) == (400, reason)
