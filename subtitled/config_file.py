@@ -218,6 +218,11 @@ def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], A
         for second in paths[i + 1:]:
             if first == second or first in second.parents or second in first.parents:
                 problems.append(f"At 'watch': folders {first} and {second} overlap")
+    state = _anchored(document.state_dir or default_state_dir(), base).resolve()
+    for index, root in enumerate(roots):
+        if root.path.resolve() == state or root.path.resolve() in state.parents:
+            problems.append(f"At 'state_dir': {state} is inside watched folder "
+                            f"watch[{index}]; the daemon's own files would be queued")
     if document.http.enabled:
         try:
             read_api_key(api_key_file(_http(document.http, base), os.environ))

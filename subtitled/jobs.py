@@ -455,10 +455,12 @@ class JobStore:
 
     def twin(self, job: Job) -> Job | None:
         """A done job of another path with this job's size, mtime and inode, whose
-        subtitle was written: perhaps the same file under a second name (a hard link)."""
+        subtitle was written: perhaps the same file under a second name (a hard link).
+        Never a client's request: its subtitle is in the language and task it asked for."""
         rows = self._query(
             "SELECT * FROM jobs WHERE id != ? AND state = 'done' AND size = ? AND"
-            " mtime_ns = ? AND inode = ? AND written_path IS NOT NULL ORDER BY id",
+            " mtime_ns = ? AND inode = ? AND written_path IS NOT NULL AND request IS NULL"
+            " ORDER BY id",
             (job.id, job.fingerprint.size, job.fingerprint.mtime_ns, job.fingerprint.inode))
         return _job(rows[0]) if rows else None
 

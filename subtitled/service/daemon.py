@@ -334,7 +334,8 @@ class Daemon:
             video=lambda sent: intake.file(Path(local_path(sent, options.path_map))),
             subtitle_of=queue.subtitle_of, version=f"subtitled {__version__}",
             idle_client_seconds=IDLE_CLIENT_SECONDS,
-            cannot=lambda work: service_requests.cannot(self.transcriber, work))
+            cannot=lambda work: service_requests.cannot(self.transcriber, work),
+            held=self._why_held)
         app = build_app(Services(self._health, metrics.exposition, intake.offer,
                                  intake.moved, Access.of(options), options.path_map,
                                  ItemPaths(self.settings.media_servers), requests))
@@ -346,6 +347,14 @@ class Daemon:
         self.http.start()
         logger.info("HTTP on http://%s:%d/ (health, metrics, webhooks)", options.host,
                     self.http.port)
+
+    def _why_held(self) -> str | None:
+        """Why no job is claimed now, whatever its folder, or None."""
+        if self._admin_paused is not None:
+            return self._admin_paused.describe()
+        if self.breaker.paused_everything():
+            return "; ".join(p.describe(time.time()) for p in self.breaker.pauses())
+        return None
 
     def _gpu_bytes(self) -> float | None:
         held = self.transcriber.gpu_bytes() if self.transcriber is not None else None

@@ -50,8 +50,17 @@ class Intake:
         before = self._named(old)
         if isinstance(seen, str) or store is None or before is None:
             return self.offer(new)
-        subtitle = self._follow(store.get(before), seen)
-        if subtitle is None or not store.moved(before, seen, subtitle):
+        current = store.get(seen)
+        if current is not None and current.state == "running":  # its own job has begun
+            return self.offer(new)
+        job = store.get(before)
+        subtitle = self._follow(job, seen)
+        if subtitle is None:
+            return self.offer(new)
+        if not store.moved(before, seen, subtitle):  # a job for it began meanwhile
+            assert job is not None and job.written_path is not None
+            if not Path(job.written_path).exists():
+                subtitle.replace(job.written_path)  # as it was
             return self.offer(new)
         logger.info("%s: renamed from %s; its subtitle is now %s", seen, before.name,
                     subtitle.name)
@@ -65,7 +74,7 @@ class Intake:
     def _named(self, path: Path) -> Path | None:
         """`path` as the watcher names it: under its root as configured (which may be a
         symlink), so that an event and a webhook for one file are one job."""
-        if not path.is_absolute():
+        if not path.is_absolute() or "\0" in str(path):
             return None
         resolved = path.parent.resolve() / path.name  # the folders, not a linked file
         root = holding_root(resolved, self._settings().watch)
@@ -73,7 +82,7 @@ class Intake:
 
     def _seen(self, path: Path) -> Path | str:
         """The name of a file to queue, or why it is not one."""
-        if not path.is_absolute():
+        if not path.is_absolute() or "\0" in str(path):
             return "not an absolute path"
         named = self._named(path)
         if named is None:

@@ -34,24 +34,26 @@ def read_api_key(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        key = path.read_text(encoding="utf-8").strip()
+        key = path.read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read the API key from {path}: "
                           f"{getattr(err, 'strerror', None) or err}", stage="http") from err
-    if len(key) < 16 or any(c.isspace() for c in key):
+    if len(key) < 16 or any(c.isspace() for c in key) or not key.isascii():
         raise ConfigError(f"the API key in {path} must be one word of at least 16 "
                           "characters (`openssl rand -hex 24` makes one)", stage="http")
     return key
 
 
 def read_token(path: Path) -> str:
+    """A media server's token: one word, alone in its file (a leading BOM is dropped)."""
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        token = path.read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read the token from {path}: "
                           f"{getattr(err, 'strerror', None) or err}", stage="config") from err
-    if not token or any(c.isspace() for c in token):
-        raise ConfigError(f"the token in {path} must be one word", stage="config")
+    if not token or any(c.isspace() for c in token) or not token.isascii():
+        raise ConfigError(f"the token in {path} must be one word of plain ASCII",
+                          stage="config")
     return token
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +32,11 @@ from subtitled.web.upload import UploadRefused, drain, receive
 logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.25
+# Requests waiting at once; more get a 503 (each may hold gigabytes of spooled audio).
+MAX_WAITING_REQUESTS = 8
+# Room left in the state directory after an upload: the job store needs it.
+_RESERVE_BYTES = 1 << 30
+_GONE = "its job is gone (its file vanished before it was worked on)"
 _TEXT = "text/plain; charset=utf-8"
 
 
@@ -49,10 +55,24 @@ class AsrServices:
     idle_client_seconds: float
     # Why the model in use cannot do it (an English-only model asked for German), or None.
     cannot: Callable[[Work], str | None] = lambda work: None
+    # Why no work is taken now (`subtitled pause`, a fault that pauses everything), or None.
+    held: Callable[[], str | None] = lambda: None
+
+
+@dataclass
+class _Waiting:
+    """The requests waiting on each spool file's job, and a lock per file that its making
+    and its removal take (all on the server's one event loop)."""
+
+    count: dict[Path, int] = field(default_factory=dict)
+    locks: dict[Path, asyncio.Lock] = field(default_factory=dict)
+
+    def total(self) -> int:
+        return sum(self.count.values())
 
 
 def routes(services: AsrServices, access: Access) -> list[Route]:
-    waiting: dict[Path, int] = {}  # requests waiting on each upload's job
+    waiting = _Waiting()
 
     async def status(request: Request) -> Response:
         return JSONResponse({"version": services.version})
@@ -92,14 +112,17 @@ def asked(request: Request, kind: RequestKind, what: str) -> tuple[Work, bool]:
 
 
 async def _serve(request: Request, kind: RequestKind, services: AsrServices, access: Access,
-                 waiting: dict[Path, int]) -> Response:
+                 waiting: _Waiting) -> Response:
     video_file = request.query_params.get("video_file")
-    what = f"{request.url.path}" + (f" for {video_file}" if video_file else "")
+    what = f"{request.url.path}" + (f" for {video_file!r}" if video_file else "")
     check_access(request, access, what)
     work, encoded = asked(request, kind, what)
     impossible = services.cannot(work)
     if impossible is not None:
         raise refuse(400, what, impossible)
+    if waiting.total() >= MAX_WAITING_REQUESTS:
+        raise refuse(503, what, f"{waiting.total()} requests wait already; ask again later")
+    await run_in_threadpool(_room_for, request, services.folder, what)
     video = await run_in_threadpool(services.video, video_file) if video_file else None
     try:
         if video is None:
@@ -120,36 +143,66 @@ async def _serve(request: Request, kind: RequestKind, services: AsrServices, acc
     source = f"video{video.suffix}" if video else "media" if encoded else "wav"
     path = services.folder / (f"{sent[:40]}.{work.kind}.{work.task}."
                               f"{work.language or 'auto'}.{source}")
-    waiting[path] = waiting.get(path, 0) + 1
+    waiting.count[path] = waiting.count.get(path, 0) + 1
+    lock = waiting.locks.setdefault(path, asyncio.Lock())
     try:
-        if video is None:
-            upload.path.unlink() if path.exists() else upload.path.rename(path)
-        elif not path.is_symlink():
-            services.folder.mkdir(parents=True, exist_ok=True)
-            path.symlink_to(video)
+        async with lock:  # not while an identical request's answer is being cleared away
+            await run_in_threadpool(_spool, path, video, None if video else upload.path,
+                                    services.folder)
+            await run_in_threadpool(services.submit, path, work)
         logger.info("%s: queued (%s)", what, f"from {video}" if video else
                     f"{upload.size_bytes / 1e6:.1f} MB of audio")
-        await run_in_threadpool(services.submit, path, work)
-        job = await _finished(path, services)
-        if job is None:
-            logger.warning("%s: not answered: the daemon is stopping", what)
-            return Response(status_code=503)
-        return await run_in_threadpool(_answer, job, work, what)
+        ended = await _finished(path, services, request)
+        if isinstance(ended, str):
+            logger.warning("%s: not answered: %s", what, ended)
+            return Response(status_code=503 if ended != _GONE else 500)
+        return await run_in_threadpool(_answer, ended, work, what)
     finally:
-        waiting[path] -= 1
-        if not waiting[path]:
-            del waiting[path]
-            await run_in_threadpool(services.finished, path)
+        waiting.count[path] -= 1
+        if not waiting.count[path]:
+            async with lock:
+                if not waiting.count[path]:  # nobody came for it meanwhile
+                    await run_in_threadpool(services.finished, path)
+                    del waiting.count[path], waiting.locks[path]
 
 
-async def _finished(path: Path, services: AsrServices) -> Job | None:
-    """The job once it has ended; None when the daemon stops first."""
-    while not services.stopping():
+def _room_for(request: Request, folder: Path, what: str) -> None:
+    """Refuse an upload the state directory has no room for (a full state directory
+    would pause the whole library)."""
+    declared = request.headers.get("content-length", "")
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if declared.isdigit() and int(declared) + _RESERVE_BYTES > free:
+        raise refuse(507, what, f"{int(declared) / 1e9:.1f} GB to spool and "
+                                f"{free / 1e9:.1f} GB free in {folder}")
+
+
+def _spool(path: Path, video: Path | None, upload: Path | None, folder: Path) -> None:
+    """The job's file: the upload under its name, or a link to the library file."""
+    if upload is not None:
+        upload.unlink() if path.exists() else upload.rename(path)
+    elif video is not None and not path.is_symlink():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(video)
+
+
+async def _finished(path: Path, services: AsrServices, request: Request) -> Job | str:
+    """The job once it has ended, or why the request is not answered: the daemon stops,
+    or is paused, the job is gone, or the client left."""
+    while True:
+        if services.stopping():
+            return "the daemon is stopping"
+        held = services.held()
+        if held is not None:
+            return held
         job = await run_in_threadpool(services.job, path)
-        if job is not None and job.state in ("done", "skipped", "failed", "dead"):
+        if job is None:
+            return _GONE
+        if job.state in ("done", "skipped", "failed", "dead"):
             return job
+        if await request.is_disconnected():
+            return "the client went away"
         await asyncio.sleep(_POLL_SECONDS)
-    return None
 
 
 def _answer(job: Job, work: Work, what: str) -> Response:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -60,7 +61,7 @@ def plex_section_for(sections: Any, folder: str) -> str | None:
         directories = sections["MediaContainer"]["Directory"]
         places = [(str(location["path"]).rstrip("/"), str(directory["key"]))
                   for directory in directories for location in directory.get("Location", [])]
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return None
     holding = [(len(place), key) for place, key in places
                if folder == place or folder.startswith(place + "/")]
@@ -92,7 +93,7 @@ def send(call: Call) -> bytes:
     except urllib.error.HTTPError as err:
         raise ServerError(f"{call.method} {call.url.split('?')[0]} answered {err.code} "
                             f"{err.reason}", err.code) from err
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as err:
         reason = getattr(err, "reason", None) or err
         raise ServerError(f"{call.method} {call.url.split('?')[0]}: {reason}") from err
 

@@ -111,7 +111,7 @@ class Refresher:
         name = describe(due.server)
         try:
             refresh(due.server, token, due.video)
-        except ServerError as err:
+        except Exception as err:  # noqa: BLE001 - whatever it was, the thread goes on
             if due.tries < len(BACKOFF_SECONDS):
                 with self._wake:
                     heapq.heappush(self._due, _Due(

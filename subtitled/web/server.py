@@ -25,8 +25,11 @@ class HttpServer:
         self.port = int(self._socket.getsockname()[1])
         # uvicorn's own lines (started, stopping) are its business; ours say what matters.
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        # X-Forwarded-For is believed from a proxy on loopback only, whatever
+        # FORWARDED_ALLOW_IPS says: it decides who counts as a trusted network.
         config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,
-                                server_header=False, timeout_graceful_shutdown=_GRACE_SECONDS)
+                                server_header=False, timeout_graceful_shutdown=_GRACE_SECONDS,
+                                proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 

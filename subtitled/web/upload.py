@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 if TYPE_CHECKING:  # a type its module defines for type checkers only
     from python_multipart.multipart import MultipartCallbacks
@@ -59,9 +60,12 @@ def _checked(request: Request, part: str, limit_bytes: int) -> bytes:
 async def _parse(request: Request, boundary: bytes, sink: _PartSink,
                  idle_seconds: float) -> None:
     parser = MultipartParser(boundary, sink.callbacks())
-    async for chunk in paced(request.stream(), idle_seconds):
-        parser.write(chunk)
-    parser.finalize()
+    try:
+        async for chunk in paced(request.stream(), idle_seconds):
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as err:
+        raise UploadRefused(400, f"a malformed multipart body: {err}") from None
 
 
 async def drain(request: Request, part: str, *, raw_pcm: bool, idle_seconds: float,
@@ -160,6 +164,9 @@ async def paced(stream: AsyncIterator[bytes], idle_seconds: float) -> AsyncItera
             yield await asyncio.wait_for(anext(chunks), idle_seconds)
         except StopAsyncIteration:
             return
+        except ClientDisconnect:  # nobody reads the answer; nothing to log but this
+            raise UploadRefused(400, "the client went away in the middle of its request") \
+                from None
         except TimeoutError:
             raise UploadRefused(408, f"the client sent nothing for {idle_seconds:.0f} s in "
                                      "the middle of its request") from None

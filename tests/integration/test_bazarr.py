@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import srt
 
 from subtitled.evaluation import word_error_rate
+from subtitled.service import control
 from subtitled.web.app import IDLE_CLIENT_SECONDS
 from tests.integration.conftest import DATA, ffmpeg, picture
 from tests.integration.daemon_harness import DaemonRun, make_video
@@ -200,6 +201,8 @@ def test_what_bazarr_should_not_send_gets_a_4xx_and_one_line(
         ("/asr", raw, form(pcm).replace(b'name="audio_file"', b'name="audio"'), None,
          (400, "no 'audio_file' part in the form")),
         ("/asr", raw, form(b""), None, (400, "the 'audio_file' part is empty")),
+        ("/asr", raw, b"--" + BOUNDARY.encode() + b"\r\nno headers, no end", None,
+         (400, "a malformed multipart body")),
         ("/asr", raw, form(pcm[:-1]), None, (400, "raw 16-bit PCM comes in pairs of bytes")),
         ("/asr", raw, b"x", 10 * 1024**3, (413, "a body of 10737418240 bytes")),
         ("/asr", raw + "&task=summarize", form(pcm), None, (400, "task='summarize'")),
@@ -324,3 +327,20 @@ def test_with_video_file_the_daemon_works_from_the_file_or_answers_with_its_subt
         assert daemon.finish(signal.SIGTERM) == 0
     assert "answered with the subtitle already written for it" in daemon.logs[-1]
     assert not list((daemon.state / "requests").iterdir())
+
+
+def test_a_paused_daemon_answers_503_at_once_and_keeps_nothing(
+        tmp_path: Path, model_dir: Path) -> None:
+    daemon = DaemonRun(tmp_path, model_dir, http={"enabled": True, "port": 0})
+    control.pause(daemon.state)
+    daemon.start()
+    try:
+        daemon.wait_ready()
+        code, body = ask(daemon, "/asr", "encode=false",
+                         form(bazarr_pcm(DATA / "en_librispeech_quilter_leopard.wav")),
+                         timeout=60)
+        assert (code, body) == (503, b"")
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert "not answered: paused by" in daemon.logs[-1]
+    assert daemon.rows() == [] and not list((daemon.state / "requests").iterdir())

@@ -630,3 +630,16 @@ def test_a_rename_onto_a_running_job_is_left_to_it(store: JobStore) -> None:
     assert store.claim() is not None
     assert not store.moved(old, new, Path("/m/new.en.srt"))
     assert store.get(old) is not None
+
+
+def test_a_client_s_request_is_never_a_twin_of_a_library_file(store: JobStore) -> None:
+    # A request on a library file links to it: same size, mtime and inode, but its
+    # subtitle is in the language and task the client asked for.
+    request = store.enqueue_request(Path("/state/requests/x.asr.translate.ja.video.mkv"), FP,
+                                    '{"kind": "asr", "language": "ja", "task": "translate"}')
+    claimed = store.claim()
+    assert claimed is not None and claimed.id == request.id
+    store.finish(claimed, "done", Result("en", 3, 10.0, 2.0, Path("/state/requests/x.en.srt")))
+    store.enqueue(Path("/media/Film.mkv"), FP, PRIORITY_NEW)
+    film = store.claim()
+    assert film is not None and store.twin(film) is None

@@ -120,6 +120,13 @@ TRAPS = [
 ]
 
 
+def test_a_state_directory_inside_a_watched_folder_is_refused(tmp_path: Path) -> None:
+    # Its spooled uploads would be queued as library files, and subtitled.
+    with pytest.raises(ConfigError, match=re.escape(
+            f"At 'state_dir': {tmp_path / 'state'} is inside watched folder watch[0]")):
+        parse({"watch": [str(tmp_path)], "state_dir": str(tmp_path / "state")})
+
+
 @pytest.mark.parametrize(("document", "problem"), TRAPS)
 def test_values_that_would_fail_at_run_time_are_refused(
         tmp_path: Path, document: dict[str, Any], problem: str) -> None:
@@ -210,4 +217,5 @@ def test_the_state_directory_follows_systemd_then_the_user(
     os.chown(tmp_path / "no-such-folder", 1000, 1000)  # ours: `sudo -u subtitled` finds it
     assert config.default_state_dir() == tmp_path / "no-such-folder"
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "unit"))
-    assert parse({"watch": [str(tmp_path)]}).state_dir == tmp_path / "unit"
+    (tmp_path / "media").mkdir()
+    assert parse({"watch": [str(tmp_path / "media")]}).state_dir == tmp_path / "unit"

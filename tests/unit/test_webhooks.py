@@ -13,7 +13,13 @@ from starlette.requests import Request
 from subtitled.config import HttpSettings, PathMapping
 from subtitled.errors import ConfigError
 from subtitled.web import asr, media_servers, webhooks
-from subtitled.web.access import CREDENTIAL_NAME, Access, api_key_file, read_api_key
+from subtitled.web.access import (
+    CREDENTIAL_NAME,
+    Access,
+    api_key_file,
+    read_api_key,
+    read_token,
+)
 from subtitled.web.paths import local_path, remote_path
 from subtitled.web.webhooks import BadPayload, Hook
 
@@ -166,6 +172,12 @@ def test_the_key_comes_from_its_file_or_systemd_s_credentials(tmp_path: Path) ->
     own.write_text("x" * 20)
     assert read_api_key(api_key_file(HttpSettings(api_key_file=own), environ)) == "x" * 20
     assert api_key_file(HttpSettings(), {"CREDENTIALS_DIRECTORY": str(tmp_path)}) is None
+    bom = tmp_path / "token"
+    bom.write_text("\ufeffabcdef0123456789\n", encoding="utf-8")  # as Notepad saves it
+    assert read_token(bom) == "abcdef0123456789"
+    bom.write_text("jellyfin-tök", encoding="utf-8")
+    with pytest.raises(ConfigError, match="one word of plain ASCII"):
+        read_token(bom)
 
 
 @pytest.mark.parametrize(("text", "reason"), [
