@@ -127,7 +127,8 @@ def test_bad_configurations_stop_before_anything_starts(tmp_path: Path) -> None:
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    config.write_text(yaml.safe_dump({"watch": [str(tmp_path)],
+    (tmp_path / "media").mkdir()
+    config.write_text(yaml.safe_dump({"watch": [str(tmp_path / "media")],
                                       "state_dir": str(blocker / "state")}))
     result = run_check(config, "run")
     assert result.returncode == 2
