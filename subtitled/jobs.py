@@ -25,7 +25,6 @@ from subtitled.errors import ConfigError
 
 State = Literal["queued", "running", "done", "failed", "skipped", "dead"]
 STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "skipped", "dead")
-PRIORITY_REQUEST = 20  # a client waits for it (Bazarr)
 PRIORITY_NEW = 10  # a file that just arrived
 PRIORITY_BACKFILL = 0  # the existing library
 
@@ -263,6 +262,15 @@ def _drop_checkpoints(db: sqlite3.Connection, where: str, args: tuple[object, ..
                args)
 
 
+def _insert(db: sqlite3.Connection, path: Path, fingerprint: Fingerprint, priority: int,
+            request: str | None) -> None:
+    now = time.time()
+    db.execute("INSERT INTO jobs (path, size, mtime_ns, inode, state, priority, created,"
+               " updated, request) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+               (_key(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
+                priority, now, now, request))
+
+
 def _job(row: sqlite3.Row) -> Job:
     return Job(row["id"], _path(row["path"]),
                Fingerprint(row["size"], row["mtime_ns"], row["inode"]), row["state"],
@@ -373,11 +381,7 @@ class JobStore:
         with self._transaction() as db:
             row = db.execute("SELECT * FROM jobs WHERE path = ?", (_key(path),)).fetchone()
             if row is None:
-                db.execute(
-                    "INSERT INTO jobs (path, size, mtime_ns, inode, state, priority, created,"
-                    " updated) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-                    (_key(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
-                     priority, now, now))
+                _insert(db, path, fingerprint, priority, None)
                 return True
             known = _job(row).fingerprint
             if known.same_content(fingerprint):
@@ -405,17 +409,13 @@ class JobStore:
             return True
 
     def enqueue_request(self, path: Path, fingerprint: Fingerprint, request: str) -> Job:
-        """Queue work a client waits for, ahead of everything; an identical request (the
-        same file, as the caller names it by its content) shares the job."""
-        now = time.time()
+        """Queue work a client waits for (its folder's rank puts it before the library:
+        `claim`'s roots); an identical request (the same file, as the caller names it by
+        its content) shares the job."""
         with self._transaction() as db:
             row = db.execute("SELECT id FROM jobs WHERE path = ?", (_key(path),)).fetchone()
             if row is None:
-                db.execute(
-                    "INSERT INTO jobs (path, size, mtime_ns, inode, state, priority, created,"
-                    " updated, request) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-                    (_key(path), fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
-                     PRIORITY_REQUEST, now, now, request))
+                _insert(db, path, fingerprint, PRIORITY_NEW, request)
         found = self.get(path)
         assert found is not None
         return found

@@ -150,6 +150,7 @@ class Daemon:
         self._reload_problem: str | None = None  # the last reload's, until one succeeds
         self.metrics: Metrics | None = None
         self.refresher: Refresher | None = None
+        self.requests: Requests | None = None  # Bazarr's, through the HTTP server
         self.http: HttpServer | None = None
         self.breaker = Breaker([r.path for r in settings.watch],
                                status_file=settings.state_dir / STATUS_NAME)
@@ -168,7 +169,8 @@ class Daemon:
         self.store = JobStore(database)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
                                self.breaker.pauses, lambda: self._admin_paused is not None)
-        Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER).drop()
+        self.requests = Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER)
+        self.requests.drop()
         self._open_http()
         self.refresher = Refresher(self.settings.media_servers, self.metrics.refreshes)
         self.refresher.start()
@@ -324,10 +326,9 @@ class Daemon:
         from subtitled.web.paths import local_path
         from subtitled.web.server import HttpServer
 
-        metrics = self.metrics
+        metrics, queue = self.metrics, self.requests
+        assert self.store is not None and queue is not None
         intake = Intake(lambda: self.settings, self.settler, lambda: self.store)
-        assert self.store is not None
-        queue = Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER)
         requests = AsrServices(
             folder=queue.folder, submit=queue.submit, job=self.store.get,
             finished=queue.answered, stopping=self._stop.is_set,

@@ -47,8 +47,10 @@ class Intake:
         to the name the template gives, and the done job with it, so that nothing is
         transcribed again; without one, `new` is offered like any file."""
         seen, store = self._seen(new), self._store()
+        if isinstance(seen, str):
+            return seen
         before = self._named(old)
-        if isinstance(seen, str) or store is None or before is None:
+        if store is None or before is None:
             return self.offer(new)
         current = store.get(seen)
         if current is not None and current.state == "running":  # its own job has begun

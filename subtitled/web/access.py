@@ -33,28 +33,28 @@ def api_key_file(settings: HttpSettings, environ: Mapping[str, str]) -> Path | N
 def read_api_key(path: Path | None) -> str | None:
     if path is None:
         return None
-    try:
-        key = path.read_text(encoding="utf-8-sig").strip()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read the API key from {path}: "
-                          f"{getattr(err, 'strerror', None) or err}", stage="http") from err
-    if len(key) < 16 or any(c.isspace() for c in key) or not key.isascii():
+    key = _secret(path, "the API key", "http")
+    if len(key) < 16:
         raise ConfigError(f"the API key in {path} must be one word of at least 16 "
                           "characters (`openssl rand -hex 24` makes one)", stage="http")
     return key
 
 
 def read_token(path: Path) -> str:
-    """A media server's token: one word, alone in its file (a leading BOM is dropped)."""
+    """A media server's token: one word, alone in its file."""
+    return _secret(path, "the token", "config")
+
+
+def _secret(path: Path, what: str, stage: str) -> str:
+    """One word of plain ASCII, alone in its file (a leading BOM is dropped)."""
     try:
-        token = path.read_text(encoding="utf-8-sig").strip()
+        secret = path.read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read the token from {path}: "
-                          f"{getattr(err, 'strerror', None) or err}", stage="config") from err
-    if not token or any(c.isspace() for c in token) or not token.isascii():
-        raise ConfigError(f"the token in {path} must be one word of plain ASCII",
-                          stage="config")
-    return token
+        raise ConfigError(f"cannot read {what} from {path}: "
+                          f"{getattr(err, 'strerror', None) or err}", stage=stage) from err
+    if not secret or any(c.isspace() for c in secret) or not secret.isascii():
+        raise ConfigError(f"{what} in {path} must be one word of plain ASCII", stage=stage)
+    return secret
 
 
 @dataclass(frozen=True)

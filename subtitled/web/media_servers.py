@@ -149,23 +149,24 @@ def plex_files(metadata: Any) -> list[str]:
 def item_paths(server: MediaServer, token: str, item: str) -> list[str]:
     """The files of a Jellyfin or Plex item, as the server names them."""
     if server.kind == "jellyfin":
-        user = jellyfin_administrator(_json(jellyfin_users(server, token)))
+        user = jellyfin_administrator(json_of(jellyfin_users(server, token)))
         if user is None:
             raise ServerError(f"{describe(server)} has no user to look items up as")
-        found = _json(jellyfin_item(server, token, item, user))
+        found = json_of(jellyfin_item(server, token, item, user))
         path = found.get("Path") if isinstance(found, dict) else None
         if not isinstance(path, str) or not path:
             raise ServerError(f"{describe(server)}: item {item} has no file")
         return [path]
-    files = plex_files(_json(plex_metadata(server, token, item)))
+    files = plex_files(json_of(plex_metadata(server, token, item)))
     # A show or a season added at once: its episodes.
-    files = files or plex_files(_json(plex_metadata(server, token, item, leaves=True)))
+    files = files or plex_files(json_of(plex_metadata(server, token, item, leaves=True)))
     if not files:
         raise ServerError(f"{describe(server)}: item {item} has no file")
     return files
 
 
-def _json(call: Call) -> Any:
+def json_of(call: Call) -> Any:
+    """The call's answer, read as JSON."""
     try:
         return json.loads(send(call))
     except ValueError as err:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from subtitled.web.access import read_token
 from subtitled.web.media_servers import (
     ServerError,
     describe,
+    json_of,
     media_updated,
     plex_partial_scan,
     plex_section_for,
@@ -43,11 +43,7 @@ def refresh(server: MediaServer, token: str, video: Path) -> None:
         send(media_updated(server, token, path))
         return
     folder = str(PurePosixPath(path).parent)
-    try:
-        sections = json.loads(send(plex_sections(server, token)))
-    except ValueError as err:
-        raise ServerError(f"its list of library sections is not JSON: {err}") from err
-    section = plex_section_for(sections, folder)
+    section = plex_section_for(json_of(plex_sections(server, token)), folder)
     if section is None:
         raise ServerError(f"no library section holds {folder} (check path_map)")
     send(plex_partial_scan(server, token, section, folder))
