@@ -219,3 +219,13 @@ def test_the_state_directory_follows_systemd_then_the_user(
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "unit"))
     (tmp_path / "media").mkdir()
     assert parse({"watch": [str(tmp_path / "media")]}).state_dir == tmp_path / "unit"
+
+
+def test_the_quick_start_s_configuration_is_valid(tmp_path: Path) -> None:
+    # The README's first command runs the daemon on it, with sample/ beside examples/.
+    example = Path(__file__).resolve().parents[2] / "examples" / "sample.yaml"
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "sample").mkdir()
+    settings = parse(yaml.safe_load(example.read_text()), base=tmp_path / "examples")
+    assert settings.watch[0].path == tmp_path / "sample"
+    assert settings.state_dir == tmp_path / ".sample-state"
