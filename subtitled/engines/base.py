@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +47,23 @@ def segment_from_dict(raw: Mapping[str, Any]) -> Segment:
         no_speech_prob=float(raw.get("no_speech_prob", 0.0)),
         compression_ratio=float(raw.get("compression_ratio", 1.0)),
     )
+
+
+# Whisper gives a 30 s window 224 tokens (openai-whisper's sample_len; faster-whisper's
+# 448 less its prompt). A decode may write twice that density for its audio, and no more:
+# a chunk of 5 s has no use for 224 tokens, and a sampled retry on noise or a beam that
+# loops runs to the limit, each token a decoder step and then a step of word alignment.
+# Full windows keep the engine's own limit; short chunks (short files, the tails of long
+# ones, the fallback's hotter tries) stop where real speech could not go on.
+TOKENS_PER_SECOND = 448 / 30
+MIN_TOKENS = 32
+
+
+def token_budget(audios: Sequence[np.ndarray], sample_rate: int = 16_000) -> int:
+    """The most tokens a batch's decode may write: for its longest chunk, at twice the
+    density Whisper allows a full window."""
+    seconds = max((len(audio) for audio in audios), default=0) / sample_rate
+    return max(MIN_TOKENS, math.ceil(seconds * TOKENS_PER_SECOND))
 
 
 class Transcriber(Protocol):

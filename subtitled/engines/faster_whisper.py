@@ -14,7 +14,7 @@ import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines.base import Segment, segment_from_dict
+from subtitled.engines.base import Segment, segment_from_dict, token_budget
 from subtitled.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -72,12 +72,14 @@ class FasterWhisperEngine:
             # count (CTranslate2 stays greedy with its default top-k of 1).
             model = copy.copy(self.model)
             model.model = _Sampling(self.model.model, temperature)
+        # The prompt is the start-of-transcript sequence alone (no previous text).
+        budget = min(token_budget(audios), self.model.max_length - len(tokenizer.sot_sequence))
         outputs = BatchedInferencePipeline(model).forward(
-            features, tokenizer, metadata, self._batch_options(tokenizer, temperature))
+            features, tokenizer, metadata, self._batch_options(tokenizer, temperature, budget))
         return [_first_word_after_silence([segment_from_dict(raw) for raw in output])
                 for output in outputs]
 
-    def _batch_options(self, tokenizer: Any, temperature: float) -> Any:
+    def _batch_options(self, tokenizer: Any, temperature: float, max_new_tokens: int) -> Any:
         from faster_whisper.transcribe import (
             BatchedInferencePipeline,
             TranscriptionOptions,
@@ -97,8 +99,8 @@ class FasterWhisperEngine:
             without_timestamps=False, max_initial_timestamp=0.0, word_timestamps=True,
             prepend_punctuations=defaults["prepend_punctuations"].default,
             append_punctuations=defaults["append_punctuations"].default, multilingual=False,
-            max_new_tokens=None, clip_timestamps="0", hallucination_silence_threshold=None,
-            hotwords=None)
+            max_new_tokens=max_new_tokens, clip_timestamps="0",
+            hallucination_silence_threshold=None, hotwords=None)
 
     def release_memory(self) -> None:
         """CTranslate2 keeps no cache to hand back; the smaller retry is what helps."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines.base import Segment, segment_from_dict
+from subtitled.engines.base import Segment, segment_from_dict, token_budget
 from subtitled.engines.ct2_weights import alignment_heads, read_model_bin, state_dict
 from subtitled.engines.ct2_weights import dimensions as ct2_dimensions
 from subtitled.errors import ModelError
@@ -78,7 +78,9 @@ class OpenAIWhisperEngine:
         mels = [self._mel(audio) for audio in audios]
         beam = self.beam_size if self.beam_size > 1 and temperature == 0 else None
         options = DecodingOptions(task=task, language=language, temperature=temperature,
-                                  beam_size=beam, fp16=self.fp16)
+                                  beam_size=beam, fp16=self.fp16,
+                                  sample_len=min(self.model.dims.n_text_ctx // 2,
+                                                 token_budget(audios)))
         with torch.no_grad():
             results = _beam_task(self.model, options).run(torch.stack(mels))
         batch = []

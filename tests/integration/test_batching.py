@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from subtitled.engines import Transcriber
+from subtitled.engines.base import token_budget
 from subtitled.evaluation import word_error_rate
 from tests.integration.conftest import DATA
 
@@ -53,3 +55,48 @@ def test_a_batch_in_german_is_decoded_in_german(
     assert second, "the second chunk of the batch was decoded too"
     assert word_error_rate("Der hinter diesem Portal liegenden Raum wurde als Leichenhalle "
                            "genutzt.", text) <= 0.3, text
+
+
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
+def test_a_short_chunk_writes_no_more_tokens_than_its_length_allows(
+        engine: str, transcriber: Callable[[str, str], Transcriber],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sampled try on noise is what runs to the engine's limit: a 5 s chunk stops at
+    its budget, and a full window keeps the engine's own limit."""
+    model = transcriber(engine, "base")
+    limits: list[int] = []  # new tokens the engine was allowed, per decode
+    written: list[int] = []  # the longest text it wrote, per decode
+    inner: Any = getattr(model, "model")  # noqa: B009 - both engines have one
+    if engine == "faster-whisper":
+        ct2 = inner.model
+
+        class Watched:
+            def generate(self, features: Any, prompts: Any, **options: Any) -> Any:
+                limits.append(options["max_length"] - len(prompts[0]))
+                results = ct2.generate(features, prompts, **options)
+                written.append(max(len(r.sequences_ids[0]) for r in results))
+                return results
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(ct2, name)
+
+        monkeypatch.setattr(inner, "model", Watched())
+    else:
+        from whisper.decoding import DecodingTask
+
+        run = DecodingTask.run
+
+        def watched(task: Any, mel: Any) -> Any:
+            limits.append(task.sample_len)
+            results = run(task, mel)
+            written.append(max(len(r.tokens) for r in results))
+            return results
+
+        monkeypatch.setattr(DecodingTask, "run", watched)
+    noise = np.random.default_rng(1).normal(0, 0.3, 5 * 16_000).astype(np.float32)
+    model.transcribe_batch([noise], language="te", task="transcribe", temperature=1.0)
+    assert limits == [token_budget([noise])] == [75]
+    assert written[0] <= 75
+    window = np.zeros(30 * 16_000, dtype=np.float32)
+    model.transcribe_batch([window[:16_000], window], language="en", task="transcribe")
+    assert limits[1] == (224 if engine == "openai-whisper" else 448 - 3)

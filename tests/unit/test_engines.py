@@ -13,6 +13,7 @@ import torch
 from whisper.model import ModelDimensions, Whisper
 
 from subtitled.engines import is_out_of_memory
+from subtitled.engines.base import MIN_TOKENS, token_budget
 from subtitled.engines.ct2_weights import dimensions, read_model_bin
 from subtitled.engines.openai_whisper import (
     OpenAIWhisperEngine,
@@ -243,3 +244,10 @@ def test_the_fp16_batch_path_decodes_every_chunk_in_half_precision() -> None:
     assert seen[0] == (2, 128, 3000)  # one encoder pass for the whole batch
     assert len(batch) == 2
     assert all(w.end_seconds <= 5.5 for segments in batch for s in segments for w in s.words)
+
+
+def test_a_batch_may_write_tokens_for_its_longest_chunk_at_twice_whispers_density() -> None:
+    second = np.zeros(16_000, dtype=np.float32)
+    assert token_budget([second]) == MIN_TOKENS  # a word or two still fits
+    assert token_budget([second, np.zeros(15 * 16_000, dtype=np.float32)]) == 224
+    assert token_budget([np.zeros(30 * 16_000, dtype=np.float32)]) == 448
