@@ -188,11 +188,50 @@ def test_retry_and_release(store: JobStore) -> None:
 
 def test_moved_away_folders_drop_their_queued_jobs(store: JobStore) -> None:
     latin1 = Path(os.fsdecode(b"/m/Show/caf\xe9.mkv"))
-    for path in (Path("/m/Show/e1.mkv"), latin1, Path("/m/Shower.mkv")):
+    # Names that sort next to the folder's range: '-' before '/', '0' just after it.
+    beside = [Path("/m/Shower.mkv"), Path("/m/Show-x.mkv"), Path("/m/Show0.mkv"),
+              Path("/m/Show"[:-1]), Path(os.fsdecode(b"/m/Show0/\xe9.mkv"))]
+    for path in (Path("/m/Show/e1.mkv"), latin1, Path("/m/Show/S1/e2.mkv"), *beside):
         store.enqueue(path, FP, 0)
-    assert store.forget_queued(Path("/m/Show")) == 2
-    assert store.get(Path("/m/Shower.mkv")) is not None
-    assert store.counts()["queued"] == 1
+    assert store.forget_queued(Path("/m/Show")) == 3
+    assert all(store.get(path) is not None for path in beside)
+    assert store.counts()["queued"] == len(beside)
+    latin1_folder = Path(os.fsdecode(b"/m/caf\xe9"))
+    store.enqueue(latin1_folder / "e1.mkv", FP, 0)
+    assert store.forget_queued(latin1_folder) == 1
+
+
+def test_a_delete_is_a_lookup_in_the_path_index_not_a_scan(store: JobStore) -> None:
+    """The observer thread forgets deleted files one event at a time: on a library of
+    100,000 queued files each must be a range of the path index."""
+    plans: list[str] = []
+    real = store._db  # the store's own connection, to ask SQLite its plan
+
+    class Explaining:
+        def execute(self, sql: str, args: Any = ()) -> Any:
+            if sql.startswith(("DELETE", "SELECT")):
+                plans.extend(row[3] for row in real.execute(f"EXPLAIN QUERY PLAN {sql}",
+                                                            args))
+            return real.execute(sql, args)
+
+    store._db = Explaining()  # type: ignore[assignment]
+    try:
+        store.forget_queued(Path("/m/Show"))
+    finally:
+        store._db = real
+    assert plans and not any(plan.startswith("SCAN jobs") or "jobs_next" in plan
+                             for plan in plans), plans
+
+
+def test_a_library_found_at_once_is_queued_in_few_transactions(store: JobStore) -> None:
+    commits: list[str] = []
+    store._db.set_trace_callback(
+        lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    files = [(Path(f"/m/Show {n // 50}/e{n % 50}.mkv"), FP, 0) for n in range(1_200)]
+    assert len(store.enqueue_many(files)) == 1_200
+    assert len(commits) == 3  # 500 a transaction
+    assert store.enqueue_many(files) == []  # known, unchanged: nothing queued anew
+    assert store.counts()["queued"] == 1_200
 
 
 def test_names_that_are_not_utf8_are_stored_and_given_back_unchanged(store: JobStore) -> None:
