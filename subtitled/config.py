@@ -269,7 +269,7 @@ class ScanSettings:
                                      "*-sample.*", "*.sample.*", "*/Sample/*")
     settle_seconds: NonNegative = 30.0
     polling: PollingMode = "auto"
-    polling_interval_seconds: Annotated[float, Strict(), Field(ge=1)] = 10.0
+    polling_interval_seconds: Annotated[float, Strict(), Field(ge=1)] = 60.0
     rescan_interval_seconds: Annotated[float, Strict(), Field(ge=60)] = 3600.0
     backfill: Backfill = "newest-first"
 

@@ -10,7 +10,8 @@ database not yet told), during-commit (inside the transaction that records the r
 Others: "hang-in-engine" makes a transcription hang, "observer-dies:name" kills the folder
 observer's thread on an event for that name, "oom-in-engine" makes the engine's first call
 for a file fail as a GPU out of memory does, "slow-load" makes loading the model take 5 s
-longer (a cold disk or a large model), "engine-error" and "sticky-engine-error" make every
+longer (a cold disk or a large model), "slow-watch" makes setting up the watches take 8 s
+longer (a big library on a cold disk), "engine-error" and "sticky-engine-error" make every
 engine call for a file raise (the second as a GPU in a sticky CUDA error state).
 
 Faults of the environment: "<ERRNO>-at-<step>:name" raises OSError(<ERRNO>) for files whose

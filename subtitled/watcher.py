@@ -1,5 +1,6 @@
-"""Finding work: watchdog observers on every root (polling on network and FUSE mounts) and
-a full rescan, feeding candidate paths to the settler. Never blocks the worker."""
+"""Finding work: watchdog's inotify observers on every local root, folder polling on
+network and remote FUSE mounts, and a periodic rescan, feeding candidate paths to the
+settler. Set up on a thread of its own; never blocks the worker."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from watchdog.events import (
 from subtitled import failpoints
 from subtitled.config import ScanSettings, WatchRoot
 from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
+from subtitled.mounts import needs_polling
+from subtitled.polling import FolderPoller
 from subtitled.settle import Settler, is_candidate
 
 logger = logging.getLogger(__name__)
@@ -36,38 +39,9 @@ _WATCHES_RECHECK_SECONDS = 2.0
 # Overflows come in bursts, and a rescan that starves the inotify reader causes more of
 # them: the rescans they ask for are one at a time, this far apart (from the end of one).
 _RESCAN_GAP_SECONDS = 5.0
-
-# Where inotify sees nothing of changes made by other machines or by the FUSE daemon.
-_REMOTE_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph",
-                       "glusterfs", "lustre", "davfs", "virtiofs", "fuse", "fuseblk")
-
-
-def filesystem_type(path: Path, mounts: str | None = None) -> str:
-    """The type of the mount holding `path`, from /proc/self/mounts (longest prefix)."""
-    if mounts is None:
-        try:
-            mounts = Path("/proc/self/mounts").read_text(encoding="utf-8")
-        except OSError:
-            return ""
-    best, kind = "", ""
-    target = str(path)
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ")
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, fields[2]
-    return kind
-
-
-def needs_polling(path: Path, mode: str, mounts: str | None = None) -> bool:
-    if mode != "auto":
-        return mode == "on"
-    kind = filesystem_type(path, mounts)
-    return kind.startswith("fuse.") or kind in _REMOTE_FILESYSTEMS
-
+# How often each root's device is compared with the one it was watched on: a share
+# unmounted and mounted again is a new filesystem, which the old watches do not see.
+_MOUNT_CHECK_SECONDS = 30.0
 
 # What a finished copy, download or move looks like. Opens and reads are left out: a media
 # server scanning the library opens every file, and inotify would queue each one.
@@ -106,15 +80,18 @@ class Watcher:
         self.roots, self.scan, self.settler, self.on_gone = roots, scan, settler, on_gone
         # scan.backfill none: scans pass over files not modified since this time.
         self.backfill_since = backfill_since
+        self.watching = threading.Event()  # every root is watched (or found unwatchable)
         self.scanned = threading.Event()  # the first scan of every root has been offered
         self.degraded: list[str] = []
-        self._observers: list[Any] = []
+        self._observers: dict[WatchRoot, Any] = {}  # watchdog observers and FolderPollers
         self._inotify: dict[WatchRoot, Any] = {}  # the roots inotify watches, and how
+        self._devices: dict[WatchRoot, int | None] = {}  # st_dev when its watch was set
+        self._lock = threading.Lock()  # the observers, between the setup thread and stop
         self._stop = threading.Event()
         self._wake = threading.Event()  # for the rescan thread: see the flags below
-        self._rescan_due = False
+        self._rescan_due: set[WatchRoot] = set()
         self._watches_due = False
-        self._rescan_thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
 
     def offer(self, path: Path, priority: int, *, trust_mtime: bool = False) -> None:
         if is_candidate(path, self.scan):
@@ -125,46 +102,79 @@ class Watcher:
         self.on_gone(path)
 
     def start(self) -> None:
+        """Watches every root, then scans them, on a thread of its own: counting and
+        watching the folders of a big library on a cold disk can outlast a service's start
+        timeout. `watching` is set once every root is watched; `scanned` once the first
+        scan has been offered. The watches come first, so that nothing that arrives while
+        the scan runs is missed."""
+        _OverflowHook.install(self)
+        self._thread = threading.Thread(target=self._run, name="watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        failpoints.delay("slow-watch", 8.0)
+        for root in self.roots:
+            if self._stop.is_set():
+                return
+            self._watch(root)
+        self.watching.set()
+        logger.info("watching %s (set up in %.1f s)",
+                    ", ".join(f"{r.path} ({self._how(r)})" for r in self.roots),
+                    time.monotonic() - started)
+        self._rescan_loop()
+
+    def _how(self, root: WatchRoot) -> str:
+        with self._lock:
+            observer = self._observers.get(root)
+        if observer is None:
+            return "rescanned only"
+        if isinstance(observer, FolderPoller):
+            return f"folders polled every {self.scan.polling_interval_seconds:g} s"
+        return "inotify"
+
+    def _watch(self, root: WatchRoot) -> None:
+        self._devices[root] = _device(root.path)
+        if needs_polling(root.path, self.scan.polling):
+            self._set_degraded(root, f"polling {root.path} (network or FUSE filesystem)")
+            self._poll(root)
+            return
+        folders = count_folders(root.path, root.recursive, self._stop)
+        held = watches_held()
+        try:
+            observer = self._start_observer(root, raise_errors=True)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EMFILE):
+                self._watch_failed(root, err)
+                return
+            self._poll_instead(root, err.strerror or str(err))
+            return
+        # watchdog skips a subfolder it cannot watch without a word; the kernel's own
+        # count of this process's watches shows whether every folder got one.
+        added = watches_held() - held
+        if held >= 0 and added < folders:
+            self._unwatch(root)
+            self._poll_instead(root, f"inotify watch limit reached after {added} of "
+                                     f"{folders} folders")
+            return
+        self._inotify[root] = observer
+
+    def _poll(self, root: WatchRoot) -> None:
+        poller = FolderPoller(root.path, root.recursive, self.scan.polling_interval_seconds,
+                              on_file=lambda path: self.offer(path, PRIORITY_NEW),
+                              on_gone=self.gone, stop=self._stop)
+        try:
+            poller.start()
+        except OSError as err:
+            self._watch_failed(root, err)
+            return
+        with self._lock:
+            self._observers[root] = poller
+
+    def _start_observer(self, root: WatchRoot, *, raise_errors: bool = False) -> Any:
         from watchdog.observers import Observer
 
-        _OverflowHook.install(self)
-        for root in self.roots:
-            polling = needs_polling(root.path, self.scan.polling)
-            if polling:
-                self.degraded.append(f"polling {root.path} (network or FUSE filesystem)")
-                self._start_observer(root, self._polling_observer())
-                continue
-            folders = count_folders(root.path, root.recursive)
-            held = watches_held()
-            try:
-                observer = self._start_observer(root, Observer(), raise_errors=True)
-            except OSError as err:
-                if err.errno not in (errno.ENOSPC, errno.EMFILE):
-                    self._watch_failed(root.path, err)
-                    continue
-                self._poll_instead(root, err.strerror or str(err))
-                continue
-            # watchdog skips a subfolder it cannot watch without a word; the kernel's own
-            # count of this process's watches shows whether every folder got one.
-            added = watches_held() - held
-            if held >= 0 and added < folders:
-                self._observers.remove(observer)
-                _discard(observer)
-                self._poll_instead(root, f"inotify watch limit reached after {added} of "
-                                         f"{folders} folders")
-                continue
-            self._inotify[root] = observer
-        self._rescan_thread = threading.Thread(target=self._rescan_loop, name="rescan",
-                                               daemon=True)
-        self._rescan_thread.start()
-
-    def _polling_observer(self) -> Any:
-        from watchdog.observers.polling import PollingObserver
-
-        return PollingObserver(timeout=self.scan.polling_interval_seconds)
-
-    def _start_observer(self, root: WatchRoot, observer: Any, *,
-                        raise_errors: bool = False) -> Any:
+        observer = Observer()
         try:
             observer.schedule(_Handler(self), str(root.path), recursive=root.recursive,
                               event_filter=list(_EVENTS))
@@ -173,10 +183,23 @@ class Watcher:
             _discard(observer)
             if raise_errors:
                 raise
-            self._watch_failed(root.path, err)
+            self._watch_failed(root, err)
             return None
-        self._observers.append(observer)
+        with self._lock:
+            self._observers[root] = observer
         return observer
+
+    def _unwatch(self, root: WatchRoot) -> None:
+        with self._lock:
+            observer = self._observers.pop(root, None)
+        self._inotify.pop(root, None)
+        if observer is not None:
+            _discard(observer)
+
+    def _set_degraded(self, root: WatchRoot, why: str) -> None:
+        """One line per root: what replaces its inotify watch, or why it has none."""
+        mark = f"{root.path} "
+        self.degraded = [line for line in self.degraded if mark not in f"{line} "] + [why]
 
     def _poll_instead(self, root: WatchRoot, cause: str) -> None:
         """Out of inotify watches or instances: polling finds the same files, slower."""
@@ -184,14 +207,14 @@ class Watcher:
                      "the limit with `sysctl fs.inotify.max_user_watches=1048576` (and "
                      "fs.inotify.max_user_instances)", root.path, cause,
                      self.scan.polling_interval_seconds)
-        self.degraded.append(f"polling {root.path} (inotify limit reached: raise "
-                             "fs.inotify.max_user_watches)")
-        self._start_observer(root, self._polling_observer())
+        self._set_degraded(root, f"polling {root.path} (inotify limit reached: raise "
+                                 "fs.inotify.max_user_watches)")
+        self._poll(root)
 
-    def _watch_failed(self, path: Path, err: OSError) -> None:
-        logger.error("cannot watch %s: %s; the periodic rescan covers it", path,
+    def _watch_failed(self, root: WatchRoot, err: OSError) -> None:
+        logger.error("cannot watch %s: %s; the periodic rescan covers it", root.path,
                      err.strerror or err)
-        self.degraded.append(f"not watching {path}: {err.strerror or err}")
+        self._set_degraded(root, f"not watching {root.path}: {err.strerror or err}")
 
     def events_lost(self) -> None:
         """The kernel dropped events (inotify queue overflow): rescan soon."""
@@ -199,7 +222,7 @@ class Watcher:
             logger.warning("inotify dropped events (queue overflow); rescanning the watched "
                            "folders. If this repeats, raise `sysctl fs.inotify."
                            "max_queued_events`")
-            self._rescan_due = True
+            self._rescan_due = set(self.roots)
             self._wake.set()
 
     def folders_added(self) -> None:
@@ -208,35 +231,47 @@ class Watcher:
         self._wake.set()
 
     def alive(self) -> bool:
-        return all(o.is_alive() for o in self._observers)
+        with self._lock:
+            observers = list(self._observers.values())
+        thread_ok = self._thread is None or self._thread.is_alive() or self._stop.is_set()
+        return thread_ok and all(o.is_alive() for o in observers)
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         _OverflowHook.remove(self)
-        if self._rescan_thread is not None:  # first: it may be switching observers
-            self._rescan_thread.join(timeout=10)
-        for observer in self._observers:
+        if self._thread is not None:  # first: it may be switching observers
+            self._thread.join(timeout=10)
+        with self._lock:
+            observers = list(self._observers.values())
+            self._observers = {}
+        for observer in observers:
             observer.stop()
-        for observer in self._observers:
+        for observer in observers:
             observer.join(timeout=10)
-        self._observers = []
         self._inotify = {}
 
     def _rescan_loop(self) -> None:
         next_rescan = time.monotonic()
+        next_mount_check = time.monotonic() + _MOUNT_CHECK_SECONDS
         soonest = 0.0  # an asked-for rescan waits until then
         short = False
         while not self._stop.is_set():
             self._wake.clear()  # before the flags are read, so no request is lost
             now = time.monotonic()
+            if now >= next_mount_check:
+                self._check_mounts()
+                next_mount_check = time.monotonic() + _MOUNT_CHECK_SECONDS
             if now >= next_rescan or (self._rescan_due and now >= soonest):
-                self._rescan_due = False
-                self.rescan()
-                self.scanned.set()
+                roots = self.roots if now >= next_rescan else \
+                    tuple(r for r in self.roots if r in self._rescan_due)
+                self._rescan_due = set()
+                self.rescan(roots)
+                if now >= next_rescan:
+                    self.scanned.set()
+                    next_rescan = time.monotonic() + self.scan.rescan_interval_seconds
                 soonest = time.monotonic() + _RESCAN_GAP_SECONDS
-                next_rescan = time.monotonic() + self.scan.rescan_interval_seconds
-            wait = next_rescan - time.monotonic()
+            wait = min(next_rescan, next_mount_check) - time.monotonic()
             if self._rescan_due:
                 wait = min(wait, soonest - time.monotonic())
             if self._watches_due or short:
@@ -244,6 +279,35 @@ class Watcher:
                 short = self._check_watches(short)
                 wait = min(wait, _WATCHES_RECHECK_SECONDS)
             self._wake.wait(max(0.0, wait))
+
+    def _check_mounts(self) -> None:
+        """A root whose watch no longer sees it is watched anew, as its filesystem now
+        needs, and rescanned: an inotify root whose watch the kernel dropped (its disk or
+        pool was unmounted, even if mounted again since) or whose folder is now another
+        (a share mounted over it); a polled root now on another device (a share mounted
+        there, or gone from it). A polled share mounted again where it was needs nothing:
+        polling follows the path."""
+        watched = inotify_watched()
+        for root in self.roots:
+            if self._stop.is_set():
+                return
+            identity = _identity(root.path)
+            if identity is None:  # not there at all: the breaker pauses its files
+                continue
+            if root in self._inotify:
+                lost = watched is not None and identity not in watched
+            else:
+                lost = os.makedev(*identity[:2]) != self._devices.get(root)
+            if not lost:
+                continue
+            self._unwatch(root)
+            self.degraded = [line for line in self.degraded
+                             if f"{root.path} " not in f"{line} "]
+            self._watch(root)
+            self._rescan_due.add(root)
+            logger.warning("%s: no longer the folder its watch was set on (unmounted, or "
+                           "mounted again); watched anew (%s) and rescanned", root.path,
+                           self._how(root))
 
     def _check_watches(self, short_before: bool) -> bool:
         """Does every folder under the inotify roots still have a watch? watchdog adds one
@@ -253,23 +317,21 @@ class Watcher:
         roots = list(self._inotify)
         if not roots:
             return False
-        needed = sum(count_folders(r.path, r.recursive) for r in roots)
+        needed = sum(count_folders(r.path, r.recursive, self._stop) for r in roots)
         held = watches_held()
         if held < 0 or held >= needed:
             return False
         if not short_before:
             return True
         for root in roots:
-            observer = self._inotify.pop(root)
-            self._observers = [o for o in self._observers if o is not observer]
-            _discard(observer)
+            self._unwatch(root)
             self._poll_instead(root, f"inotify watch limit reached ({held} watches for "
                                      f"{needed} folders)")
-        self._rescan_due = True
+        self._rescan_due.update(roots)
         return False
 
-    def rescan(self) -> None:
-        for root in self.roots:
+    def rescan(self, roots: tuple[WatchRoot, ...] | None = None) -> None:
+        for root in self.roots if roots is None else roots:
             self.scan_folder(root.path, PRIORITY_BACKFILL, recursive=root.recursive)
 
     def scan_folder(self, folder: Path, priority: int, *, recursive: bool = True) -> None:
@@ -341,10 +403,49 @@ def watches_held() -> int:
     return count
 
 
-def count_folders(folder: Path, recursive: bool) -> int:
+def _device(path: Path) -> int | None:
+    try:
+        return path.stat().st_dev
+    except OSError:
+        return None
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(major, minor, inode) of a folder, as inotify_watched lists them."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return os.major(found.st_dev), os.minor(found.st_dev), found.st_ino
+
+
+def inotify_watched() -> set[tuple[int, int, int]] | None:
+    """(major, minor, inode) of every folder this process's inotify watches hold, from
+    the kernel (None without /proc). An unmount drops the watches on that filesystem
+    without a word to watchdog; this is how the watcher finds out."""
+    watched = set()
+    try:
+        for info in Path("/proc/self/fdinfo").iterdir():
+            try:
+                text = info.read_text(encoding="ascii", errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if not line.startswith("inotify wd:"):
+                    continue
+                fields = dict(f.split(":", 1) for f in line.split()[1:] if ":" in f)
+                device, inode = int(fields["sdev"], 16), int(fields["ino"], 16)
+                # The kernel's own dev_t: 12 bits of major above 20 of minor.
+                watched.add((device >> 20, device & 0xFFFFF, inode))
+    except OSError:
+        return None
+    return watched
+
+
+def count_folders(folder: Path, recursive: bool, stop: threading.Event | None = None) -> int:
     """`folder` and, if recursive, every readable folder below it that is not a symlink."""
     count, pending = 0, [folder]
-    while pending:
+    while pending and not (stop is not None and stop.is_set()):
         current = pending.pop()
         if not os.access(current, os.R_OK | os.X_OK):
             continue  # inotify cannot watch it either

@@ -186,8 +186,7 @@ class Daemon:
         if self._stop.is_set():
             self._shutdown()
             return 0
-        self._start_watching()
-        logger.info("watching %s", ", ".join(str(r.path) for r in self.settings.watch))
+        self._start_watching()  # in the background: READY=1 says the model is loaded
         self.notifier.ready(self._idle_status())
         self._check_roots()
         self._start_heartbeat()
@@ -398,6 +397,9 @@ class Daemon:
             queued = "queue unreadable"
         degraded = f"; degraded: {'; '.join(self.watcher.degraded)}" \
             if self.watcher is not None and self.watcher.degraded else ""
+        if self.watcher is not None and not self.watcher.watching.is_set():
+            degraded = f"; setting up watches on {len(self.settings.watch)} folder(s)" \
+                f"{degraded}"
         reload = f"; reload failed: {self._reload_problem}" if self._reload_problem else ""
         return f"{paused or 'idle'}, {queued}{degraded}{reload}"
 
@@ -473,19 +475,18 @@ class Daemon:
         while not self._stop.wait(_IDLE_SECONDS):
             scanned = self.watcher is not None and self.watcher.scanned.is_set()
             due = self.settler.due()
-            for index, (path, fingerprint, priority) in enumerate(due):
-                try:
-                    if self.store.enqueue(path, fingerprint, priority):
-                        logger.debug("%s: queued", path)
-                except sqlite3.Error as err:
-                    self._state_failed(err)
-                    for later, _, again in due[index:]:  # noted again, queued once it works
-                        self.settler.note(later, again)
-                    self._stop.wait(self.breaker.first_backoff)
-                    break
-            else:
-                if scanned:  # everything the first scan found and could settle is queued
-                    self._backfill_queued.set()
+            try:
+                for path in self.store.enqueue_many(due):
+                    logger.debug("%s: queued", path)
+            except sqlite3.Error as err:
+                self._state_failed(err)
+                # Noted again, queued once the store works (what was queued stays so).
+                for path, _, priority in due:
+                    self.settler.note(path, priority)
+                self._stop.wait(self.breaker.first_backoff)
+                continue
+            if scanned:  # everything the first scan found and could settle is queued
+                self._backfill_queued.set()
 
     def _gone(self, path: Path) -> None:
         lost = self.breaker.root_lost(path)

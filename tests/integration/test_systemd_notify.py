@@ -126,6 +126,28 @@ def test_readiness_status_heartbeat_reload_and_stop_reach_systemd(
     assert max(gaps) <= interval / 2, gaps
 
 
+def test_readiness_comes_with_the_model_while_the_watches_are_still_being_set_up(
+        tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
+    """Counting and watching the folders of a big library on a cold disk can outlast
+    TimeoutStartSec: READY=1 waits for the model alone, and STATUS= says what goes on."""
+    daemon = DaemonRun(tmp_path, model_dir)
+    make_video(daemon.media / "early.mkv", seconds=3.0)
+    daemon.start({"NOTIFY_SOCKET": str(notify_socket.path),
+                  "SUBTITLED_FAILPOINTS": "slow-watch"})
+    try:
+        ready = notify_socket.wait_for("READY=1")
+        assert notify_socket.first("STATUS=idle, 0 queued; setting up watches on 1 folder",
+                                   after=ready) == ready
+        assert "watching " not in daemon.log_file.read_text()
+        daemon.wait_until((daemon.media / "early.en.srt").exists)  # the scan that follows
+        make_video(daemon.media / "late.mkv", seconds=3.0)
+        daemon.wait_until((daemon.media / "late.en.srt").exists)  # and the watches
+        daemon.wait_until(lambda: any(line == "STATUS=idle, 0 queued" and t > ready
+                                      for t, line in notify_socket.fields()))
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+
+
 def test_a_hung_engine_stops_the_pings_within_one_interval(
         tmp_path: Path, model_dir: Path, notify_socket: NotifySocket) -> None:
     interval = 4.0

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from subtitled import polling
+from subtitled import watcher as watcher_module
 from subtitled.config import ScanSettings, WatchRoot
 from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
+from subtitled.mounts import Mount, filesystem_type, mount_of, needs_polling
+from subtitled.polling import FolderPoller
 from subtitled.settle import Settler
-from subtitled.watcher import Watcher, filesystem_type, needs_polling, walk
+from subtitled.watcher import Watcher, inotify_watched, walk
 
-MOUNTS = """\
-/dev/sda1 / ext4 rw 0 0
-server:/export /srv/nfs nfs4 rw 0 0
-//nas/films /srv/smb cifs rw 0 0
-rclone: /srv/cloud fuse.rclone rw 0 0
-/dev/sdb1 /srv/nfs/local ext4 rw 0 0
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:53 / /srv/nfs rw,relatime shared:20 - nfs4 server:/export rw,vers=4.2
+41 22 0:54 / /srv/smb rw,relatime shared:21 - cifs //nas/films rw
+42 22 0:55 / /srv/cloud rw,nosuid,nodev shared:22 - fuse.rclone rclone: rw
+43 40 8:17 / /srv/nfs/local rw,relatime shared:23 - ext4 /dev/sdb1 rw
+44 22 0:56 / /srv/pool rw,relatime shared:24 - fuse.mergerfs pool rw
+45 22 0:57 / /srv/my\\040films rw,relatime shared:25 - nfs4 server:/films rw
+46 22 8:33 / /srv/ntfs rw,relatime shared:26 - fuseblk /dev/sdc1 rw
 """
 
 
@@ -29,13 +38,32 @@ rclone: /srv/cloud fuse.rclone rw 0 0
     ("path", "kind", "polled"),
     [("/home/me/films", "ext4", False), ("/srv/nfs/films", "nfs4", True),
      ("/srv/smb", "cifs", True), ("/srv/cloud/x", "fuse.rclone", True),
-     ("/srv/nfs/local/a", "ext4", False), ("/srv/nfsx", "ext4", False)],
+     ("/srv/nfs/local/a", "ext4", False), ("/srv/nfsx", "ext4", False),
+     ("/srv/pool/TV", "fuse.mergerfs", False), ("/srv/my films/a", "nfs4", True),
+     ("/srv/ntfs/Films", "fuseblk", False)],
 )
-def test_network_and_fuse_mounts_are_polled(path: str, kind: str, polled: bool) -> None:
-    assert filesystem_type(Path(path), MOUNTS) == kind
-    assert needs_polling(Path(path), "auto", MOUNTS) is polled
-    assert needs_polling(Path(path), "on", MOUNTS) and not needs_polling(Path(path), "off",
-                                                                          MOUNTS)
+def test_network_and_remote_fuse_mounts_are_polled_local_pools_are_not(
+        path: str, kind: str, polled: bool) -> None:
+    assert filesystem_type(Path(path), MOUNTINFO) == kind
+    assert needs_polling(Path(path), "auto", MOUNTINFO) is polled
+    assert needs_polling(Path(path), "on", MOUNTINFO) and \
+        not needs_polling(Path(path), "off", MOUNTINFO)
+
+
+def test_a_root_is_matched_to_its_mount_by_device_through_symlinks(tmp_path: Path) -> None:
+    """A symlink (or a bind mount) to a share lies on the share's device, whatever its
+    path says: the mount is found by st_dev, not by the longest prefix."""
+    device = tmp_path.stat().st_dev
+    share = MOUNTINFO + (f"50 22 {os.major(device)}:{os.minor(device)} / /srv/nas rw - nfs4 "
+                         "nas:/media rw\n")
+    link = Path("/dev/shm") / f"library-{os.getpid()}"
+    link.symlink_to(tmp_path)
+    try:
+        assert mount_of(link, share) == Mount(Path("/srv/nas"), "nfs4", device)
+        assert needs_polling(link, "auto", share)
+        assert filesystem_type(link) == filesystem_type(tmp_path) != "tmpfs"
+    finally:
+        link.unlink()
 
 
 def wait_for(condition: object, seconds: float = 10.0) -> None:
@@ -59,18 +87,22 @@ def watched(request: pytest.FixtureRequest, tmp_path: Path
     os.utime(tmp_path / "old.mkv", (old, old))
     watcher = Watcher((WatchRoot(tmp_path),), scan, settler, gone.append)
     watcher.start()
+    assert watcher.watching.wait(10)
     try:
         yield tmp_path, settler, gone
     finally:
         watcher.stop()
 
 
-def collect(settler: Settler, seconds: float = 3.0) -> dict[str, int]:
+def collect(settler: Settler, seconds: float = 3.0, *, first: bool = False
+            ) -> dict[str, int]:
+    """Names that settled, with their priority when last seen (`first`: first seen)."""
     found: dict[str, int] = {}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for path, _, priority in settler.due():
-            found[path.name] = priority
+            if not first or path.name not in found:
+                found[path.name] = priority
         time.sleep(0.05)
     return found
 
@@ -141,6 +173,7 @@ def test_out_of_inotify_watches_falls_back_to_polling_and_names_the_sysctl(
     watcher = Watcher((WatchRoot(tmp_path),), scan, settler, lambda _: None)
     with inotify_limit("max_user_watches", watches_in_use() + 5):
         watcher.start()
+        assert watcher.watching.wait(10)
         try:
             (tmp_path / "Season 17" / "new.mkv").write_bytes(b"x" * 10)
             assert collect(settler) == {"new.mkv": PRIORITY_NEW}
@@ -160,6 +193,7 @@ def test_folders_added_after_the_watches_ran_out_are_polled_and_rescanned(
                         rescan_interval_seconds=3600)
     watcher = Watcher((WatchRoot(tmp_path),), scan, settler, lambda _: None)
     watcher.start()
+    assert watcher.watching.wait(10)
     try:
         with inotify_limit("max_user_watches", watches_in_use() + 3):
             names = set()
@@ -192,3 +226,129 @@ def test_the_walk_skips_symlink_loops_and_links_to_the_root_and_unreadable_folde
     (tmp_path / "Show" / "e1.mkv").write_bytes(b"x")
     found = {p.relative_to(tmp_path) for p in walk(tmp_path, True, threading.Event())}
     assert found == {Path("a.mkv"), Path("z.mkv"), Path("Show/e1.mkv")}
+
+
+def library(top: Path, folders: int, files: int) -> None:
+    for show in range(folders):
+        folder = top / f"Show {show:02d}"
+        folder.mkdir(parents=True)
+        for episode in range(files):
+            (folder / f"e{episode:02d}.mkv").write_bytes(b"x")
+
+
+@pytest.fixture
+def poller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[tuple[FolderPoller, list[Path], list[Path]]]:
+    """A poller over 20 folders of 10 files, polled by hand (its own thread waits an
+    hour), with no folder too recent to trust."""
+    monkeypatch.setattr(polling, "_RACY_SECONDS", 0.0)
+    library(tmp_path, 19, 10)
+    found: list[Path] = []
+    gone: list[Path] = []
+    poller = FolderPoller(tmp_path, True, 3600, on_file=found.append, on_gone=gone.append)
+    poller.start()
+    try:
+        yield poller, found, gone
+    finally:
+        poller.stop()
+
+
+def test_a_poll_stats_each_folder_once_and_lists_only_what_changed(
+        tmp_path: Path, poller: tuple[FolderPoller, list[Path], list[Path]]) -> None:
+    watcher, found, gone = poller
+    before = watcher.stats
+    watcher.poll()
+    assert watcher.stats - before == 20 and not found and not gone  # 20 stats, no listing
+    (tmp_path / "Show 03" / "new.mkv").write_bytes(b"x")
+    (tmp_path / "Show 07" / "e01.mkv").unlink()
+    before = watcher.stats
+    watcher.poll()
+    # Two changed folders: each stat'ed, then stat'ed and listed again.
+    assert watcher.stats - before == 20 + 2 * 2
+    assert found == [tmp_path / "Show 03" / "new.mkv"]
+    assert gone == [tmp_path / "Show 07" / "e01.mkv"]
+
+
+def test_new_folders_are_listed_whole_and_deleted_ones_go_with_what_they_held(
+        tmp_path: Path, poller: tuple[FolderPoller, list[Path], list[Path]]) -> None:
+    watcher, found, gone = poller
+    library(tmp_path / "Show 40", 2, 3)  # a show with two seasons, in one move
+    watcher.poll()
+    assert sorted(found) == sorted(tmp_path / "Show 40" / f"Show {s:02d}" / f"e{e:02d}.mkv"
+                                   for s in range(2) for e in range(3))
+    for path in (tmp_path / "Show 05").iterdir():
+        path.unlink()
+    (tmp_path / "Show 05").rmdir()
+    watcher.poll()
+    assert gone == [tmp_path / "Show 05"]
+    before = watcher.stats
+    watcher.poll()  # the new folders are polled like the others, the deleted one no more
+    assert watcher.stats - before == 20 - 1 + 3
+
+
+def test_a_folder_changed_just_before_its_listing_is_listed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a coarse mtime (a second on many servers) an entry added just after a listing
+    can leave the folder's times as they were: such a folder is not trusted yet."""
+    monkeypatch.setattr(polling, "_RACY_SECONDS", 3600.0)  # every folder just changed
+    library(tmp_path, 1, 1)
+    poller = FolderPoller(tmp_path, True, 3600, on_file=lambda _: None,
+                          on_gone=lambda _: None)
+    poller.start()
+    try:
+        before = poller.stats
+        poller.poll()
+        assert poller.stats - before == 2 * 3  # each folder stat'ed, then listed again
+        monkeypatch.setattr(polling, "_RACY_SECONDS", 0.0)
+        poller.poll()  # relisted once more: they were racy when last listed
+        before = poller.stats
+        poller.poll()
+        assert poller.stats - before == 2  # now trusted: a stat each
+    finally:
+        poller.stop()
+
+
+@contextmanager
+def tmpfs(point: Path) -> Iterator[None]:
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "library", str(point)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"mounting a tmpfs needs CAP_SYS_ADMIN: {result.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+@pytest.mark.parametrize("mode", ["off", "on"], ids=["inotify", "polling"])
+def test_a_root_mounted_again_is_watched_anew(
+        tmp_path: Path, mode: Literal["off", "on"], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """After an unmount and a mount, the root is another filesystem: the old watch sees
+    nothing of it. The watcher notices the new device and watches it afresh."""
+    monkeypatch.setattr(watcher_module, "_MOUNT_CHECK_SECONDS", 0.2)
+    point = tmp_path / "library"
+    point.mkdir()
+    settler = Settler(0.3)
+    scan = ScanSettings(settle_seconds=0.3, polling=mode, polling_interval_seconds=0.2,
+                        rescan_interval_seconds=3600)
+    with tmpfs(point):
+        watcher = Watcher((WatchRoot(point),), scan, settler, lambda _: None)
+        watcher.start()
+        assert watcher.watching.wait(10)
+        try:
+            (point / "before.mkv").write_bytes(b"x")
+            assert collect(settler) == {"before.mkv": PRIORITY_NEW}
+            subprocess.run(["umount", str(point)], check=True)
+            with tmpfs(point):
+                if mode == "off":  # polling follows the path; inotify needs a new watch
+                    root = point.stat()
+                    wait_for(lambda: (os.major(root.st_dev), os.minor(root.st_dev),
+                                      root.st_ino) in (inotify_watched() or ()))
+                    assert "watched anew (inotify)" in caplog.text
+                (point / "after.mkv").write_bytes(b"x")
+                # Seen as it arrives; the rescan that follows a new watch finds it again.
+                assert collect(settler, first=True) == {"after.mkv": PRIORITY_NEW}
+                assert watcher.alive()
+        finally:
+            watcher.stop()

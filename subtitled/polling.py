@@ -1,0 +1,175 @@
+"""Watching a library where inotify sees nothing (NFS, SMB, remote FUSE) by polling its
+folders, not its files: a folder's ctime (and mtime) changes when an entry is added,
+removed or renamed in it, so a poll of a library of 100,000 files in 2,000 folders is 2,000 stats,
+and a folder is listed only when it changed. A file rewritten in place under the same name
+changes no folder; the periodic rescan finds it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from subtitled import faults
+
+logger = logging.getLogger(__name__)
+
+# A folder modified this close to its listing is listed again at the next poll: with a
+# coarse mtime (a second, or two on some servers), an entry added just after the listing
+# may leave the mtime as it was.
+_RACY_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _Folder:
+    changed_ns: int  # st_ctime_ns: moves with the mtime, and with its permissions
+    inode: int
+    files: frozenset[str]
+    folders: frozenset[str]
+    recheck: bool = False  # listed too soon after a change to trust its ctime
+    unreadable: bool = False
+
+
+class FolderPoller:
+    """Polls one root every `interval` seconds on a thread of its own. `on_file` hears of
+    each file that appeared (in a changed folder, or in a new folder), `on_gone` of each
+    file or folder that went."""
+
+    def __init__(self, root: Path, recursive: bool, interval: float, *,
+                 on_file: Callable[[Path], None], on_gone: Callable[[Path], None],
+                 stop: threading.Event | None = None) -> None:
+        self.root, self.recursive, self.interval = root, recursive, interval
+        self.on_file, self.on_gone = on_file, on_gone
+        self.stats = 0  # stat and listing calls, for the benchmark and its metric
+        self._folders: dict[Path, _Folder] = {}
+        self._stop = threading.Event()
+        self._everything_stops = stop  # the watcher's: ends the first listing too
+        self._thread = threading.Thread(target=self._run, name=f"poll {root}", daemon=True)
+
+    def start(self) -> None:
+        """Lists the whole tree first (what is there now is the scans' to offer), then
+        polls from a thread."""
+        for _ in self._list_tree(self.root):
+            pass
+        if not self._stopping():
+            self._thread.start()
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or (self._everything_stops is not None and
+                                       self._everything_stops.is_set())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # a bug here must not leave the root unwatched for good
+                logger.exception("polling %s failed; trying again in %g s", self.root,
+                                 self.interval)
+
+    def poll(self) -> None:
+        """One round: every known folder stat'ed, the changed ones listed again."""
+        for folder in list(self._folders):
+            if self._stopping():
+                return
+            known = self._folders.get(folder)
+            if known is None:  # went with a parent earlier in this round
+                continue
+            try:
+                self.stats += 1
+                found = folder.stat()
+            except OSError as err:
+                if faults.is_gone(err) and folder != self.root:
+                    self._forget(folder)
+                    self.on_gone(folder)
+                continue  # a share that does not answer: the next round asks again
+            if (found.st_ctime_ns, found.st_ino) == (known.changed_ns, known.inode) and \
+                    not known.recheck:
+                continue
+            self._relist(folder, known)
+
+    def _relist(self, folder: Path, known: _Folder) -> None:
+        listed = self._list(folder)
+        if listed is None:  # gone: its parent's listing says so
+            return
+        if listed.unreadable:  # not a deletion: what it held is still known
+            listed = replace(listed, files=known.files, folders=known.folders)
+        self._folders[folder] = listed
+        for name in sorted(known.files - listed.files):
+            self.on_gone(folder / name)
+        for name in sorted(known.folders - listed.folders):
+            self._forget(folder / name)
+            self.on_gone(folder / name)
+        for name in sorted(listed.files - known.files):
+            self.on_file(folder / name)
+        for name in sorted(listed.folders - known.folders):
+            for path in self._list_tree(folder / name):
+                self.on_file(path)
+
+    def _list_tree(self, top: Path) -> Iterator[Path]:
+        """Records `top` and (when recursive) every folder under it; yields their files."""
+        pending = [top]
+        while pending and not self._stopping():
+            folder = pending.pop()
+            listed = self._list(folder)
+            if listed is None:
+                continue
+            self._folders[folder] = listed
+            yield from (folder / name for name in sorted(listed.files))
+            if self.recursive:
+                pending.extend(folder / name for name in listed.folders)
+
+    def _list(self, folder: Path) -> _Folder | None:
+        """The folder's entries, with its ctime taken before them (an entry added while it
+        is listed then shows as a change at the next poll); None if it is gone."""
+        try:
+            self.stats += 1
+            before = folder.stat()
+        except OSError as err:
+            if faults.is_gone(err):
+                return None
+            logger.warning("cannot look at folder %s: %s", folder, err.strerror or err)
+            return _Folder(-1, -1, frozenset(), frozenset(), unreadable=True)
+        listed_at = time.time()
+        files, folders = [], []
+        try:
+            self.stats += 1
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            # Symlinked folders are not followed (a loop, a link to /).
+                            folders.append(entry.name)
+                        elif entry.is_file(follow_symlinks=True):
+                            files.append(entry.name)
+                    except OSError:  # a symlink loop: skip the entry, not the folder
+                        continue
+        except OSError as err:
+            if faults.is_gone(err):
+                return None
+            known = self._folders.get(folder)
+            if known is None or not known.unreadable:
+                logger.warning("cannot read folder %s: %s", folder, err.strerror or err)
+            # Listed again once its ctime moves: an entry added, or its permissions changed.
+            return _Folder(before.st_ctime_ns, before.st_ino, frozenset(), frozenset(),
+                           unreadable=True)
+        racy = before.st_ctime_ns / 1e9 > listed_at - _RACY_SECONDS
+        return _Folder(before.st_ctime_ns, before.st_ino, frozenset(files), frozenset(folders),
+                       recheck=racy)
+
+    def _forget(self, folder: Path) -> None:
+        for known in [f for f in self._folders if f == folder or folder in f.parents]:
+            del self._folders[known]
