@@ -14,6 +14,7 @@ from typing import Literal
 from subtitled import models
 from subtitled.config import DaemonSettings
 from subtitled.errors import ConfigError, ModelError
+from subtitled.mounts import filesystem_type, needs_polling
 
 Verdict = Literal["pass", "warn", "fail"]
 
@@ -122,7 +123,8 @@ def _folders(settings: DaemonSettings) -> Iterator[Check]:
             yield Check(f"folder {root.path}", "fail", "not readable and writable by this user",
                         "grant the service user access (and ReadWritePaths= in the unit)")
         else:
-            yield Check(f"folder {root.path}", "pass", "readable and writable")
+            yield Check(f"folder {root.path}", "pass",
+                        f"readable and writable; {_watched_how(root.path, settings)}")
     state = settings.state_dir
     parent = state if state.exists() else next((p for p in state.parents if p.exists()), state)
     if _writable(parent):
@@ -130,6 +132,14 @@ def _folders(settings: DaemonSettings) -> Iterator[Check]:
     else:
         yield Check("state directory", "fail", f"{state} is not writable",
                     "use StateDirectory= in the unit, or fix the folder's owner")
+
+
+def _watched_how(folder: Path, settings: DaemonSettings) -> str:
+    kind = filesystem_type(folder) or "unknown filesystem"
+    if needs_polling(folder, settings.scan.polling):
+        return f"{kind}, its folders polled every " \
+            f"{settings.scan.polling_interval_seconds:g} s"
+    return f"{kind}, watched with inotify"
 
 
 def _inotify(settings: DaemonSettings, limit_file: Path) -> Iterator[Check]:
@@ -140,7 +150,8 @@ def _inotify(settings: DaemonSettings, limit_file: Path) -> Iterator[Check]:
     from subtitled.watcher import count_folders
 
     folders = sum(count_folders(root.path, root.recursive) for root in settings.watch
-                  if root.path.is_dir())
+                  if root.path.is_dir() and
+                  not needs_polling(root.path, settings.scan.polling))
     verdict: Verdict = "pass" if folders < 0.8 * limit else "warn"
     yield Check("inotify watches", verdict, f"{folders} folders to watch, limit {limit}",
                 "" if verdict == "pass" else

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from subtitled.mounts import filesystem_type
 from tests.integration.standin import StandIn
 from tests.integration.test_bad_inputs import NO_ROOT_OVERRIDE
 
@@ -56,6 +57,13 @@ def test_doctor_passes_for_a_cpu_configuration(tmp_path: Path) -> None:
     assert details["model.engine"].startswith("faster-whisper: no CUDA GPU")
     assert details["model.beam_size"].startswith("1: a CPU")
     assert "GiB needed for tiny.en at batch" in details["memory"]
+    kind = filesystem_type(media)
+    assert kind and details[f"folder {media}"] == \
+        f"readable and writable; {kind}, watched with inotify"
+    polled = doctor(tmp_path, media, scan={"polling": "on"})
+    assert checks(polled.stdout)[f"folder {media}"][1].endswith(
+        f"{kind}, its folders polled every 60 s")
+    assert checks(polled.stdout)["inotify watches"][1].startswith("0 folders to watch")
 
 
 def test_a_memory_limit_too_small_for_the_model_fails_with_the_fix(tmp_path: Path) -> None:
