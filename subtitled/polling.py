@@ -36,14 +36,16 @@ class _Folder:
 
 class FolderPoller:
     """Polls one root every `interval` seconds on a thread of its own. `on_file` hears of
-    each file that appeared (in a changed folder, or in a new folder), `on_gone` of each
-    file or folder that went."""
+    each file that appeared in a folder it knew, `on_folder` of each folder that appeared
+    (False) or is another folder than it was (True: a share mounted again, a folder
+    replaced), for its files to be scanned; `on_gone` of each file or folder that went."""
 
     def __init__(self, root: Path, recursive: bool, interval: float, *,
-                 on_file: Callable[[Path], None], on_gone: Callable[[Path], None],
-                 stop: threading.Event | None = None) -> None:
+                 on_file: Callable[[Path], None], on_folder: Callable[[Path, bool], None],
+                 on_gone: Callable[[Path], None], stop: threading.Event | None = None
+                 ) -> None:
         self.root, self.recursive, self.interval = root, recursive, interval
-        self.on_file, self.on_gone = on_file, on_gone
+        self.on_file, self.on_folder, self.on_gone = on_file, on_folder, on_gone
         self.stats = 0  # stat and listing calls, for the benchmark and its metric
         self._folders: dict[Path, _Folder] = {}
         self._stop = threading.Event()
@@ -107,17 +109,25 @@ class FolderPoller:
             return
         if listed.unreadable:  # not a deletion: what it held is still known
             listed = replace(listed, files=known.files, folders=known.folders)
+        replaced = not known.unreadable and listed.inode != known.inode
         self._folders[folder] = listed
         for name in sorted(known.files - listed.files):
             self.on_gone(folder / name)
         for name in sorted(known.folders - listed.folders):
             self._forget(folder / name)
             self.on_gone(folder / name)
+        if replaced:  # all of it is another tree now: learnt anew, and scanned
+            self._forget(folder)
+            for _ in self._list_tree(folder):
+                pass
+            self.on_folder(folder, True)
+            return
         for name in sorted(listed.files - known.files):
             self.on_file(folder / name)
         for name in sorted(listed.folders - known.folders):
-            for path in self._list_tree(folder / name):
-                self.on_file(path)
+            for _ in self._list_tree(folder / name):
+                pass
+            self.on_folder(folder / name, False)
 
     def _list_tree(self, top: Path) -> Iterator[Path]:
         """Records `top` and (when recursive) every folder under it; yields their files."""

@@ -162,7 +162,8 @@ class Watcher:
     def _poll(self, root: WatchRoot) -> None:
         poller = FolderPoller(root.path, root.recursive, self.scan.polling_interval_seconds,
                               on_file=lambda path: self.offer(path, PRIORITY_NEW),
-                              on_gone=self.gone, stop=self._stop)
+                              on_folder=self._folder_appeared, on_gone=self.gone,
+                              stop=self._stop)
         try:
             poller.start()
         except OSError as err:
@@ -170,6 +171,13 @@ class Watcher:
             return
         with self._lock:
             self._observers[root] = poller
+
+    def _folder_appeared(self, folder: Path, replaced: bool) -> None:
+        """A new folder is scanned like watchdog's new folders are, its files' mtimes
+        trusted (a show moved in settles at once, and 100,000 files do not each wait out
+        the quiet period under a stat every half second); one that is another folder than
+        it was (a share mounted again) holds the library, not new arrivals."""
+        self.scan_folder(folder, PRIORITY_BACKFILL if replaced else PRIORITY_NEW)
 
     def _start_observer(self, root: WatchRoot, *, raise_errors: bool = False) -> Any:
         from watchdog.observers import Observer

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -236,26 +237,33 @@ def library(top: Path, folders: int, files: int) -> None:
             (folder / f"e{episode:02d}.mkv").write_bytes(b"x")
 
 
+@dataclass
+class Polled:
+    poller: FolderPoller
+    files: list[Path]
+    folders: list[tuple[Path, bool]]  # and whether it replaced another
+    gone: list[Path]
+
+
 @pytest.fixture
-def poller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[tuple[FolderPoller, list[Path], list[Path]]]:
+def polled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Polled]:
     """A poller over 20 folders of 10 files, polled by hand (its own thread waits an
     hour), with no folder too recent to trust."""
     monkeypatch.setattr(polling, "_RACY_SECONDS", 0.0)
     library(tmp_path, 19, 10)
-    found: list[Path] = []
-    gone: list[Path] = []
-    poller = FolderPoller(tmp_path, True, 3600, on_file=found.append, on_gone=gone.append)
-    poller.start()
+    seen = Polled(FolderPoller(tmp_path, True, 3600, on_file=lambda p: seen.files.append(p),
+                               on_folder=lambda p, r: seen.folders.append((p, r)),
+                               on_gone=lambda p: seen.gone.append(p)), [], [], [])
+    seen.poller.start()
     try:
-        yield poller, found, gone
+        yield seen
     finally:
-        poller.stop()
+        seen.poller.stop()
 
 
 def test_a_poll_stats_each_folder_once_and_lists_only_what_changed(
-        tmp_path: Path, poller: tuple[FolderPoller, list[Path], list[Path]]) -> None:
-    watcher, found, gone = poller
+        tmp_path: Path, polled: Polled) -> None:
+    watcher, found, gone = polled.poller, polled.files, polled.gone
     before = watcher.stats
     watcher.poll()
     assert watcher.stats - before == 20 and not found and not gone  # 20 stats, no listing
@@ -270,20 +278,37 @@ def test_a_poll_stats_each_folder_once_and_lists_only_what_changed(
 
 
 def test_new_folders_are_listed_whole_and_deleted_ones_go_with_what_they_held(
-        tmp_path: Path, poller: tuple[FolderPoller, list[Path], list[Path]]) -> None:
-    watcher, found, gone = poller
+        tmp_path: Path, polled: Polled) -> None:
+    watcher = polled.poller
     library(tmp_path / "Show 40", 2, 3)  # a show with two seasons, in one move
     watcher.poll()
-    assert sorted(found) == sorted(tmp_path / "Show 40" / f"Show {s:02d}" / f"e{e:02d}.mkv"
-                                   for s in range(2) for e in range(3))
+    assert polled.folders == [(tmp_path / "Show 40", False)] and not polled.files
     for path in (tmp_path / "Show 05").iterdir():
         path.unlink()
     (tmp_path / "Show 05").rmdir()
     watcher.poll()
-    assert gone == [tmp_path / "Show 05"]
+    assert polled.gone == [tmp_path / "Show 05"]
     before = watcher.stats
     watcher.poll()  # the new folders are polled like the others, the deleted one no more
     assert watcher.stats - before == 20 - 1 + 3
+    (tmp_path / "Show 40" / "Show 01" / "e09.mkv").write_bytes(b"x")
+    watcher.poll()
+    assert polled.files == [tmp_path / "Show 40" / "Show 01" / "e09.mkv"]
+
+
+def test_a_folder_that_is_another_folder_now_is_scanned_whole(
+        tmp_path: Path, polled: Polled) -> None:
+    """A share mounted again, or a season deleted and copied anew: the folder at that path
+    is another one, whose files are the library's, to be scanned as such."""
+    season = tmp_path / "Show 03"
+    season.rename(tmp_path / "old")
+    library(tmp_path / "new", 1, 2)
+    (tmp_path / "new" / "Show 00").rename(season)
+    polled.poller.poll()
+    assert (season, True) in polled.folders and (tmp_path / "old", False) in polled.folders
+    polled.folders.clear()
+    polled.poller.poll()
+    assert not polled.folders and not polled.files
 
 
 def test_a_folder_changed_just_before_its_listing_is_listed_again(
@@ -293,7 +318,7 @@ def test_a_folder_changed_just_before_its_listing_is_listed_again(
     monkeypatch.setattr(polling, "_RACY_SECONDS", 3600.0)  # every folder just changed
     library(tmp_path, 1, 1)
     poller = FolderPoller(tmp_path, True, 3600, on_file=lambda _: None,
-                          on_gone=lambda _: None)
+                          on_folder=lambda _, __: None, on_gone=lambda _: None)
     poller.start()
     try:
         before = poller.stats
