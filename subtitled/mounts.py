@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 
@@ -93,3 +95,39 @@ def needs_polling(path: Path, mode: str, mountinfo: str | None = None) -> bool:
     if kind in _LOCAL_FUSE:
         return False
     return kind.startswith("fuse.") or kind in _REMOTE_FILESYSTEMS
+
+
+class MountChanges:
+    """Whether any filesystem was mounted or unmounted since the last ask: the kernel
+    marks an open /proc/self/mountinfo with a priority event on every change (proc(5)),
+    even when the table reads the same after (a share unmounted and mounted again at
+    once). Without /proc, every ask says yes."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+        self._poll = select.poll()
+        try:
+            self._file = MOUNTINFO.open("rb")
+        except OSError:
+            return
+        self._poll.register(self._file, select.POLLPRI | select.POLLERR)
+        self._drain()
+
+    def _drain(self) -> None:
+        assert self._file is not None
+        self._file.seek(0)
+        while self._file.read(65536):
+            pass
+
+    def changed(self) -> bool:
+        if self._file is None:
+            return True
+        if not self._poll.poll(0):
+            return False
+        self._drain()  # the event stays until the file is read again
+        return True
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from watchdog.events import (
 from subtitled import failpoints
 from subtitled.config import ScanSettings, WatchRoot
 from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
-from subtitled.mounts import needs_polling
+from subtitled.mounts import MountChanges, filesystem_type, needs_polling
 from subtitled.polling import FolderPoller
 from subtitled.settle import Settler, is_candidate
 
@@ -82,16 +82,27 @@ class Watcher:
         self.backfill_since = backfill_since
         self.watching = threading.Event()  # every root is watched (or found unwatchable)
         self.scanned = threading.Event()  # the first scan of every root has been offered
-        self.degraded: list[str] = []
         self._observers: dict[WatchRoot, Any] = {}  # watchdog observers and FolderPollers
         self._inotify: dict[WatchRoot, Any] = {}  # the roots inotify watches, and how
-        self._devices: dict[WatchRoot, int | None] = {}  # st_dev when its watch was set
-        self._lock = threading.Lock()  # the observers, between the setup thread and stop
+        # What each root was when its watch was set: its (major, minor, inode) as stat
+        # says, and as the kernel's list of inotify watches says (None for a polled root;
+        # they differ on btrfs, whose subvolumes stat with a device of their own).
+        self._watched_as: dict[WatchRoot, tuple[_Identity | None, _Identity | None]] = {}
+        self._mounts: MountChanges | None = None  # whether the mount table changed
+        self._degraded: dict[WatchRoot, str] = {}
+        self._lock = threading.Lock()  # the observers and flags, between the threads
         self._stop = threading.Event()
         self._wake = threading.Event()  # for the rescan thread: see the flags below
         self._rescan_due: set[WatchRoot] = set()
         self._watches_due = False
         self._thread: threading.Thread | None = None
+
+    @property
+    def degraded(self) -> list[str]:
+        """One line per root not watched with inotify: what watches it instead, or why
+        nothing does."""
+        with self._lock:
+            return [self._degraded[r] for r in self.roots if r in self._degraded]
 
     def offer(self, path: Path, priority: int, *, trust_mtime: bool = False) -> None:
         if is_candidate(path, self.scan):
@@ -114,6 +125,7 @@ class Watcher:
     def _run(self) -> None:
         started = time.monotonic()
         failpoints.delay("slow-watch", 8.0)
+        self._mounts = MountChanges()
         for root in self.roots:
             if self._stop.is_set():
                 return
@@ -134,13 +146,15 @@ class Watcher:
         return "inotify"
 
     def _watch(self, root: WatchRoot) -> None:
-        self._devices[root] = _device(root.path)
+        identity = _identity(root.path)
+        self._watched_as[root] = (identity, None)
         if needs_polling(root.path, self.scan.polling):
             self._set_degraded(root, f"polling {root.path} (network or FUSE filesystem)")
             self._poll(root)
             return
         folders = count_folders(root.path, root.recursive, self._stop)
         held = watches_held()
+        before = inotify_watched() or set()
         try:
             observer = self._start_observer(root, raise_errors=True)
         except OSError as err:
@@ -157,20 +171,33 @@ class Watcher:
             self._poll_instead(root, f"inotify watch limit reached after {added} of "
                                      f"{folders} folders")
             return
+        if observer is None:  # stopped meanwhile
+            return
+        # The root's own watch, as the kernel lists it: a new one with the root's inode.
+        new = (inotify_watched() or set()) - before
+        kernel = next((w for w in new if identity is not None and w[2] == identity[2]),
+                      identity)
+        self._watched_as[root] = (identity, kernel)
         self._inotify[root] = observer
 
     def _poll(self, root: WatchRoot) -> None:
+        kind = filesystem_type(root.path)
         poller = FolderPoller(root.path, root.recursive, self.scan.polling_interval_seconds,
                               on_file=lambda path: self.offer(path, PRIORITY_NEW),
                               on_folder=self._folder_appeared, on_gone=self.gone,
-                              stop=self._stop)
-        try:
-            poller.start()
-        except OSError as err:
-            self._watch_failed(root, err)
-            return
+                              stop=self._stop, list_always=kind.startswith("fuse"))
+        poller.start()
+        self._register(root, poller)
+
+    def _register(self, root: WatchRoot, observer: Any) -> bool:
+        """Keep `observer` for `root`, unless the watcher was stopped meanwhile (a reload
+        while a big library was being watched): then it is stopped here, not leaked."""
         with self._lock:
-            self._observers[root] = poller
+            if not self._stop.is_set():
+                self._observers[root] = observer
+                return True
+        _discard(observer)
+        return False
 
     def _folder_appeared(self, folder: Path, replaced: bool) -> None:
         """A new folder is scanned like watchdog's new folders are, its files' mtimes
@@ -193,9 +220,7 @@ class Watcher:
                 raise
             self._watch_failed(root, err)
             return None
-        with self._lock:
-            self._observers[root] = observer
-        return observer
+        return observer if self._register(root, observer) else None
 
     def _unwatch(self, root: WatchRoot) -> None:
         with self._lock:
@@ -204,10 +229,12 @@ class Watcher:
         if observer is not None:
             _discard(observer)
 
-    def _set_degraded(self, root: WatchRoot, why: str) -> None:
-        """One line per root: what replaces its inotify watch, or why it has none."""
-        mark = f"{root.path} "
-        self.degraded = [line for line in self.degraded if mark not in f"{line} "] + [why]
+    def _set_degraded(self, root: WatchRoot, why: str | None) -> None:
+        with self._lock:
+            if why is None:
+                self._degraded.pop(root, None)
+            else:
+                self._degraded[root] = why
 
     def _poll_instead(self, root: WatchRoot, cause: str) -> None:
         """Out of inotify watches or instances: polling finds the same files, slower."""
@@ -226,12 +253,23 @@ class Watcher:
 
     def events_lost(self) -> None:
         """The kernel dropped events (inotify queue overflow): rescan soon."""
-        if not self._rescan_due:
+        if self._rescan_soon(self.roots):
             logger.warning("inotify dropped events (queue overflow); rescanning the watched "
                            "folders. If this repeats, raise `sysctl fs.inotify."
                            "max_queued_events`")
-            self._rescan_due = set(self.roots)
-            self._wake.set()
+
+    def _rescan_soon(self, roots: Iterable[WatchRoot]) -> bool:
+        """True when that added a root to the rescan due."""
+        with self._lock:
+            added = set(roots) - self._rescan_due
+            self._rescan_due |= added
+        self._wake.set()
+        return bool(added)
+
+    def _rescans_due(self) -> set[WatchRoot]:
+        with self._lock:
+            due, self._rescan_due = self._rescan_due, set()
+        return due
 
     def folders_added(self) -> None:
         """New folders take new inotify watches, which can run out: check soon."""
@@ -258,6 +296,9 @@ class Watcher:
         for observer in observers:
             observer.join(timeout=10)
         self._inotify = {}
+        if self._mounts is not None and (self._thread is None or
+                                         not self._thread.is_alive()):
+            self._mounts.close()
 
     def _rescan_loop(self) -> None:
         next_rescan = time.monotonic()
@@ -271,9 +312,9 @@ class Watcher:
                 self._check_mounts()
                 next_mount_check = time.monotonic() + _MOUNT_CHECK_SECONDS
             if now >= next_rescan or (self._rescan_due and now >= soonest):
+                due = self._rescans_due()
                 roots = self.roots if now >= next_rescan else \
-                    tuple(r for r in self.roots if r in self._rescan_due)
-                self._rescan_due = set()
+                    tuple(r for r in self.roots if r in due)
                 self.rescan(roots)
                 if now >= next_rescan:
                     self.scanned.set()
@@ -289,12 +330,14 @@ class Watcher:
             self._wake.wait(max(0.0, wait))
 
     def _check_mounts(self) -> None:
-        """A root whose watch no longer sees it is watched anew, as its filesystem now
-        needs, and rescanned: an inotify root whose watch the kernel dropped (its disk or
-        pool was unmounted, even if mounted again since) or whose folder is now another
-        (a share mounted over it); a polled root now on another device (a share mounted
-        there, or gone from it). A polled share mounted again where it was needs nothing:
-        polling follows the path."""
+        """When the mount table changed: a root whose watch no longer sees it is watched
+        anew, as its filesystem now needs, and rescanned. An inotify root whose watch the
+        kernel dropped (its disk or pool was unmounted, even if mounted again since) or
+        whose folder is another now (a share mounted over it); a polled root on another
+        device (a share mounted there, or gone from it). A polled share mounted again
+        where it was is the poller's: it polls the path, and learns the tree anew."""
+        if self._mounts is not None and not self._mounts.changed():
+            return
         watched = inotify_watched()
         for root in self.roots:
             if self._stop.is_set():
@@ -302,17 +345,17 @@ class Watcher:
             identity = _identity(root.path)
             if identity is None:  # not there at all: the breaker pauses its files
                 continue
+            then, kernel = self._watched_as.get(root, (None, None))
             if root in self._inotify:
-                lost = watched is not None and identity not in watched
+                lost = identity != then or (watched is not None and kernel not in watched)
             else:
-                lost = os.makedev(*identity[:2]) != self._devices.get(root)
+                lost = then is None or identity[:2] != then[:2]
             if not lost:
                 continue
             self._unwatch(root)
-            self.degraded = [line for line in self.degraded
-                             if f"{root.path} " not in f"{line} "]
+            self._set_degraded(root, None)
             self._watch(root)
-            self._rescan_due.add(root)
+            self._rescan_soon([root])
             logger.warning("%s: no longer the folder its watch was set on (unmounted, or "
                            "mounted again); watched anew (%s) and rescanned", root.path,
                            self._how(root))
@@ -335,7 +378,7 @@ class Watcher:
             self._unwatch(root)
             self._poll_instead(root, f"inotify watch limit reached ({held} watches for "
                                      f"{needed} folders)")
-        self._rescan_due.update(roots)
+        self._rescan_soon(roots)
         return False
 
     def rescan(self, roots: tuple[WatchRoot, ...] | None = None) -> None:
@@ -411,14 +454,10 @@ def watches_held() -> int:
     return count
 
 
-def _device(path: Path) -> int | None:
-    try:
-        return path.stat().st_dev
-    except OSError:
-        return None
+_Identity = tuple[int, int, int]  # major, minor, inode
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def _identity(path: Path) -> _Identity | None:
     """(major, minor, inode) of a folder, as inotify_watched lists them."""
     try:
         found = path.stat()
@@ -427,7 +466,7 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return os.major(found.st_dev), os.minor(found.st_dev), found.st_ino
 
 
-def inotify_watched() -> set[tuple[int, int, int]] | None:
+def inotify_watched() -> set[_Identity] | None:
     """(major, minor, inode) of every folder this process's inotify watches hold, from
     the kernel (None without /proc). An unmount drops the watches on that filesystem
     without a word to watchdog; this is how the watcher finds out."""

@@ -493,7 +493,10 @@ class Daemon:
         if lost is not None:  # an unmount looks like a delete of everything under it
             logger.warning("%s: seen as deleted, but %s; its jobs are kept", path, lost)
             return
-        if self.store is not None and self.store.forget_queued(path):
+        if self.store is None:
+            return
+        dropped: int | None = self._store_call(partial(self.store.forget_queued, path))
+        if dropped:
             logger.info("%s: moved away or deleted; dropped from the queue", path)
 
     def _reload_during_job(self) -> None:

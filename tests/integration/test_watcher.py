@@ -266,7 +266,7 @@ def test_a_poll_stats_each_folder_once_and_lists_only_what_changed(
     watcher, found, gone = polled.poller, polled.files, polled.gone
     before = watcher.stats
     watcher.poll()
-    assert watcher.stats - before == 20 and not found and not gone  # 20 stats, no listing
+    assert watcher.stats - before == 20 and not found and not gone  # a stat each, no listing
     (tmp_path / "Show 03" / "new.mkv").write_bytes(b"x")
     (tmp_path / "Show 07" / "e01.mkv").unlink()
     before = watcher.stats
@@ -377,3 +377,43 @@ def test_a_root_mounted_again_is_watched_anew(
                 assert watcher.alive()
         finally:
             watcher.stop()
+
+
+def test_a_file_replaced_under_its_own_name_is_a_new_file(tmp_path: Path,
+                                                          polled: Polled) -> None:
+    """An upgrade that keeps the name (written beside, renamed over): same name, another
+    file. inotify sees the rename; polling sees another inode under the name."""
+    upgrade = tmp_path / "Show 03" / ".e01.mkv.partial"
+    upgrade.write_bytes(b"better")
+    polled.poller.poll()
+    assert polled.files == [upgrade]  # (the watcher passes over temporary names)
+    upgrade.rename(tmp_path / "Show 03" / "e01.mkv")
+    polled.poller.poll()
+    assert polled.files == [upgrade, tmp_path / "Show 03" / "e01.mkv"]
+    assert polled.gone == [upgrade]
+
+
+def test_a_polled_root_below_a_share_that_goes_and_comes_back_is_scanned_again(
+        tmp_path: Path) -> None:
+    point = tmp_path / "nas"
+    point.mkdir()
+    seen = Polled(FolderPoller(point / "tv", True, 3600, on_file=lambda p: seen.files.append(p),
+                               on_folder=lambda p, r: seen.folders.append((p, r)),
+                               on_gone=lambda p: seen.gone.append(p)), [], [], [])
+    with tmpfs(point):
+        library(point / "tv", 3, 2)
+        seen.poller.start()
+        try:
+            subprocess.run(["umount", str(point)], check=True)
+            seen.poller.poll()
+            seen.poller.poll()
+            assert seen.gone == [point / "tv"]  # once: the breaker keeps its jobs
+            with tmpfs(point):
+                library(point / "tv", 3, 2)
+                seen.poller.poll()
+                assert seen.folders == [(point / "tv", True)]  # the library, scanned whole
+                (point / "tv" / "Show 01" / "new.mkv").write_bytes(b"x")
+                seen.poller.poll()
+                assert seen.files == [point / "tv" / "Show 01" / "new.mkv"]
+        finally:
+            seen.poller.stop()
