@@ -41,8 +41,10 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def keep_freed_memory() -> bool:
-    """Keep freed memory in one heap for the next inference pass. Call before the model
-    starts its threads. True when the allocator took the policy."""
+    """Keep freed memory in one heap for the next inference pass. Call before the process
+    starts any thread: a thread that allocates before it gets a heap of its own, which
+    later threads (the engine's) can be handed, and there the freed blocks go back to the
+    kernel again. True when the allocator took the policy."""
     libc = _glibc()
     if libc is None:
         return False

@@ -257,6 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     args.verbose += args.verbose_after
+    if args.command in ("transcribe", "run"):
+        # Before any thread: one that allocates before the policy (the daemon's HTTP
+        # server, its media-server refresher) gets a heap of its own, which the engine's
+        # threads may then be given, and the encoder's page faults come back (17 % more
+        # CPU for a whole job; BENCHMARKS.md).
+        from subtitled import allocator
+
+        allocator.keep_freed_memory()
     try:
         if args.command == "transcribe":
             from subtitled.commands import transcribe

@@ -16,7 +16,15 @@ _SCRIPT = r"""
 import ctypes, json, resource, sys, threading
 from subtitled import allocator
 
-kept = allocator.keep_freed_memory() if sys.argv[1] == "keep" else None
+def resident_thread():  # a thread that allocates and stays, as the daemon's HTTP server
+    threading.Thread(target=lambda: [bytearray(4096) for _ in range(100)] and
+                     threading.Event().wait(), daemon=True).start()
+
+if sys.argv[1] == "late":
+    resident_thread()
+kept = allocator.keep_freed_memory() if sys.argv[1] != "plain" else None
+if sys.argv[1] == "first":
+    resident_thread()
 libc = ctypes.CDLL(None)
 libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: faults counted in 4 KiB pages everywhere
 libc.malloc.restype = ctypes.c_void_p
@@ -37,9 +45,10 @@ def rss_mib():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
 
-worker = threading.Thread(target=passes)
-worker.start()
-worker.join()
+for _ in range(1 if sys.argv[1] in ("plain", "keep") else 4):
+    worker = threading.Thread(target=passes)  # each engine call has a thread of its own
+    worker.start()
+    worker.join()
 held = rss_mib()
 allocator.release_freed_memory()
 print(json.dumps({"kept": kept, "faults": faults, "held": held, "released": rss_mib()}))
@@ -70,3 +79,16 @@ def test_the_memory_kept_goes_back_to_the_system_when_released() -> None:
     held, released = kept["held"], kept["released"]
     assert isinstance(held, float) and isinstance(released, float)
     assert held - released > 64  # MiB of the 96 MiB block, kept until released
+
+
+def test_the_policy_holds_only_if_taken_before_any_thread_allocates() -> None:
+    """A thread that allocated before the policy keeps a heap of its own, and glibc hands
+    it to later threads in turn: their passes fault every page in again. Taken first (as
+    `subtitled run` and `transcribe` do, before their threads), every later thread
+    shares the one heap."""
+    pages = (96 << 20) // 4096
+    late, first = _run("late"), _run("first")
+    late_faults, first_faults = late["faults"], first["faults"]
+    assert isinstance(late_faults, list) and isinstance(first_faults, list)
+    assert max(late_faults[1:]) > pages // 2
+    assert max(first_faults[1:]) < pages // 20

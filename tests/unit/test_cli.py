@@ -103,3 +103,38 @@ def test_the_journal_is_recognised_by_the_stream_not_the_variable(tmp_path: Path
     assert not journal_stream({"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino + 1}"})
     assert not journal_stream({"JOURNAL_STREAM": "garbage"})
     assert not journal_stream({})
+
+
+@pytest.mark.parametrize("command", ["run", "transcribe"])
+def test_the_allocator_policy_is_taken_before_the_command_starts_a_thread(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy holds only for threads that allocate after it (tests/unit/
+    test_allocator.py): the daemon's HTTP server and the rest start after this."""
+    from subtitled import allocator, commands
+    from subtitled.service import daemon
+
+    order: list[str] = []
+    threads_then: list[int] = []
+
+    def policy() -> bool:
+        import threading
+
+        threads_then.append(threading.active_count())
+        order.append("policy")
+        return True
+
+    monkeypatch.setattr(allocator, "keep_freed_memory", policy)
+    def run(*_: object) -> int:
+        order.append("run")
+        return 0
+
+    monkeypatch.setattr(daemon.Daemon, "run", run)
+    monkeypatch.setattr(commands, "transcribe", run)
+    (tmp_path / "media").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"watch: [{tmp_path / 'media'}]\nstate_dir: {tmp_path / 'state'}\n")
+    argv = ["run", "--config", str(config)] if command == "run" else \
+        ["transcribe", str(tmp_path)]
+    assert main(argv) == 0
+    assert order == ["policy", "run"]
+    assert threads_then == [1]  # nothing but the main thread yet
