@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, Strict, with_config
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, with_config
 
 from subtitled import languages
 
@@ -244,7 +244,14 @@ class TranscribeSettings:
 
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".m4v", ".avi", ".mov", ".wmv", ".webm", ".ts", ".m2ts",
                     ".mts", ".mpg", ".mpeg", ".vob", ".flv", ".ogv", ".3gp", ".divx")
-PollingMode = Literal["auto", "on", "off"]
+def _on_off(value: object) -> object:
+    """YAML 1.1 reads a bare on/off as a boolean: `polling: on` means "on"."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
+PollingMode = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
 # The library found at start and by rescans: all of it in the order found, none of it (only
 # files that arrive from then on), or all of it, the most recently modified first.
 Backfill = Literal["all", "none", "newest-first"]

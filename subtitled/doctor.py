@@ -137,8 +137,9 @@ def _folders(settings: DaemonSettings) -> Iterator[Check]:
 def _watched_how(folder: Path, settings: DaemonSettings) -> str:
     kind = filesystem_type(folder) or "unknown filesystem"
     if needs_polling(folder, settings.scan.polling):
+        why = " (scan.polling: on)" if settings.scan.polling == "on" else ""
         return f"{kind}, its folders polled every " \
-            f"{settings.scan.polling_interval_seconds:g} s"
+            f"{settings.scan.polling_interval_seconds:g} s{why}"
     return f"{kind}, watched with inotify"
 
 

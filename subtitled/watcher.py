@@ -50,19 +50,30 @@ _EVENTS = (FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
 
 
 class _Handler(FileSystemEventHandler):
-    """watchdog events → settler notes; a moved or deleted path is forgotten."""
+    """watchdog events → settler notes; a moved or deleted path is forgotten. A root that
+    is a symlink is watched at the folder it names (watchdog would watch the link itself,
+    and hear nothing of the folder): its events are named under the root again."""
 
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher = watcher
+    def __init__(self, watcher: Watcher, root: Path, watched: Path) -> None:
+        self.watcher, self.root, self.watched = watcher, root, watched
+
+    def _named(self, raw: bytes | str) -> Path:
+        path = Path(os.fsdecode(raw))
+        if self.watched == self.root:
+            return path
+        try:
+            return self.root / path.relative_to(self.watched)
+        except ValueError:
+            return path
 
     def dispatch(self, event: FileSystemEvent) -> None:
         kind = event.event_type
-        source = Path(os.fsdecode(event.src_path))
+        source = self._named(event.src_path)
         failpoints.fail("observer-dies", source.name)
         if kind in ("deleted", "moved"):
             self.watcher.gone(source)
         if kind == "moved":
-            source = Path(os.fsdecode(event.dest_path))
+            source = self._named(event.dest_path)
         if kind in ("opened", "closed_no_write", "deleted"):
             return
         if event.is_directory:
@@ -90,6 +101,7 @@ class Watcher:
         self._watched_as: dict[WatchRoot, tuple[_Identity | None, _Identity | None]] = {}
         self._mounts: MountChanges | None = None  # whether the mount table changed
         self._degraded: dict[WatchRoot, str] = {}
+        self._why_polled: dict[WatchRoot, str] = {}  # polled by design, and why
         self._lock = threading.Lock()  # the observers and flags, between the threads
         self._stop = threading.Event()
         self._wake = threading.Event()  # for the rescan thread: see the flags below
@@ -142,14 +154,17 @@ class Watcher:
         if observer is None:
             return "rescanned only"
         if isinstance(observer, FolderPoller):
-            return f"folders polled every {self.scan.polling_interval_seconds:g} s"
+            why = self._why_polled.get(root, "out of inotify watches")
+            return f"folders polled every {self.scan.polling_interval_seconds:g} s: {why}"
         return "inotify"
 
     def _watch(self, root: WatchRoot) -> None:
         identity = _identity(root.path)
         self._watched_as[root] = (identity, None)
         if needs_polling(root.path, self.scan.polling):
-            self._set_degraded(root, f"polling {root.path} (network or FUSE filesystem)")
+            # Expected, not degraded: what the filesystem (or the configuration) needs.
+            self._why_polled[root] = "scan.polling: on" if self.scan.polling == "on" else \
+                filesystem_type(root.path) or "a filesystem inotify does not see"
             self._poll(root)
             return
         folders = count_folders(root.path, root.recursive, self._stop)
@@ -210,9 +225,10 @@ class Watcher:
         from watchdog.observers import Observer
 
         observer = Observer()
+        watched = root.path.resolve()
         try:
-            observer.schedule(_Handler(self), str(root.path), recursive=root.recursive,
-                              event_filter=list(_EVENTS))
+            observer.schedule(_Handler(self, root.path, watched), str(watched),
+                              recursive=root.recursive, event_filter=list(_EVENTS))
             observer.start()
         except OSError as err:
             _discard(observer)
@@ -354,6 +370,7 @@ class Watcher:
                 continue
             self._unwatch(root)
             self._set_degraded(root, None)
+            self._why_polled.pop(root, None)
             self._watch(root)
             self._rescan_soon([root])
             logger.warning("%s: no longer the folder its watch was set on (unmounted, or "

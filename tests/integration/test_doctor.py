@@ -62,7 +62,7 @@ def test_doctor_passes_for_a_cpu_configuration(tmp_path: Path) -> None:
         f"readable and writable; {kind}, watched with inotify"
     polled = doctor(tmp_path, media, scan={"polling": "on"})
     assert checks(polled.stdout)[f"folder {media}"][1].endswith(
-        f"{kind}, its folders polled every 60 s")
+        f"{kind}, its folders polled every 60 s (scan.polling: on)")
     assert checks(polled.stdout)["inotify watches"][1].startswith("0 folders to watch")
 
 

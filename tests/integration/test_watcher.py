@@ -17,7 +17,7 @@ import pytest
 from subtitled import polling
 from subtitled import watcher as watcher_module
 from subtitled.config import ScanSettings, WatchRoot
-from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
+from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint
 from subtitled.mounts import Mount, filesystem_type, mount_of, needs_polling
 from subtitled.polling import FolderPoller
 from subtitled.settle import Settler
@@ -417,3 +417,47 @@ def test_a_polled_root_below_a_share_that_goes_and_comes_back_is_scanned_again(
                 assert seen.files == [point / "tv" / "Show 01" / "new.mkv"]
         finally:
             seen.poller.stop()
+
+
+def test_a_root_that_is_a_symlink_is_watched_at_the_folder_it_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """watchdog would watch the link itself and hear nothing of the folder. Events come
+    named under the root as configured; an unrelated mount does not make the root look
+    unmounted."""
+    monkeypatch.setattr(watcher_module, "_MOUNT_CHECK_SECONDS", 0.2)
+    real = tmp_path / "real"
+    (real / "Films").mkdir(parents=True)
+    root = tmp_path / "library"
+    root.symlink_to(real)
+    settler = Settler(0.3)
+    scan = ScanSettings(settle_seconds=0.3, polling="off", rescan_interval_seconds=3600)
+    watcher = Watcher((WatchRoot(root),), scan, settler, lambda _: None)
+    watcher.start()
+    assert watcher.watching.wait(10)
+    try:
+        (real / "top.mkv").write_bytes(b"x")
+        (root / "Films" / "a.mkv").write_bytes(b"x")
+        (root / "New").mkdir()
+        time.sleep(0.1)  # the new folder's watch is added when its event is read
+        (root / "New" / "b.mkv").write_bytes(b"x")
+        found = {path: priority for path, _, priority in collect_paths(settler)}
+        assert found == {root / "top.mkv": PRIORITY_NEW, root / "Films" / "a.mkv":
+                         PRIORITY_NEW, root / "New" / "b.mkv": PRIORITY_NEW}
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        with tmpfs(elsewhere):
+            time.sleep(1.0)  # the mount table changed: checked every 0.2 s
+        assert "watched anew" not in caplog.text
+    finally:
+        watcher.stop()
+
+
+def collect_paths(settler: Settler, seconds: float = 3.0
+                  ) -> list[tuple[Path, Fingerprint, int]]:
+    found = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found += settler.due()
+        time.sleep(0.05)
+    return found

@@ -229,3 +229,12 @@ def test_the_quick_start_s_configuration_is_valid(tmp_path: Path) -> None:
     settings = parse(yaml.safe_load(example.read_text()), base=tmp_path / "examples")
     assert settings.watch[0].path == tmp_path / "sample"
     assert settings.state_dir == tmp_path / ".sample-state"
+
+
+def test_polling_on_and_off_unquoted_are_the_modes_not_booleans(tmp_path: Path) -> None:
+    """YAML 1.1 reads a bare `on` as true: the example's `polling: on` must still work."""
+    (tmp_path / "media").mkdir()
+    for written, meant in (("on", "on"), ("off", "off"), ("auto", "auto"), ("yes", "on")):
+        config = tmp_path / "config.yaml"
+        config.write_text(f"watch: [{tmp_path / 'media'}]\nscan:\n  polling: {written}\n")
+        assert load(config).scan.polling == meant
