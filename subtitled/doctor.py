@@ -14,7 +14,7 @@ from typing import Literal
 from subtitled import models
 from subtitled.config import DaemonSettings
 from subtitled.errors import ConfigError, ModelError
-from subtitled.mounts import filesystem_type, needs_polling
+from subtitled.mounts import filesystem_type, needs_polling, polled
 
 Verdict = Literal["pass", "warn", "fail"]
 
@@ -135,12 +135,12 @@ def _folders(settings: DaemonSettings) -> Iterator[Check]:
 
 
 def _watched_how(folder: Path, settings: DaemonSettings) -> str:
-    kind = filesystem_type(folder) or "unknown filesystem"
-    if needs_polling(folder, settings.scan.polling):
+    kind = filesystem_type(folder)
+    if polled(kind, settings.scan.polling):
         why = " (scan.polling: on)" if settings.scan.polling == "on" else ""
-        return f"{kind}, its folders polled every " \
+        return f"{kind or 'unknown filesystem'}, its folders polled every " \
             f"{settings.scan.polling_interval_seconds:g} s{why}"
-    return f"{kind}, watched with inotify"
+    return f"{kind or 'unknown filesystem'}, watched with inotify"
 
 
 def _inotify(settings: DaemonSettings, limit_file: Path) -> Iterator[Check]:

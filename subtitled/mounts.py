@@ -87,14 +87,18 @@ def filesystem_type(path: Path, mountinfo: str | None = None) -> str:
     return "" if mount is None else mount.kind
 
 
-def needs_polling(path: Path, mode: str, mountinfo: str | None = None) -> bool:
-    """`auto`: a network filesystem or a FUSE filesystem other than a local pool."""
+def polled(kind: str, mode: str) -> bool:
+    """Whether a folder on a filesystem of `kind` is polled. `auto`: a network filesystem
+    or a FUSE filesystem other than a local pool."""
     if mode != "auto":
         return mode == "on"
-    kind = filesystem_type(path, mountinfo)
     if kind in _LOCAL_FUSE:
         return False
     return kind.startswith("fuse.") or kind in _REMOTE_FILESYSTEMS
+
+
+def needs_polling(path: Path, mode: str, mountinfo: str | None = None) -> bool:
+    return polled(filesystem_type(path, mountinfo), mode)
 
 
 class MountChanges:

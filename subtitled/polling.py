@@ -100,18 +100,18 @@ class FolderPoller:
             known = self._folders.get(folder)
             if known is None:  # went with a parent earlier in this round
                 continue
-            try:
-                if folder == self.root:
-                    if isinstance(root, OSError):
-                        raise root
-                    found = root
-                else:
+            if folder == self.root:
+                if isinstance(root, OSError):  # a share that does not answer: next round
+                    continue
+                found = root
+            else:
+                try:
                     self.stats += 1
                     found = folder.stat()
-            except OSError as err:
-                if faults.is_gone(err):
-                    self._gone_folder(folder)
-                continue  # a share that does not answer: the next round asks again
+                except OSError as err:
+                    if faults.is_gone(err):
+                        self._gone_folder(folder)
+                    continue  # a share that does not answer: the next round asks again
             if (found.st_ctime_ns, found.st_ino) == (known.changed_ns, known.inode) and \
                     not known.recheck and not self.list_always:
                 continue

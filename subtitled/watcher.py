@@ -28,7 +28,7 @@ from watchdog.events import (
 from subtitled import failpoints
 from subtitled.config import ScanSettings, WatchRoot
 from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
-from subtitled.mounts import MountChanges, filesystem_type, needs_polling
+from subtitled.mounts import MountChanges, filesystem_type, polled
 from subtitled.polling import FolderPoller
 from subtitled.settle import Settler, is_candidate
 
@@ -39,8 +39,9 @@ _WATCHES_RECHECK_SECONDS = 2.0
 # Overflows come in bursts, and a rescan that starves the inotify reader causes more of
 # them: the rescans they ask for are one at a time, this far apart (from the end of one).
 _RESCAN_GAP_SECONDS = 5.0
-# How often each root's device is compared with the one it was watched on: a share
-# unmounted and mounted again is a new filesystem, which the old watches do not see.
+# How often the kernel is asked whether the mount table changed (then each root's watch
+# is checked): a share unmounted and mounted again is a new filesystem, which the old
+# watches do not see.
 _MOUNT_CHECK_SECONDS = 30.0
 
 # What a finished copy, download or move looks like. Opens and reads are left out: a media
@@ -161,42 +162,42 @@ class Watcher:
     def _watch(self, root: WatchRoot) -> None:
         identity = _identity(root.path)
         self._watched_as[root] = (identity, None)
-        if needs_polling(root.path, self.scan.polling):
+        kind = filesystem_type(root.path)
+        if polled(kind, self.scan.polling):
             # Expected, not degraded: what the filesystem (or the configuration) needs.
             self._why_polled[root] = "scan.polling: on" if self.scan.polling == "on" else \
-                filesystem_type(root.path) or "a filesystem inotify does not see"
-            self._poll(root)
+                kind or "a filesystem inotify does not see"
+            self._poll(root, kind)
             return
         folders = count_folders(root.path, root.recursive, self._stop)
-        held = watches_held()
-        before = inotify_watched() or set()
+        before = _inotify_watches()
         try:
             observer = self._start_observer(root, raise_errors=True)
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EMFILE):
                 self._watch_failed(root, err)
                 return
-            self._poll_instead(root, err.strerror or str(err))
+            self._poll_instead(root, err.strerror or str(err), kind)
             return
         # watchdog skips a subfolder it cannot watch without a word; the kernel's own
-        # count of this process's watches shows whether every folder got one.
-        added = watches_held() - held
-        if held >= 0 and added < folders:
+        # list of this process's watches shows whether every folder got one.
+        after = _inotify_watches()
+        added = len(after or ()) - len(before or ())
+        if before is not None and added < folders:
             self._unwatch(root)
             self._poll_instead(root, f"inotify watch limit reached after {added} of "
-                                     f"{folders} folders")
+                                     f"{folders} folders", kind)
             return
         if observer is None:  # stopped meanwhile
             return
         # The root's own watch, as the kernel lists it: a new one with the root's inode.
-        new = (inotify_watched() or set()) - before
+        new = set(after or ()) - set(before or ())
         kernel = next((w for w in new if identity is not None and w[2] == identity[2]),
                       identity)
         self._watched_as[root] = (identity, kernel)
         self._inotify[root] = observer
 
-    def _poll(self, root: WatchRoot) -> None:
-        kind = filesystem_type(root.path)
+    def _poll(self, root: WatchRoot, kind: str) -> None:
         poller = FolderPoller(root.path, root.recursive, self.scan.polling_interval_seconds,
                               on_file=lambda path: self.offer(path, PRIORITY_NEW),
                               on_folder=self._folder_appeared, on_gone=self.gone,
@@ -252,7 +253,7 @@ class Watcher:
             else:
                 self._degraded[root] = why
 
-    def _poll_instead(self, root: WatchRoot, cause: str) -> None:
+    def _poll_instead(self, root: WatchRoot, cause: str, kind: str) -> None:
         """Out of inotify watches or instances: polling finds the same files, slower."""
         logger.error("cannot watch %s with inotify: %s; polling it every %g s instead. Raise "
                      "the limit with `sysctl fs.inotify.max_user_watches=1048576` (and "
@@ -260,7 +261,7 @@ class Watcher:
                      self.scan.polling_interval_seconds)
         self._set_degraded(root, f"polling {root.path} (inotify limit reached: raise "
                                  "fs.inotify.max_user_watches)")
-        self._poll(root)
+        self._poll(root, kind)
 
     def _watch_failed(self, root: WatchRoot, err: OSError) -> None:
         logger.error("cannot watch %s: %s; the periodic rescan covers it", root.path,
@@ -394,7 +395,7 @@ class Watcher:
         for root in roots:
             self._unwatch(root)
             self._poll_instead(root, f"inotify watch limit reached ({held} watches for "
-                                     f"{needed} folders)")
+                                     f"{needed} folders)", filesystem_type(root.path))
         self._rescan_soon(roots)
         return False
 
@@ -456,19 +457,24 @@ def _discard(observer: Any) -> None:
         observer.join(timeout=10)
 
 
-def watches_held() -> int:
-    """inotify watches this process holds, from the kernel (-1 without /proc)."""
-    count = 0
+def _fdinfo() -> list[bytes] | None:
+    """What the kernel says of each of this process's open files (None without /proc)."""
+    found = []
     try:
         for info in Path("/proc/self/fdinfo").iterdir():
             try:
-                with open(info, "rb") as handle:
-                    count += handle.read().count(b"inotify wd:")
-            except OSError:
+                found.append(info.read_bytes())
+            except OSError:  # closed meanwhile
                 continue
     except OSError:
-        return -1
-    return count
+        return None
+    return found
+
+
+def watches_held() -> int:
+    """inotify watches this process holds, from the kernel (-1 without /proc)."""
+    texts = _fdinfo()
+    return -1 if texts is None else sum(text.count(b"inotify wd:") for text in texts)
 
 
 _Identity = tuple[int, int, int]  # major, minor, inode
@@ -483,27 +489,29 @@ def _identity(path: Path) -> _Identity | None:
     return os.major(found.st_dev), os.minor(found.st_dev), found.st_ino
 
 
-def inotify_watched() -> set[_Identity] | None:
-    """(major, minor, inode) of every folder this process's inotify watches hold, from
-    the kernel (None without /proc). An unmount drops the watches on that filesystem
-    without a word to watchdog; this is how the watcher finds out."""
-    watched = set()
-    try:
-        for info in Path("/proc/self/fdinfo").iterdir():
-            try:
-                text = info.read_text(encoding="ascii", errors="replace")
-            except OSError:
-                continue
-            for line in text.splitlines():
-                if not line.startswith("inotify wd:"):
-                    continue
-                fields = dict(f.split(":", 1) for f in line.split()[1:] if ":" in f)
-                device, inode = int(fields["sdev"], 16), int(fields["ino"], 16)
-                # The kernel's own dev_t: 12 bits of major above 20 of minor.
-                watched.add((device >> 20, device & 0xFFFFF, inode))
-    except OSError:
+def _inotify_watches() -> list[_Identity] | None:
+    """(major, minor, inode) of the folder of each inotify watch this process holds, from
+    the kernel (None without /proc)."""
+    texts = _fdinfo()
+    if texts is None:
         return None
-    return watched
+    watches = []
+    for text in texts:
+        for line in text.decode("ascii", "replace").splitlines():
+            if not line.startswith("inotify wd:"):
+                continue
+            fields = dict(f.split(":", 1) for f in line.split()[1:] if ":" in f)
+            device, inode = int(fields["sdev"], 16), int(fields["ino"], 16)
+            # The kernel's own dev_t: 12 bits of major above 20 of minor.
+            watches.append((device >> 20, device & 0xFFFFF, inode))
+    return watches
+
+
+def inotify_watched() -> set[_Identity] | None:
+    """The folders this process's inotify watches hold. An unmount drops the watches on
+    that filesystem without a word to watchdog; this is how the watcher finds out."""
+    watches = _inotify_watches()
+    return None if watches is None else set(watches)
 
 
 def count_folders(folder: Path, recursive: bool, stop: threading.Event | None = None) -> int:
