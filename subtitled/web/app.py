@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -21,10 +22,11 @@ from subtitled.config import PathMapping
 from subtitled.web import asr, webhooks
 from subtitled.web.access import Access
 from subtitled.web.asr import AsrServices
+from subtitled.web.linger import LingeringClose
 from subtitled.web.media_servers import ServerError
 from subtitled.web.paths import local_path
 from subtitled.web.replies import check_access, refuse
-from subtitled.web.upload import UploadRefused, paced
+from subtitled.web.upload import MAX_UPLOAD_BYTES, UploadRefused, paced
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,9 @@ def build_app(services: Services) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/webhooks/{source}", webhook, methods=["POST"]),
         *(asr.routes(services.asr, services.access) if services.asr else []),
-    ], exception_handlers={HTTPException: refused, Exception: failed})
+    ], exception_handlers={HTTPException: refused, Exception: failed},
+        middleware=[Middleware(LingeringClose, limit_bytes=MAX_UPLOAD_BYTES,
+                               idle_seconds=IDLE_CLIENT_SECONDS)])
 
 
 async def _webhook(request: Request, services: Services) -> Response:

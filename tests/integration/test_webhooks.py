@@ -210,6 +210,33 @@ def test_the_server_stops_with_its_threads_and_a_port_in_use_is_refused() -> Non
         socket.create_connection(("127.0.0.1", server.port), timeout=5)
 
 
+def test_a_refusal_before_the_body_is_read_reaches_the_client_whole() -> None:
+    """Refused on its key before its 4 MB body is read, the client still sends it all and
+    reads the answer: the server takes the rest of the body first, or closing on unread
+    bytes would reset the connection and lose the reply (as a Bazarr request saw it:
+    "connection reset by peer")."""
+    app = build_app(Services(lambda: [], lambda: b"", lambda _: None, lambda *_: None,
+                             Access((), None), ()))
+    server = HttpServer("127.0.0.1", 0, app)
+    server.start()
+    body = b"{" + b" " * (4 * 1024 * 1024) + b"}"
+    try:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+                client.sendall(b"POST /webhooks/sonarr HTTP/1.1\r\nHost: subtitled\r\n"
+                               b"Connection: close\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                time.sleep(0.5)  # the server has answered by now
+                reply = b""
+                while chunk := client.recv(65536):
+                    reply += chunk
+            assert reply.startswith(b"HTTP/1.1 403 "), reply
+            assert reply.endswith(b"is not in http.trusted_networks, and no API key is set "
+                                  b"(http.api_key_file)\n"), reply
+    finally:
+        server.stop()
+
+
 JELLYFIN_ITEM = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 USERS = [{"Id": "f00d", "Name": "viewer", "Policy": {"IsAdministrator": False}},
          {"Id": "beef", "Name": "admin", "Policy": {"IsAdministrator": True}}]
