@@ -15,9 +15,9 @@ from pathlib import Path
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.errors import ConfigError, EngineStuck, SubtitledError, shown
-from subtitled.jobs import JobStore
 from subtitled.pipeline import Hooks, Outcome, process_media_file
 from subtitled.progress import ProgressBar
+from subtitled.store import JobStore
 from subtitled.wiring import real_tools
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from subtitled import faults
 from subtitled.config import ScanSettings
-from subtitled.jobs import Fingerprint
+from subtitled.store import Fingerprint
 
 logger = logging.getLogger(__name__)
 

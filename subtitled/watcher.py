@@ -27,10 +27,10 @@ from watchdog.events import (
 
 from subtitled import failpoints
 from subtitled.config import ScanSettings, WatchRoot
-from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW
 from subtitled.mounts import MountChanges, filesystem_type, polled
 from subtitled.polling import FolderPoller
 from subtitled.settle import Settler, is_candidate
+from subtitled.store import PRIORITY_BACKFILL, PRIORITY_NEW
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, SubtitledError, shown
 from subtitled.health import Health
-from subtitled.jobs import Job, JobStore
 from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
@@ -34,6 +33,7 @@ from subtitled.service.intake import Intake
 from subtitled.service.requests import PRIORITY_REQUESTS, REQUESTS_FOLDER, Requests
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
+from subtitled.store import Job, JobStore
 from subtitled.watcher import Watcher
 from subtitled.web.refresh import Refresher
 from subtitled.wiring import real_tools

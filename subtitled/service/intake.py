@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from subtitled.config import DaemonSettings, WatchRoot
-from subtitled.jobs import PRIORITY_NEW, Job, JobStore, file_sha256
 from subtitled.settle import Settler, is_candidate
+from subtitled.store import PRIORITY_NEW, Job, JobStore, file_sha256
 from subtitled.subtitles import output_path
 
 logger = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from typing import Literal
 from subtitled import media
 from subtitled.config import Task, TranscribeSettings
 from subtitled.engines.base import Transcriber
-from subtitled.jobs import Fingerprint, JobStore
 from subtitled.pipeline import Tools
 from subtitled.pipeline.engine_calls import Alive
 from subtitled.pipeline.sampling import sample_language
 from subtitled.pipeline.tools import Outcome
+from subtitled.store import Fingerprint, JobStore
 
 RequestKind = Literal["asr", "detect"]
 # Uploads that clients wait for, in the state directory; their jobs come before every

@@ -27,7 +27,6 @@ from subtitled.errors import (
     TransientError,
 )
 from subtitled.health import Health
-from subtitled.jobs import Fingerprint, Job, JobStore, Result, file_sha256, text_sha256
 from subtitled.language import LanguageGuess
 from subtitled.metrics import Metrics
 from subtitled.notify import Notifier
@@ -45,6 +44,7 @@ from subtitled.pipeline.tools import Previous
 from subtitled.service import requests
 from subtitled.service.breaker import Breaker
 from subtitled.service.requests import Request
+from subtitled.store import Fingerprint, Job, JobStore, Result, file_sha256, text_sha256
 from subtitled.subtitles import output_path, render_srt, write_atomic
 
 logger = logging.getLogger(__name__)

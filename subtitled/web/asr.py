@@ -22,9 +22,9 @@ from starlette.routing import Route
 
 from subtitled import languages
 from subtitled.config import TASKS
-from subtitled.jobs import Job
 from subtitled.service.requests import Request as Work
 from subtitled.service.requests import RequestKind
+from subtitled.store import Job
 from subtitled.web.access import Access
 from subtitled.web.replies import check_access, refuse
 from subtitled.web.upload import UploadRefused, drain, receive

@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 import pytest
 
 from subtitled.errors import ConfigError
-from subtitled.jobs import (
+from subtitled.store import (
     PRIORITY_BACKFILL,
     PRIORITY_NEW,
     SCHEMA_VERSION,
@@ -384,7 +384,7 @@ def test_a_checkpoint_from_a_job_no_longer_running_is_refused(
     store.add_checkpoint(job, 30.0, '["kept"]')
     act(store, job)
     before = _stored_checkpoints(tmp_path / "jobs.sqlite3")
-    with caplog.at_level(logging.WARNING, logger="subtitled.jobs"):
+    with caplog.at_level(logging.WARNING, logger="subtitled.store.sqlite"):
         store.add_checkpoint(job, 60.0, '["late"]')
     assert _stored_checkpoints(tmp_path / "jobs.sqlite3") == before, event
     assert "refused" in caplog.text

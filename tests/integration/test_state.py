@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from subtitled.jobs import SCHEMA_VERSION, JobStore
+from subtitled.store import SCHEMA_VERSION, JobStore
 from tests.integration.daemon_harness import DaemonRun
 from tests.integration.test_jobs import release_database
 

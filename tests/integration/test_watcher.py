@@ -17,10 +17,10 @@ import pytest
 from subtitled import polling
 from subtitled import watcher as watcher_module
 from subtitled.config import ScanSettings, WatchRoot
-from subtitled.jobs import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint
 from subtitled.mounts import Mount, filesystem_type, mount_of, needs_polling
 from subtitled.polling import FolderPoller
 from subtitled.settle import Settler
+from subtitled.store import PRIORITY_BACKFILL, PRIORITY_NEW, Fingerprint
 from subtitled.watcher import Watcher, inotify_watched, walk
 
 MOUNTINFO = """\

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from subtitled.config import ScanSettings
-from subtitled.jobs import Fingerprint
 from subtitled.settle import Settler, is_candidate, is_temporary
+from subtitled.store import Fingerprint
 
 
 @pytest.mark.parametrize(
