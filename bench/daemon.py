@@ -1,11 +1,12 @@
 """Daemon overheads on a big library (100,000 files in 2,000 folders by default), on a root
-watched with inotify and on a polled one (as a network share is): the time a first start
-takes to queue the whole library, then, with every file done, the idle CPU of `subtitled
-run` and the stat and listing calls it makes a second, and the time from the end of a
-copy to the start of its job. Prints one Markdown table.
+watched with inotify and on a polled one (as a network share is), with the SQLite store
+and with the PostgreSQL one (a local server this script starts, as the tests do): the
+time a first start takes to queue the whole library, then, with every file done, the
+idle CPU of `subtitled run` and the stat and listing calls it makes a second, and the
+time from the end of a copy to the start of its job. Prints one Markdown table.
 
     .venv/bin/python -m bench.daemon [--files 100000] [--folders 2000] [--idle-seconds 60]
-        [--poll-seconds 60] [--settle-seconds 5]
+        [--poll-seconds 60] [--settle-seconds 5] [--stores sqlite,postgresql]
 
 The calls are counted with strace (stat-family calls and directory reads of every thread)
 over the idle window; without strace that column says so.
@@ -24,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -50,27 +52,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def jobs(state: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{state / 'jobs.sqlite3'}?mode=ro", uri=True,
-                             timeout=30) as db:
-            return int(db.execute("SELECT count(*) FROM jobs").fetchone()[0])
-    except sqlite3.Error:  # not created yet
-        return 0
+class Store:
+    """The job store as the benchmark reads it beside the daemon: SQLite in the state
+    directory, or PostgreSQL at `url`."""
 
+    def __init__(self, state: Path, url: str | None) -> None:
+        self.state, self.url = state, url
 
-def all_done(state: Path) -> None:
-    with sqlite3.connect(state / "jobs.sqlite3", timeout=30) as db:
-        db.execute("UPDATE jobs SET state = 'done', attempts = 1")
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.url is not None:
+            import psycopg
 
+            try:
+                with psycopg.connect(self.url, autocommit=True) as connection:
+                    return list(connection.execute(sql.replace("?", "%s"), args).fetchall())
+            except psycopg.errors.UndefinedTable:  # not created yet
+                return []
+        try:
+            with sqlite3.connect(self.state / "jobs.sqlite3", timeout=30) as db:
+                return list(db.execute(sql, args).fetchall())
+        except sqlite3.OperationalError:  # not created yet
+            return []
 
-def job_row(state: Path, name: str) -> tuple[float | None, str | None]:
-    """(started, state) of the job for `name`."""
-    with sqlite3.connect(f"file:{state / 'jobs.sqlite3'}?mode=ro", uri=True,
-                         timeout=30) as db:
-        row = db.execute("SELECT started, state FROM jobs WHERE path LIKE ?",
-                         (f"%/{name}",)).fetchone()
-    return (float(row[0]) if row[0] else None, str(row[1])) if row else (None, None)
+    def key(self, path: Path) -> str | bytes:
+        return os.fsencode(path) if self.url is not None else str(path)
+
+    def jobs(self) -> int:
+        rows = self._rows("SELECT count(*) FROM jobs")
+        return int(rows[0][0]) if rows else 0
+
+    def all_done(self) -> None:
+        self._rows("UPDATE jobs SET state = 'done', attempts = 1 RETURNING id")
+
+    def job_row(self, path: Path) -> tuple[float | None, str | None]:
+        """(started, state) of the job for `path`."""
+        rows = self._rows("SELECT started, state FROM jobs WHERE path = ?", (self.key(path),))
+        return (float(rows[0][0]) if rows[0][0] else None, str(rows[0][1])) if rows \
+            else (None, None)
 
 
 def calls_per_second(pid: int, seconds: float) -> float | None:
@@ -117,11 +135,12 @@ class Run:
         self.daemon.wait(60)
 
 
-def start(root: Path, media: Path, state: Path, polling: str, args: argparse.Namespace,
+def start(root: Path, media: Path, store: Store, polling: str, args: argparse.Namespace,
           name: str) -> Run:
     config = root / f"{name}.yaml"
     config.write_text(yaml.safe_dump({
-        "watch": [str(media)], "state_dir": str(state),
+        "watch": [str(media)], "state_dir": str(store.state),
+        "state": {"database": store.url},
         "scan": {"settle_seconds": args.settle_seconds, "polling": polling,
                  "polling_interval_seconds": args.poll_seconds, "backfill": "all",
                  "include_extensions": [".mkv", ".flac"]},
@@ -134,23 +153,26 @@ def start(root: Path, media: Path, state: Path, polling: str, args: argparse.Nam
     return Run(daemon, log)
 
 
-def measure(root: Path, polling: str, args: argparse.Namespace) -> dict[str, str]:
-    media, state = root / f"media-{polling}", root / f"state-{polling}"
+def measure(root: Path, polling: str, url: str | None,
+            args: argparse.Namespace) -> dict[str, str]:
+    kind = f"{polling}-{'postgresql' if url else 'sqlite'}"
+    media, state = root / f"media-{kind}", root / f"state-{kind}"
     state.mkdir()
+    store = Store(state, url)
     make_library(media, args.files, args.folders)
     os.sync()
     started = time.monotonic()
-    run = start(root, media, state, polling, args, f"first-{polling}")
+    run = start(root, media, store, polling, args, f"first-{kind}")
     try:
-        while jobs(state) < args.files:
+        while store.jobs() < args.files:
             if run.daemon.poll() is not None:
                 raise SystemExit(f"the daemon ended; see {run.log}")
             time.sleep(0.2)
         first_start = time.monotonic() - started
     finally:
         run.stop()
-    all_done(state)
-    run = start(root, media, state, polling, args, f"idle-{polling}")
+    store.all_done()
+    run = start(root, media, store, polling, args, f"idle-{kind}")
     try:
         run.wait_for_log("watching ", 600)
         quiet(run.daemon.pid)  # the rescan that follows the watches, settled
@@ -161,13 +183,13 @@ def measure(root: Path, polling: str, args: argparse.Namespace) -> dict[str, str
         calls = calls_per_second(run.daemon.pid, args.idle_seconds)
         latencies = []
         for trial in range(3):
-            name = f"new {trial}.flac"
-            shutil.copyfile(SAMPLE, media / f"Show {trial:04d}" / name)
+            new = media / f"Show {trial:04d}" / f"new {trial}.flac"
+            shutil.copyfile(SAMPLE, new)
             copied = time.time()
-            while (begun := job_row(state, name)[0]) is None:
+            while (begun := store.job_row(new)[0]) is None:
                 time.sleep(0.05)
             latencies.append(begun - copied)
-            while job_row(state, name)[1] == "running":  # one worker: let it finish
+            while store.job_row(new)[1] == "running":  # one worker: let it finish
                 time.sleep(0.2)
     finally:
         run.stop()
@@ -191,20 +213,37 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--poll-seconds", type=float, default=60.0)
     parser.add_argument("--settle-seconds", type=float, default=5.0)
+    parser.add_argument("--stores", default="sqlite,postgresql",
+                        help="the job stores to measure, comma-separated")
     args = parser.parse_args()
+    stores = args.stores.split(",")
+    columns = [(watch, store) for store in stores for watch in ("inotify", "polled")]
+    results: dict[tuple[str, str], dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        results = {kind: measure(Path(folder), polling, args)
-                   for kind, polling in (("inotify", "off"), ("polled", "on"))}
-    print(f"{args.files} files in {args.folders} folders; SQLite; settle "
-          f"{args.settle_seconds:g} s, poll every {args.poll_seconds:g} s; "
-          f"{os.cpu_count()} cores")
+        server = None
+        if "postgresql" in stores:
+            from tests.integration.postgres_server import PostgresServer
+
+            server = PostgresServer()
+        try:
+            for watch, store in columns:
+                url = server.new_database() if server is not None and store == "postgresql" \
+                    else None
+                results[(watch, store)] = measure(Path(folder), "off" if watch == "inotify"
+                                                  else "on", url, args)
+        finally:
+            if server is not None:
+                server.close()
+    print(f"{args.files} files in {args.folders} folders; settle {args.settle_seconds:g} s, "
+          f"poll every {args.poll_seconds:g} s; {os.cpu_count()} cores; PostgreSQL on a "
+          "local socket")
     print()
-    print("| measure | inotify | polled | target |")
-    print("|---|---|---|---|")
+    print(f"| measure | {' | '.join(f'{w}, {s}' for w, s in columns)} | target |")
+    print(f"|---|{'---|' * len(columns)}---|")
     targets = ["< 60 s", "< 1 % of a core", "", "within a poll plus the quiet period"]
-    for (measure_name, inotify), target in zip(results["inotify"].items(), targets,
-                                                strict=True):
-        print(f"| {measure_name} | {inotify} | {results['polled'][measure_name]} | {target} |")
+    for measure_name, target in zip(results[columns[0]], targets, strict=True):
+        cells = " | ".join(results[column][measure_name] for column in columns)
+        print(f"| {measure_name} | {cells} | {target} |")
 
 
 if __name__ == "__main__":

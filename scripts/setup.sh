@@ -8,9 +8,10 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 # systemd: systemd-analyze for the unit checks; debootstrap and systemd-container: the test
 # that boots the unit under a real systemd in a container. espeak-ng: speech in languages
-# the corpus lacks, for the language and hard-audio tests (bench/voices.py).
+# the corpus lacks, for the language and hard-audio tests (bench/voices.py). postgresql:
+# the server the shared job store's tests start on a temporary folder of their own.
 packages=(ffmpeg libsystemd-dev pkg-config util-linux systemd debootstrap systemd-container
-          espeak-ng)
+          espeak-ng postgresql)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("resume", "lift a pause")):
         command(name, help=what).add_argument("--config", type=Path, default=None,
                                               help=_CONFIG_HELP)
+    migrate = command("migrate-db", help="copy this host's job database (SQLite) into the "
+                      "PostgreSQL one that state.database names, once, before the first start")
+    migrate.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     retry = command("retry", help="queue failed files again")
     retry.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     target = retry.add_mutually_exclusive_group(required=True)
@@ -286,6 +289,8 @@ def _run(argv: Sequence[str] | None) -> int:
         configure_logging(args.verbose)
         if args.command == "status":
             return commands.status(settings)
+        if args.command == "migrate-db":
+            return commands.migrate_db(settings)
         if args.command in ("pause", "resume"):
             return commands.pause(settings, held=args.command == "pause")
         if args.command == "retry":

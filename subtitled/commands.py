@@ -4,20 +4,21 @@ the daemon's job store while it runs."""
 from __future__ import annotations
 
 import logging
-import sqlite3
+import os
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
-from subtitled.errors import ConfigError, EngineStuck, SubtitledError, shown
+from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, SubtitledError, shown
 from subtitled.pipeline import Hooks, Outcome, process_media_file
 from subtitled.progress import ProgressBar
-from subtitled.store import JobStore
+from subtitled.store import DATABASE_NAME, STORE_ERRORS, JobStore, SqliteStore, open_store
 from subtitled.wiring import real_tools
 
 logger = logging.getLogger(__name__)
@@ -102,12 +103,21 @@ def _clear(bar: ProgressBar | None) -> None:
 @contextmanager
 def _job_store(settings: DaemonSettings, *, read_only: bool) -> Iterator[JobStore]:
     """The daemon's job database, closed after; a problem with it (none yet, no permission
-    to read or write it) in one line."""
-    from subtitled.service.daemon import DATABASE_NAME
-
+    to read or write it, a server that does not answer) in one line."""
+    if settings.state.database is not None:  # PostgreSQL: its own one-line errors
+        store = open_store(settings.state, settings.state_dir, read_only=read_only)
+        try:
+            yield store
+        except STORE_ERRORS as err:
+            raise EnvironmentFault(f"the job database {store.path} cannot be used: "
+                                   f"{' '.join(str(err).split())}", kind="state",
+                                   stage="state") from err
+        finally:
+            store.close()
+        return
     database = settings.state_dir / DATABASE_NAME
 
-    def refused(err: OSError | sqlite3.Error) -> ConfigError:
+    def refused(err: Exception) -> ConfigError:
         cause = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         return ConfigError(f"cannot {'read' if read_only else 'write'} the job database "
                            f"{database} ({cause}): run this as the daemon's user, e.g. "
@@ -115,18 +125,54 @@ def _job_store(settings: DaemonSettings, *, read_only: bool) -> Iterator[JobStor
 
     try:
         database.stat()
-        store = JobStore(database, read_only=read_only)
+        store = SqliteStore(database, read_only=read_only)
     except FileNotFoundError:
         raise ConfigError(f"no job database at {database}: has `subtitled run` started with "
                           "this configuration?", stage="state_dir") from None
-    except (OSError, sqlite3.Error) as err:
+    except OSError as err:
+        raise refused(err) from err
+    except STORE_ERRORS as err:
         raise refused(err) from err
     try:
         yield store
-    except sqlite3.Error as err:
+    except STORE_ERRORS as err:
         raise refused(err) from err
     finally:
         store.close()
+
+
+def migrate_db(settings: DaemonSettings) -> int:
+    """Copy this host's SQLite store into the PostgreSQL store that `state.database` names
+    (empty; the daemon stopped), so that done files stay done on the shared store."""
+    from subtitled.service.daemon import lock_state_dir
+    from subtitled.store.postgres import PostgresStore
+
+    if settings.state.database is None:
+        raise ConfigError("migrate-db copies the SQLite store into PostgreSQL: set "
+                          "state.database to its URL first", stage="options")
+    lock = lock_state_dir(settings.state_dir)  # refused while the daemon runs
+    try:
+        # Writable: an older release's database is brought up to this schema first.
+        with _job_store(replace(settings, state=replace(settings.state, database=None)),
+                        read_only=False) as source:
+            assert isinstance(source, SqliteStore)
+            # What the last run left running is settled as its own start would have.
+            source.finish_written()
+            source.recover(settings.retry.max_attempts)
+            jobs, checkpoints = source.dump()
+        target = PostgresStore(settings.state.database, host=settings.state.host_name,
+                               lease_seconds=settings.state.lease_seconds,
+                               path_map=settings.state.path_map)
+        try:
+            copied = target.adopt(jobs, checkpoints)
+            counts = target.counts()
+        finally:
+            target.close()
+    finally:
+        os.close(lock)
+    print(f"{copied} jobs copied into {target.path}: "
+          + " · ".join(f"{state} {count}" for state, count in counts.items()))
+    return 0
 
 
 def status(settings: DaemonSettings) -> int:
@@ -144,11 +190,18 @@ def status(settings: DaemonSettings) -> int:
         for pause in read_status(settings.state_dir / STATUS_NAME):
             since = time.strftime("%Y-%m-%d %H:%M", time.localtime(pause.since))
             print(f"{pause.describe(now)} (since {since})")
-        for job in store.in_state("running", limit=1):
+        hosts = store.hosts()
+        for host in hosts:
+            lease = f"expires in {host.expires_in:.0f} s" if host.expires_in >= 0 else \
+                f"EXPIRED {-host.expires_in:.0f} s ago (another host will take it)"
+            print(f"host {host.host}: {host.running} running, lease renewed "
+                  f"{host.renewed_ago:.0f} s ago, {lease}")
+        for job in store.in_state("running", limit=len(hosts) or 1):
             done, total = store.progress(job)
             share = f", {done / total:.0%}" if done is not None and total else ""
             seconds = f"{done:.0f}/{total:.0f} s" if done is not None and total else "starting"
-            print(f"running: {shown(job.path)} ({seconds}{share}, attempt {job.attempts})")
+            on = f" on {job.host}" if hosts else ""
+            print(f"running{on}: {shown(job.path)} ({seconds}{share}, attempt {job.attempts})")
         failures = store.in_state("failed", limit=5) + store.in_state("dead", limit=5)
         if failures:
             print("recent failures:")

@@ -324,6 +324,30 @@ class PathMapping:
     local: AbsoluteFolder
 
 
+def _database_url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"{text!r} is not a PostgreSQL URL (postgresql://user@host/dbname)")
+    return text
+
+
+@with_config(UNKNOWN_KEYS_REFUSED)
+@dataclass(frozen=True)
+class StateSettings:
+    """Where the job store lives. Unset `database`: SQLite in the state directory, for one
+    host. A PostgreSQL URL: a store that several hosts share, each claiming files under a
+    lease it renews while it works; a host that stops renewing (killed, cut off) loses
+    its file to another host after `lease_seconds`."""
+
+    database: Annotated[str, Strict(), AfterValidator(_database_url)] | None = None
+    # This host's name in the store (claims, `status`): the machine's name by default.
+    # Two daemons on one machine sharing a store need names of their own.
+    host_name: Text | None = None
+    lease_seconds: Annotated[float, Strict(), Field(ge=10, le=3600)] = 120.0
+    # Where this host mounts the library (`local`), and the library's name for it in the
+    # shared store (`remote`): hosts that mount it at different folders name files alike.
+    path_map: tuple[PathMapping, ...] = ()
+
+
 @with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class HttpSettings:
@@ -372,6 +396,7 @@ class MediaServer:
 class DaemonSettings:
     watch: tuple[WatchRoot, ...]
     state_dir: Path
+    state: StateSettings = field(default_factory=StateSettings)
     scan: ScanSettings = field(default_factory=ScanSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)

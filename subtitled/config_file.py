@@ -5,6 +5,7 @@ path. The command line's options go through the same schema (`transcribe_setting
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import typing
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from subtitled.config import (
     SkipSettings,
     SpeechSettings,
     StallSeconds,
+    StateSettings,
     TranscribeSettings,
     WatchRoot,
     default_state_dir,
@@ -56,6 +58,7 @@ class _Document:
     watch: Annotated[tuple[Annotated[WatchRoot, BeforeValidator(_root)], ...],
                      Field(min_length=1)]
     state_dir: Path | None = None
+    state: StateSettings = field(default_factory=StateSettings)
     log_level: LogLevel = "info"
     audio_languages: tuple[LanguageCode, ...] = ()
     stall_seconds: StallSeconds = TranscribeSettings.stall_seconds
@@ -233,6 +236,9 @@ def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], A
             read_token(server.token_file)
         except ConfigError as err:
             problems.append(f"At 'media_servers[{index}].token_file': {err.message}")
+    if document.state.database is not None and importlib.util.find_spec("psycopg") is None:
+        problems.append("At 'state.database': a PostgreSQL store needs psycopg: pip install "
+                        "'subtitled[postgresql]'")
     if document.retry.backoff_max_seconds < document.retry.backoff_seconds:
         problems.append("At 'retry.backoff_max_seconds': must be at least "
                         "retry.backoff_seconds")
@@ -286,7 +292,8 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
         raise ConfigError("\n".join(problems), stage="config")
     return DaemonSettings(
         watch=roots, state_dir=_anchored(valid.state_dir or default_state_dir(), base),
-        scan=valid.scan, retry=valid.retry, transcribe=transcribe, http=_http(valid.http, base),
+        state=valid.state, scan=valid.scan, retry=valid.retry, transcribe=transcribe,
+        http=_http(valid.http, base),
         media_servers=_servers(valid.media_servers, base), log_level=valid.log_level)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -59,13 +60,16 @@ class EnvironmentFault(SubtitledError):
     waits; faults that repeat pause the daemon until a probe finds the cause cleared.
 
     `kind` names the cause (storage, space, read-only, access, tool, engine, state) and
-    `where` the folder whose recovery a probe can check (None: only a new try can tell)."""
+    `where` the folder whose recovery a probe can check (None: only a new try can tell);
+    `check`, a probe of its own (a database server: does it answer?), None or why not."""
 
     def __init__(self, message: str, *, kind: str, path: Path | None = None,
-                 stage: str = "", where: Path | None = None) -> None:
+                 stage: str = "", where: Path | None = None,
+                 check: Callable[[], str | None] | None = None) -> None:
         super().__init__(message, path=path, stage=stage)
         self.kind = kind
         self.where = where
+        self.check = check
 
 
 class EngineStuck(EnvironmentFault):

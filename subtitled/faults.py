@@ -113,6 +113,8 @@ def probe(fault: EnvironmentFault) -> str | None:
     metadata reads, and where writing failed, a file can be written and removed. A folder
     that is gone has nothing left to wait for. Faults without a folder to check (a tool,
     the engine, memory) report None: only a new try can tell, and the breaker makes one."""
+    if fault.check is not None:
+        return fault.check()
     folder = fault.where
     if folder is None:
         return None

@@ -9,13 +9,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from subtitled.service.breaker import Pause
+from subtitled.store.model import HostClaims
 
 
 class _QueueCollector(Collector):
-    """Queue depth by state, read from the job store when scraped."""
+    """Queue depth by state, and in a shared store the hosts holding claims, read from the
+    job store when scraped."""
 
-    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
-        self.counts = counts
+    def __init__(self, counts: Callable[[], Mapping[str, int]],
+                 hosts: Callable[[], Sequence[HostClaims]]) -> None:
+        self.counts, self.hosts = counts, hosts
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("subtitled_jobs", "Files in the job store by state",
@@ -23,6 +26,20 @@ class _QueueCollector(Collector):
         for state, count in self.counts().items():
             family.add_metric([state], count)
         yield family
+        held = self.hosts()
+        running = GaugeMetricFamily("subtitled_host_running_jobs", "Files each host holds "
+                                    "a lease on (a shared store)", labels=["host"])
+        renewed = GaugeMetricFamily("subtitled_host_lease_renewed_seconds_ago", "Seconds "
+                                    "since each host last renewed a lease", labels=["host"])
+        expires = GaugeMetricFamily("subtitled_host_lease_expires_in_seconds", "Seconds "
+                                    "until the first of each host's leases expires "
+                                    "(negative: expired, another host will take the file)",
+                                    labels=["host"])
+        for host in held:
+            running.add_metric([host.host], host.running)
+            renewed.add_metric([host.host], host.renewed_ago)
+            expires.add_metric([host.host], host.expires_in)
+        yield from (running, renewed, expires)
 
 
 class _PauseCollector(Collector):
@@ -51,7 +68,8 @@ class Metrics:
                  gpu_bytes: Callable[[], float | None] = lambda: None,
                  batch_size: Callable[[], float | None] = lambda: None,
                  pauses: Callable[[], Sequence[Pause]] = lambda: (),
-                 admin_paused: Callable[[], bool] = lambda: False) -> None:
+                 admin_paused: Callable[[], bool] = lambda: False,
+                 hosts: Callable[[], Sequence[HostClaims]] = lambda: ()) -> None:
         self.registry = CollectorRegistry()
         self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
                                 ["outcome"], registry=self.registry)
@@ -78,7 +96,7 @@ class Metrics:
         batch = Gauge("subtitled_batch_size", "Speech chunks decoded together; halved for "
                       "good after a batch ran out of memory", registry=self.registry)
         batch.set_function(lambda: batch_size() or 0.0)
-        self.registry.register(_QueueCollector(counts))
+        self.registry.register(_QueueCollector(counts, hosts))
         self.registry.register(_PauseCollector(pauses, admin_paused))
 
     def exposition(self) -> bytes:

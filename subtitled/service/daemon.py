@@ -7,7 +7,6 @@ import fcntl
 import logging
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from subtitled.service.intake import Intake
 from subtitled.service.requests import PRIORITY_REQUESTS, REQUESTS_FOLDER, Requests
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
-from subtitled.store import Job, JobStore
+from subtitled.store import DATABASE_NAME, STORE_ERRORS, Job, JobStore, open_store
 from subtitled.watcher import Watcher
 from subtitled.web.refresh import Refresher
 from subtitled.wiring import real_tools
@@ -44,12 +43,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-DATABASE_NAME = "jobs.sqlite3"
 STATUS_NAME = "status.json"  # the pauses, for `subtitled status` (see service.breaker)
 LOCK_NAME = "subtitled.lock"  # held by the running daemon; holds its pid
 _IDLE_SECONDS = 0.5
 # Settings a running daemon cannot change: its database and its listener stay where they are.
-_RESTART_ONLY = ("state_dir", "http", "media_servers")
+_RESTART_ONLY = ("state_dir", "state", "http", "media_servers")
 _BACKFILL_WAIT_SECONDS = 600.0
 _STATUS_EVERY_SECONDS = 5.0
 # Without a systemd watchdog, a worker silent this long still counts as stuck.
@@ -164,22 +162,29 @@ class Daemon:
     def run(self) -> int:
         # First, so that a SIGTERM while the model loads still ends in a clean exit.
         self._install_signals()
-        database = prepare_state_dir(self.settings.state_dir)
+        prepare_state_dir(self.settings.state_dir)
         self._state_lock = lock_state_dir(self.settings.state_dir)
-        self.store = JobStore(database)
+        self.store = open_store(self.settings.state, self.settings.state_dir)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
-                               self.breaker.pauses, lambda: self._admin_paused is not None)
+                               self.breaker.pauses, lambda: self._admin_paused is not None,
+                               self.store.hosts)
         self.requests = Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER)
         self.requests.drop()
         self._open_http()
         self.refresher = Refresher(self.settings.media_servers, self.metrics.refreshes)
         self.refresher.start()
-        for path in self.store.finish_written():
-            logger.warning("%s: its subtitle was written just before the process stopped; "
-                           "recorded as done", path)
-        for path in self.store.recover(self.settings.retry.max_attempts):
-            logger.warning("%s: was being worked on when the process stopped; requeued", path)
-            remove_temp_subtitles(path)
+        try:
+            for path in self.store.finish_written():
+                logger.warning("%s: its subtitle was written just before the process "
+                               "stopped; recorded as done", path)
+            for path in self.store.recover(self.settings.retry.max_attempts):
+                logger.warning("%s: was being worked on when the process stopped; requeued",
+                               path)
+                remove_temp_subtitles(path)
+        except STORE_ERRORS as err:  # at start: one line, and systemd starts it again
+            raise EnvironmentFault(f"the job database {self.store.path} fails: "
+                                   f"{' '.join(str(err).split())}", kind="state",
+                                   stage="state") from err
         with self.notifier.extending_timeout(
                 f"loading model {self.settings.transcribe.model.name}"):
             self._load_model(self.settings.transcribe)
@@ -223,7 +228,8 @@ class Daemon:
                     self.store.claim, self.breaker.paused_folders(),
                     roots=[(self.settings.state_dir / REQUESTS_FOLDER, PRIORITY_REQUESTS),
                            *((r.path, r.priority) for r in self.settings.watch)],
-                    newest_first=self.settings.scan.backfill == "newest-first"))
+                    newest_first=self.settings.scan.backfill == "newest-first",
+                    max_attempts=self.settings.retry.max_attempts))
             if job is None:
                 idle_since = self._idle(idle_since)
                 self._report_idle()
@@ -233,7 +239,7 @@ class Daemon:
             worker.settle_seconds = self.settler.settle_seconds
             try:
                 worker.work(job, self.settings, self.tools)
-            except sqlite3.Error as err:  # the job could not be recorded: put back later
+            except STORE_ERRORS as err:  # the job could not be recorded: put back later
                 self._held = job
                 self._state_failed(err)
             idle_since = None
@@ -251,17 +257,27 @@ class Daemon:
         everything instead of ending the daemon."""
         try:
             return call()
-        except sqlite3.Error as err:
+        except STORE_ERRORS as err:
             self._state_failed(err)
             return None
 
-    def _state_failed(self, err: sqlite3.Error) -> None:
-        fault = EnvironmentFault(f"the job database fails: {err}", kind="state",
-                                 stage="state_dir", where=self.settings.state_dir)
+    def _state_failed(self, err: Exception) -> None:
+        assert self.store is not None
+        if self.store.shared:  # a server: it answers again, or not
+            fault = EnvironmentFault(
+                f"the job database {self.store.path} fails: {str(err).strip() or err!r}",
+                kind="state", stage="state", check=self._database_answers)
+        else:
+            fault = EnvironmentFault(f"the job database fails: {err}", kind="state",
+                                     stage="state_dir", where=self.settings.state_dir)
         if self.breaker.fault(fault) is not None:
             logger.error("%s; nothing is claimed until it works again",
                          self.breaker.describe())
             self.notifier.status(self.breaker.describe())
+
+    def _database_answers(self) -> str | None:
+        assert self.store is not None
+        return None if self.store.writable() else "no answer"
 
     def _probe_pauses(self) -> None:
         """Probe the pauses that are due; resume what cleared."""
@@ -272,7 +288,7 @@ class Daemon:
             if self._held is not None:
                 try:  # the job the failing store could not put back
                     self.store.release(self._held)
-                except sqlite3.Error as err:
+                except STORE_ERRORS as err:
                     self._state_failed(err)
                     return
                 self._held = None
@@ -318,11 +334,11 @@ class Daemon:
         if not options.enabled or self.metrics is None:
             return
         # Here, not at the top: the ASGI stack is loaded only when the server is on.
+        from subtitled.paths import local_path
         from subtitled.web.access import Access
         from subtitled.web.app import IDLE_CLIENT_SECONDS, Services, build_app
         from subtitled.web.asr import AsrServices
         from subtitled.web.media_servers import ItemPaths
-        from subtitled.web.paths import local_path
         from subtitled.web.server import HttpServer
 
         metrics, queue = self.metrics, self.requests
@@ -393,7 +409,7 @@ class Daemon:
         paused = admin.describe() if admin is not None else self.breaker.describe()
         try:
             queued = f"{self.store.counts()['queued']} queued"
-        except sqlite3.Error:
+        except STORE_ERRORS:
             queued = "queue unreadable"
         degraded = f"; degraded: {'; '.join(self.watcher.degraded)}" \
             if self.watcher is not None and self.watcher.degraded else ""
@@ -478,7 +494,7 @@ class Daemon:
             try:
                 for path in self.store.enqueue_many(due):
                     logger.debug("%s: queued", path)
-            except sqlite3.Error as err:
+            except STORE_ERRORS as err:
                 self._state_failed(err)
                 # Noted again, queued once the store works (what was queued stays so).
                 for path, _, priority in due:

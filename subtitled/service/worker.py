@@ -4,11 +4,11 @@ error, stop or change of file means for the job store."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -44,7 +44,16 @@ from subtitled.pipeline.tools import Previous
 from subtitled.service import requests
 from subtitled.service.breaker import Breaker
 from subtitled.service.requests import Request
-from subtitled.store import Fingerprint, Job, JobStore, Result, file_sha256, text_sha256
+from subtitled.store import (
+    STORE_ERRORS,
+    Fingerprint,
+    Job,
+    JobStore,
+    LeaseLost,
+    Result,
+    file_sha256,
+    text_sha256,
+)
 from subtitled.subtitles import output_path, render_srt, write_atomic
 
 logger = logging.getLogger(__name__)
@@ -95,8 +104,54 @@ class Worker:
     reload_now: Callable[[], None] = lambda: None
     # A subtitle was written beside this video: the media servers hear of it.
     written: Callable[[Path], None] = lambda _: None
+    # Set by the lease keeper when another host has taken the running job.
+    _lease_lost: threading.Event = field(default_factory=threading.Event)
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
+        """Take the claimed job to its end (or back to the queue). In a shared store its
+        lease is renewed meanwhile; a lost lease (another host took the job) ends the
+        work here without writing anything of it."""
+        # In a shared store, each claim and its end are logged: which host decoded what,
+        # when, under which lease.
+        level = logging.INFO if self.store.shared else logging.DEBUG
+        logger.log(level, "%s: claimed by %s (lease %d, attempt %d)", job.path,
+                   self.store.host or "this host", job.lease, job.attempts)
+        try:
+            with self._leased(job):
+                self._work(job, settings, tools)
+        except LeaseLost as lost:
+            logger.warning("%s; nothing of it is written here", lost)
+            self._engine_done(job)  # the engine call given up on, before the next file
+        finally:
+            logger.log(level, "%s: let go by %s (lease %d)", job.path,
+                       self.store.host or "this host", job.lease)
+
+    @contextmanager
+    def _leased(self, job: Job) -> Iterator[None]:
+        self._lease_lost.clear()
+        if not self.store.shared:
+            yield
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.store.lease_seconds / 4):
+                try:
+                    if not self.store.renew(job):
+                        self._lease_lost.set()
+                        return
+                except STORE_ERRORS as err:  # the next renewal may get through
+                    logger.warning("%s: its lease was not renewed: %s", job.path, err)
+
+        keeper = threading.Thread(target=renew, name="lease", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
+
+    def _work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         path = job.path
         try:
             current = Fingerprint.of(path)
@@ -136,7 +191,8 @@ class Worker:
             text = source.read_text(encoding="utf-8")
             cues = len(list(srt.parse(text)))
             self.store.writing(job, target, cues, text_sha256(text))
-            write_atomic(target, text)
+            with self.store.fenced(job):
+                write_atomic(target, text)
         except (OSError, ValueError, srt.SRTParseError, SubtitledError):
             return False  # the twin moved, or its subtitle is gone: transcribe this one
         self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
@@ -179,7 +235,10 @@ class Worker:
 
     def _progress(self, job: Job, done: float, total: float | None,
                   language: str | None) -> None:
-        self.store.set_progress(job, done, total)
+        try:
+            self.store.set_progress(job, done, total)
+        except STORE_ERRORS as err:  # a blip: the figure is for `status`, the work goes on
+            logger.warning("%s: progress not recorded: %s", job.path, err)
         if done > 0:
             failpoints.hit("mid-transcription", job.path.name)
         self.health.beat(f"transcribing {job.path.name}")
@@ -197,6 +256,8 @@ class Worker:
             self.health.beat(f"transcribing {job.path.name}")
         if self.stop.is_set():
             raise Cancelled
+        if self._lease_lost.is_set():
+            raise LeaseLost(job.path)
         if self.admin_paused():
             raise PausedByAdmin
         self.reload_now()
@@ -235,8 +296,10 @@ class Worker:
         except SubtitledError as err:
             self._failed(job, err, daemon.retry)
             return
-        except sqlite3.Error:
+        except STORE_ERRORS:
             raise  # the job store itself: the daemon pauses (the state directory failed)
+        except LeaseLost:
+            raise  # another host has the job: nothing of it is recorded here
         except OSError as err:  # one the pipeline met outside its classified steps
             self._unreadable(job, err, "while being transcribed", daemon.retry)
             return
@@ -356,7 +419,8 @@ class Worker:
                                      path=job.path, stage="write")
             failpoints.hit("before-write", job.path.name)
             self.store.writing(job, target, len(cues), text_sha256(render_srt(cues)))
-            tools.write(target, cues)
+            with self.store.fenced(job):  # not in place unless the job is still ours
+                tools.write(target, cues)
             failpoints.hit("after-write", job.path.name)
         return write
 

@@ -19,12 +19,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from subtitled.config import PathMapping
+from subtitled.paths import local_path
 from subtitled.web import asr, webhooks
 from subtitled.web.access import Access
 from subtitled.web.asr import AsrServices
 from subtitled.web.linger import LingeringClose
 from subtitled.web.media_servers import ServerError
-from subtitled.web.paths import local_path
 from subtitled.web.replies import check_access, refuse
 from subtitled.web.upload import MAX_UPLOAD_BYTES, UploadRefused, paced
 

@@ -13,8 +13,8 @@ from urllib.parse import quote, urlencode
 
 from subtitled.config import MediaServer
 from subtitled.errors import ConfigError
+from subtitled.paths import local_path
 from subtitled.web.access import read_token
-from subtitled.web.paths import local_path
 
 _TIMEOUT_SECONDS = 15.0
 

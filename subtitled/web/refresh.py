@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from prometheus_client import Counter
 
 from subtitled.config import MediaServer
+from subtitled.paths import remote_path
 from subtitled.web.access import read_token
 from subtitled.web.media_servers import (
     ServerError,
@@ -28,7 +29,6 @@ from subtitled.web.media_servers import (
     plex_sections,
     send,
 )
-from subtitled.web.paths import remote_path
 
 logger = logging.getLogger(__name__)
 

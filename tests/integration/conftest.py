@@ -18,6 +18,7 @@ from subtitled.pipeline import Outcome, Tools, process_media_file
 from subtitled.wiring import real_tools
 
 if TYPE_CHECKING:
+    from tests.integration.postgres_server import PostgresServer
     from tests.integration.test_systemd_notify import NotifySocket
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -44,6 +45,22 @@ def large_v3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.integration.large_v3 import full_size_folder
 
     return full_size_folder(tmp_path_factory.mktemp("large-v3") / "random-large-v3")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session; each test takes a database of its own."""
+    from tests.integration.postgres_server import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh database on the session's server."""
+    return postgres_server.new_database()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The job store on a real SQLite file."""
+"""The job store, on a real SQLite file and on a real PostgreSQL server: every test of its
+rules runs against both; SQLite's file, pragmas and releases have tests of their own."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 
@@ -22,8 +23,14 @@ from subtitled.store import (
     Job,
     JobStore,
     Result,
+    SqliteStore,
+    text_sha256,
 )
+from subtitled.store.postgres import PostgresStore
 from tests.integration.conftest import DATA
+
+if TYPE_CHECKING:
+    from tests.integration.postgres_server import PostgresServer
 
 FP = Fingerprint(100, 1, 1)
 
@@ -37,12 +44,54 @@ class Retry(TypedDict):
 RETRY = Retry(budget_seconds=3600.0, backoff_seconds=0.0, backoff_max_seconds=0.0)
 
 
+class Backend:
+    """Stores of one kind: `new()` opens a fresh, empty database; `again()` opens the last
+    one once more (a restart). Every store opened is closed after the test."""
+
+    def __init__(self, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.kind, self.tmp_path, self.request = kind, tmp_path, request
+        self.opened: list[JobStore] = []
+        self.database = ""
+
+    def new(self) -> JobStore:
+        if self.kind == "sqlite":
+            self.database = str(self.tmp_path / f"jobs-{len(self.opened)}.sqlite3")
+        else:
+            server: PostgresServer = self.request.getfixturevalue("postgres_server")
+            self.database = server.new_database()
+        return self.again()
+
+    def again(self) -> JobStore:
+        opened: JobStore = SqliteStore(Path(self.database)) if self.kind == "sqlite" else \
+            PostgresStore(self.database, host="this-host", lease_seconds=60)
+        self.opened.append(opened)
+        return opened
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The job-store tests run against both stores."""
+    made = Backend(request.param, tmp_path, request)
+    yield made
+    for opened in made.opened:
+        opened.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> JobStore:
-    return JobStore(tmp_path / "jobs.sqlite3")
+def store(backend: Backend) -> JobStore:
+    return backend.new()
 
 
-def test_the_database_is_wal_with_full_sync(store: JobStore, tmp_path: Path) -> None:
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """For what is SQLite's alone: its file, pragmas, plans and releases."""
+    opened = SqliteStore(tmp_path / "jobs.sqlite3")
+    yield opened
+    opened.close()
+
+
+def test_the_database_is_wal_with_full_sync(sqlite_store: SqliteStore, tmp_path: Path) -> None:
+    store = sqlite_store
     other = sqlite3.connect(tmp_path / "jobs.sqlite3")
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.integrity_ok()
@@ -91,14 +140,13 @@ def test_a_subtitle_written_just_before_a_crash_is_recorded_as_done(
         store: JobStore, tmp_path: Path) -> None:
     for name in ("written.mkv", "not yet.mkv", "stale.mkv"):
         store.enqueue(tmp_path / name, FP, 0)
-    old = tmp_path / "stale.en.srt"
-    old.write_text("1\n00:00:00,000 --> 00:00:01,000\nold\n")
-    os.utime(old, (1_000_000_000, 1_000_000_000))  # from 2001: not this run's
+    new = "1\n00:00:00,000 --> 00:00:01,000\nnew\n"
+    (tmp_path / "stale.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nold\n")
     for _ in range(3):
         job = store.claim()
         assert job is not None
-        store.writing(job, tmp_path / f"{job.path.stem}.en.srt", 7, "0" * 64)
-    (tmp_path / "written.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nnew\n")
+        store.writing(job, tmp_path / f"{job.path.stem}.en.srt", 7, text_sha256(new))
+    (tmp_path / "written.en.srt").write_text(new)  # stale.en.srt: another text, not ours
 
     assert store.finish_written() == [tmp_path / "written.mkv"]
     assert sorted(store.recover(max_attempts=3)) == [tmp_path / "not yet.mkv",
@@ -201,9 +249,10 @@ def test_moved_away_folders_drop_their_queued_jobs(store: JobStore) -> None:
     assert store.forget_queued(latin1_folder) == 1
 
 
-def test_a_delete_is_a_lookup_in_the_path_index_not_a_scan(store: JobStore) -> None:
+def test_a_delete_is_a_lookup_in_the_path_index_not_a_scan(sqlite_store: SqliteStore) -> None:
     """The observer thread forgets deleted files one event at a time: on a library of
     100,000 queued files each must be a range of the path index."""
+    store = sqlite_store
     plans: list[str] = []
     real = store._db  # the store's own connection, to ask SQLite its plan
 
@@ -223,7 +272,9 @@ def test_a_delete_is_a_lookup_in_the_path_index_not_a_scan(store: JobStore) -> N
                              for plan in plans), plans
 
 
-def test_a_library_found_at_once_is_queued_in_few_transactions(store: JobStore) -> None:
+def test_a_library_found_at_once_is_queued_in_few_transactions(
+        sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     commits: list[str] = []
     store._db.set_trace_callback(
         lambda sql: commits.append(sql) if sql == "COMMIT" else None)
@@ -267,9 +318,8 @@ def _running(store: JobStore, path: Path = FILM) -> Job:
     return job
 
 
-def _stored_checkpoints(database: Path) -> int:
-    with sqlite3.connect(database) as db:
-        return int(db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
+def _stored_checkpoints(store: JobStore) -> int:
+    return int(store._query("SELECT COUNT(*) FROM checkpoints")[0][0])
 
 
 def test_checkpoints_come_back_in_order_with_the_newest_reach(store: JobStore) -> None:
@@ -305,13 +355,14 @@ def test_checkpoints_of_another_fingerprint_are_deleted_not_returned(
     job = _running(store)
     store.add_checkpoint(job, 30.0, "[]")
     assert store.checkpoint(asked_as(store, job)) == (0.0, [])
-    assert _stored_checkpoints(tmp_path / "jobs.sqlite3") == 0
+    assert _stored_checkpoints(store) == 0
 
 
 def _finish_written(store: JobStore, job: Job) -> None:
     target = job.path.with_suffix(".en.srt")
-    store.writing(job, target, 1, "0" * 64)
-    target.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    text = "1\n00:00:00,000 --> 00:00:01,000\nhello\n"
+    store.writing(job, target, 1, text_sha256(text))
+    target.write_text(text)
     assert store.finish_written() == [job.path]
 
 
@@ -353,17 +404,15 @@ LIFECYCLE: list[tuple[str, Callable[[JobStore, Job], object], bool]] = [
 
 @pytest.mark.parametrize(("event", "act", "kept"), LIFECYCLE, ids=[e[0] for e in LIFECYCLE])
 def test_checkpoints_outlive_a_retry_or_stop_but_not_the_end_of_the_job(
-        tmp_path: Path, event: str, act: Callable[[JobStore, Job], object],
+        store: JobStore, tmp_path: Path, event: str, act: Callable[[JobStore, Job], object],
         kept: bool) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
     job = _running(store, tmp_path / "film.mkv")
     store.add_checkpoint(job, 30.0, '["a"]')
     store.add_checkpoint(job, 60.0, '["b"]')
     act(store, job)
-    assert _stored_checkpoints(tmp_path / "jobs.sqlite3") == (2 if kept else 0), event
+    assert _stored_checkpoints(store) == (2 if kept else 0), event
     if kept:
         assert store.checkpoint(job) == (60.0, ['["a"]', '["b"]'])
-    store.close()
 
 
 REFUSED: list[tuple[str, Callable[[JobStore, Job], object]]] = [
@@ -383,17 +432,17 @@ def test_a_checkpoint_from_a_job_no_longer_running_is_refused(
     job = _running(store)
     store.add_checkpoint(job, 30.0, '["kept"]')
     act(store, job)
-    before = _stored_checkpoints(tmp_path / "jobs.sqlite3")
-    with caplog.at_level(logging.WARNING, logger="subtitled.store.sqlite"):
+    before = _stored_checkpoints(store)
+    with caplog.at_level(logging.WARNING, logger="subtitled.store.base"):
         store.add_checkpoint(job, 60.0, '["late"]')
-    assert _stored_checkpoints(tmp_path / "jobs.sqlite3") == before, event
+    assert _stored_checkpoints(store) == before, event
     assert "refused" in caplog.text
 
 
-def _crash_loop(database: Path, reached_per_claim: list[float | None],
+def _crash_loop(backend: Backend, reached_per_claim: list[float | None],
                 max_attempts: int) -> JobStore:
     """Claim, maybe checkpoint, then die (close without a word) and recover, per claim."""
-    store = JobStore(database)
+    store = backend.new()
     store.enqueue(FILM, FP, 0)
     for reached in reached_per_claim:
         job = store.claim()
@@ -401,7 +450,7 @@ def _crash_loop(database: Path, reached_per_claim: list[float | None],
         if reached is not None:
             store.add_checkpoint(job, reached, f'["up to {reached}"]')
         store.close()
-        store = JobStore(database)
+        store = backend.again()
         assert store.recover(max_attempts) == [FILM]
     return store
 
@@ -416,23 +465,21 @@ def _crash_loop(database: Path, reached_per_claim: list[float | None],
     ([60.0, 60.0], "queued", 1),  # saving the same reach again is no progress
 ])
 def test_a_crash_counts_as_an_attempt_only_without_checkpointed_progress(
-        tmp_path: Path, reached_per_claim: list[float | None], state: str,
+        backend: Backend, reached_per_claim: list[float | None], state: str,
         attempts: int) -> None:
-    store = _crash_loop(tmp_path / "jobs.sqlite3", reached_per_claim, max_attempts=2)
+    store = _crash_loop(backend, reached_per_claim, max_attempts=2)
     job = store.get(FILM)
     assert job is not None and (job.state, job.attempts) == (state, attempts)
     reach = max((r for r in reached_per_claim if r is not None), default=0.0)
     assert store.checkpoint(job)[0] == (reach if state == "queued" else 0.0)
-    store.close()
 
 
 def test_checkpoints_survive_a_crash_and_the_next_claim_resumes_from_them(
-        tmp_path: Path) -> None:
-    store = _crash_loop(tmp_path / "jobs.sqlite3", [45.0], max_attempts=2)
+        backend: Backend) -> None:
+    store = _crash_loop(backend, [45.0], max_attempts=2)
     job = store.claim()
     assert job is not None
     assert store.checkpoint(job) == (45.0, ['["up to 45.0"]'])
-    store.close()
 
 
 def test_a_crash_after_progress_requeues_even_a_job_past_its_attempts(store: JobStore) -> None:
@@ -491,7 +538,7 @@ def test_a_database_from_the_first_release_is_migrated_with_its_rows_intact(
                    " updated) VALUES (?, 100, 1, 1, 'running', 2, 0, 0)", (str(FILM),))
     db.close()
 
-    store = JobStore(database)
+    store = SqliteStore(database)
     done = store.get(Path("/m/done.mkv"))
     assert done is not None and (done.state, done.language) == ("done", "en")
     assert done.output == "/m/done.en.srt"
@@ -503,7 +550,7 @@ def test_a_database_from_the_first_release_is_migrated_with_its_rows_intact(
     store.add_checkpoint(job, 60.0, '["resumed"]')
     assert store.checkpoint(job) == (60.0, ['["resumed"]'])
     store.close()
-    JobStore(database).close()  # opening it again migrates nothing twice
+    SqliteStore(database).close()  # opening it again migrates nothing twice
     with sqlite3.connect(database) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
     db.close()
@@ -522,7 +569,7 @@ RELEASE_DATABASES = sorted(DATA.glob("jobs-schema-*.sqlite3"))
 def release_database(database: Path) -> None:
     """What a deployment leaves behind: a done file, one killed mid-film with checkpoints,
     a dead one."""
-    store = JobStore(database)
+    store = SqliteStore(database)
     for name in ("done.mkv", "film.mkv", "poison.mkv"):
         store.enqueue(Path("/media") / name, FP, PRIORITY_NEW)
     done = store.claim()
@@ -542,7 +589,7 @@ def test_every_release_database_opens_with_its_rows_and_work_intact(tmp_path: Pa
     for made in RELEASE_DATABASES:
         database = tmp_path / made.name
         database.write_bytes(made.read_bytes())
-        store = JobStore(database)
+        store = SqliteStore(database)
         counts = store.counts()
         assert (counts["done"], counts["running"], counts["failed"]) == (1, 1, 1), counts
         done = store.get(Path("/media/done.mkv"))
@@ -557,7 +604,8 @@ def test_every_release_database_opens_with_its_rows_and_work_intact(tmp_path: Pa
         db.close()
 
 
-def test_a_new_database_starts_at_the_current_schema(store: JobStore, tmp_path: Path) -> None:
+def test_a_new_database_starts_at_the_current_schema(sqlite_store: SqliteStore,
+                                                     tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()
@@ -574,13 +622,14 @@ def test_a_database_from_a_newer_release_is_refused_and_left_as_it_was(
     for read_only in (False, True):
         with pytest.raises(ConfigError, match=f"newer release of subtitled \\(schema "
                                               f"{SCHEMA_VERSION + 1}"):
-            JobStore(database, read_only=read_only)
+            SqliteStore(database, read_only=read_only)
     assert database.read_bytes() == before
 
 
-def test_a_read_only_store_reads_and_writes_nothing(store: JobStore, tmp_path: Path) -> None:
-    store.enqueue(FILM, FP, PRIORITY_NEW)
-    reader = JobStore(tmp_path / "jobs.sqlite3", read_only=True)
+def test_a_read_only_store_reads_and_writes_nothing(sqlite_store: SqliteStore,
+                                                   tmp_path: Path) -> None:
+    sqlite_store.enqueue(FILM, FP, PRIORITY_NEW)
+    reader = SqliteStore(tmp_path / "jobs.sqlite3", read_only=True)
     try:
         assert reader.counts()["queued"] == 1
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
@@ -590,11 +639,11 @@ def test_a_read_only_store_reads_and_writes_nothing(store: JobStore, tmp_path: P
 
 
 def test_claim_takes_the_roots_priority_then_arrivals_then_the_newest(
-        tmp_path: Path) -> None:
+        backend: Backend) -> None:
     films, tv = Path("/media/films"), Path("/media/tv")
 
     def order(name: str, **options: Any) -> list[str]:
-        store = JobStore(tmp_path / f"{name}.sqlite3")
+        store = backend.new()
         store.enqueue(films / "old.mkv", Fingerprint(1, 100, 1), PRIORITY_BACKFILL)
         store.enqueue(films / "new.mkv", Fingerprint(1, 300, 2), PRIORITY_BACKFILL)
         store.enqueue(films / "arrived.mkv", Fingerprint(1, 50, 3), PRIORITY_NEW)
@@ -602,7 +651,6 @@ def test_claim_takes_the_roots_priority_then_arrivals_then_the_newest(
         names = []
         while (job := store.claim(**options)) is not None:
             names.append(job.path.name)
-        store.close()
         return names
 
     # New arrivals first; then the backfill in the order found...
@@ -628,10 +676,7 @@ def test_a_forced_redo_is_forgotten_once_the_job_ends_however_it_ends(
         elif ending == "fail":
             store.fail(job, "decode: broken", "MediaError", transient=False, **RETRY)
         else:  # written, then the process died before it recorded so
-            target = path.with_suffix(".en.srt")
-            store.writing(job, target, 1, "0" * 64)
-            target.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
-            assert store.finish_written() == [path]
+            _finish_written(store, job)
         assert not store.get(path).force, ending  # type: ignore[union-attr]
     transient = Path("/media/transient.mkv")
     store.enqueue(transient, FP, PRIORITY_NEW)

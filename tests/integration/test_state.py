@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from subtitled.store import SCHEMA_VERSION, JobStore
+from subtitled.store import SCHEMA_VERSION, SqliteStore
 from tests.integration.daemon_harness import DaemonRun
 from tests.integration.test_jobs import release_database
 
@@ -73,7 +73,7 @@ def test_status_and_retry_by_a_user_who_may_only_read_the_state(tmp_path: Path) 
         os.chown(path, OTHER_USER, OTHER_USER)
     tmp_path.chmod(0o755)
 
-    daemon = JobStore(state / "jobs.sqlite3")  # the running daemon keeps its -wal and -shm
+    daemon = SqliteStore(state / "jobs.sqlite3")  # the running daemon keeps its -wal and -shm
     for kept in state.glob("jobs.sqlite3-*"):  # ...as its own user's, which we are not
         os.chown(kept, OTHER_USER, OTHER_USER)
     try:

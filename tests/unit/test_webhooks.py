@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from subtitled.config import HttpSettings, PathMapping
 from subtitled.errors import ConfigError
+from subtitled.paths import local_path, remote_path
 from subtitled.web import asr, media_servers, webhooks
 from subtitled.web.access import (
     CREDENTIAL_NAME,
@@ -20,7 +21,6 @@ from subtitled.web.access import (
     read_api_key,
     read_token,
 )
-from subtitled.web.paths import local_path, remote_path
 from subtitled.web.webhooks import BadPayload, Hook
 
 EPISODE = "/data/media/tv/Show/Season 01/Show - S01E01.mkv"

@@ -1,4 +1,5 @@
-"""Paths as another container or host names them, and as this host does (`path_map`)."""
+"""Paths as another container or host names them, and as this host does (`path_map`):
+webhooks and media servers in containers, and the shared job store's library paths."""
 
 from __future__ import annotations
 
