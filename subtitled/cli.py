@@ -71,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ("resume", "lift a pause")):
         command(name, help=what).add_argument("--config", type=Path, default=None,
                                               help=_CONFIG_HELP)
-    migrate = command("migrate-db", help="copy this host's job database (SQLite) into the "
-                      "PostgreSQL one that state.database names, once, before the first start")
+    migrate = command("migrate-db", help="copy this host's job database (SQLite) into an "
+                      "empty PostgreSQL one, once, before the first start on it")
     migrate.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
+    migrate.add_argument("--to", metavar="URL", default=None,
+                         help="the PostgreSQL database (default: state.database)")
     retry = command("retry", help="queue failed files again")
     retry.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     target = retry.add_mutually_exclusive_group(required=True)
@@ -290,7 +292,7 @@ def _run(argv: Sequence[str] | None) -> int:
         if args.command == "status":
             return commands.status(settings)
         if args.command == "migrate-db":
-            return commands.migrate_db(settings)
+            return commands.migrate_db(settings, args.to)
         if args.command in ("pause", "resume"):
             return commands.pause(settings, held=args.command == "pause")
         if args.command == "retry":

@@ -141,15 +141,22 @@ def _job_store(settings: DaemonSettings, *, read_only: bool) -> Iterator[JobStor
         store.close()
 
 
-def migrate_db(settings: DaemonSettings) -> int:
-    """Copy this host's SQLite store into the PostgreSQL store that `state.database` names
-    (empty; the daemon stopped), so that done files stay done on the shared store."""
+def migrate_db(settings: DaemonSettings, to: str | None = None) -> int:
+    """Copy this host's SQLite store into the PostgreSQL store at `to` (by default the one
+    `state.database` names; empty, the daemon stopped), so that done files stay done on
+    the shared store."""
+    from subtitled.config import database_url
     from subtitled.service.daemon import lock_state_dir
     from subtitled.store.postgres import PostgresStore
 
-    if settings.state.database is None:
-        raise ConfigError("migrate-db copies the SQLite store into PostgreSQL: set "
-                          "state.database to its URL first", stage="options")
+    url = to or settings.state.database
+    if url is None:
+        raise ConfigError("migrate-db copies the SQLite store into PostgreSQL: give --to "
+                          "postgresql://… or set state.database", stage="options")
+    try:  # the same check as the configuration's
+        database_url(url)
+    except ValueError as err:
+        raise ConfigError(f"--to: {err}", stage="options") from None
     lock = lock_state_dir(settings.state_dir)  # refused while the daemon runs
     try:
         # Writable: an older release's database is brought up to this schema first.
@@ -160,7 +167,7 @@ def migrate_db(settings: DaemonSettings) -> int:
             source.finish_written()
             source.recover(settings.retry.max_attempts)
             jobs, checkpoints = source.dump()
-        target = PostgresStore(settings.state.database, host=settings.state.host_name,
+        target = PostgresStore(url, host=settings.state.host_name,
                                lease_seconds=settings.state.lease_seconds,
                                path_map=settings.state.path_map)
         try:

@@ -324,7 +324,7 @@ class PathMapping:
     local: AbsoluteFolder
 
 
-def _database_url(text: str) -> str:
+def database_url(text: str) -> str:
     if not text.startswith(("postgresql://", "postgres://")):
         raise ValueError(f"{text!r} is not a PostgreSQL URL (postgresql://user@host/dbname)")
     return text
@@ -338,7 +338,7 @@ class StateSettings:
     lease it renews while it works; a host that stops renewing (killed, cut off) loses
     its file to another host after `lease_seconds`."""
 
-    database: Annotated[str, Strict(), AfterValidator(_database_url)] | None = None
+    database: Annotated[str, Strict(), AfterValidator(database_url)] | None = None
     # This host's name in the store (claims, `status`): the machine's name by default.
     # Two daemons on one machine sharing a store need names of their own.
     host_name: Text | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
 from tests.integration.conftest import DATA, ffmpeg, picture
 from tests.integration.daemon_harness import DaemonRun, make_video, valid_subtitles
@@ -251,9 +252,16 @@ def test_a_single_host_s_store_migrated_to_postgresql_keeps_its_done_files_done(
                                str(shared.config)], capture_output=True, text=True, timeout=120)
     assert migrated.returncode == 0, migrated.stderr
     assert "2 jobs copied into" in migrated.stdout and "done 2" in migrated.stdout
-    again = subprocess.run([sys.executable, "-m", "subtitled", "migrate-db", "--config",
-                            str(shared.config)], capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "already holds jobs" in again.stderr, again.stderr
+    alone_config = tmp_path / "alone.yaml"  # the single host's own, without state.database
+    document = yaml.safe_load(shared.config.read_text())
+    document["state"]["database"] = None
+    alone_config.write_text(yaml.safe_dump(document))
+    for to, refusal in ((postgres_url, "already holds jobs"),
+                        ("mysql://db/subtitled", "is not a PostgreSQL URL")):
+        again = subprocess.run([sys.executable, "-m", "subtitled", "migrate-db", "--config",
+                                str(alone_config), "--to", to], capture_output=True,
+                               text=True, timeout=120)
+        assert again.returncode == 2 and refusal in again.stderr, again.stderr
     shared.start()
     try:
         shared.wait_ready()
