@@ -15,7 +15,7 @@ from pathlib import Path
 
 from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
-from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, SubtitledError, shown
+from subtitled.errors import ConfigError, EngineStuck, SubtitledError, shown
 from subtitled.pipeline import Hooks, Outcome, process_media_file
 from subtitled.progress import ProgressBar
 from subtitled.store import DATABASE_NAME, STORE_ERRORS, JobStore, SqliteStore, open_store
@@ -109,9 +109,7 @@ def _job_store(settings: DaemonSettings, *, read_only: bool) -> Iterator[JobStor
         try:
             yield store
         except STORE_ERRORS as err:
-            raise EnvironmentFault(f"the job database {store.path} cannot be used: "
-                                   f"{' '.join(str(err).split())}", kind="state",
-                                   stage="state") from err
+            raise store.unreachable(err) from err
         finally:
             store.close()
         return

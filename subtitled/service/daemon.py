@@ -182,9 +182,7 @@ class Daemon:
                                path)
                 remove_temp_subtitles(path)
         except STORE_ERRORS as err:  # at start: one line, and systemd starts it again
-            raise EnvironmentFault(f"the job database {self.store.path} fails: "
-                                   f"{' '.join(str(err).split())}", kind="state",
-                                   stage="state") from err
+            raise self.store.unreachable(err) from err
         with self.notifier.extending_timeout(
                 f"loading model {self.settings.transcribe.model.name}"):
             self._load_model(self.settings.transcribe)

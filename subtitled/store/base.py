@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 from subtitled import failpoints
 from subtitled.config import PathMapping
-from subtitled.errors import ConfigError
+from subtitled.errors import ConfigError, EnvironmentFault
 from subtitled.paths import local_path, remote_path
 from subtitled.store.model import (
     PRIORITY_NEW,
@@ -138,6 +138,12 @@ class JobStore:
     def writable(self) -> bool:
         """Can a write transaction start? (For the health checks.)"""
         raise NotImplementedError
+
+    def unreachable(self, err: Exception) -> EnvironmentFault:
+        """The database failing (a server or connection gone), as one line."""
+        cause = " ".join(str(err).split()) or type(err).__name__
+        return EnvironmentFault(f"the job database {self.path} cannot be used: {cause}",
+                                kind="state", stage="state")
 
     def hosts(self) -> list[HostClaims]:
         """The hosts holding claims now, in a shared store (empty in a store of one)."""
@@ -563,11 +569,12 @@ class JobStore:
         file's time); `sticky` counts a GPU that needed a new process."""
         held, args = self._held(job)
         with self._transaction() as db:
+            now = self._now(db)
             db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
                        " last_error = ?, error_class = ?, not_before = ?, updated = ?,"
                        f" first_failure = NULL, sticky_exits = sticky_exits + ? WHERE {held}",
-                       (_text(error), error_class, _on_clock(not_before, self._now(db)),
-                        self._now(db), int(sticky), *args))
+                       (_text(error), error_class, _on_clock(not_before, now), now,
+                        int(sticky), *args))
 
     def release(self, job: Job) -> None:
         """Put back a job abandoned at shutdown; the attempt does not count, and its

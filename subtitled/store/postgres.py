@@ -23,7 +23,7 @@ from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool
 
 from subtitled.config import PathMapping
-from subtitled.errors import ConfigError, EnvironmentFault
+from subtitled.errors import ConfigError
 from subtitled.store.base import JobStore, check_version
 
 logger = logging.getLogger(__name__)
@@ -182,12 +182,6 @@ class PostgresStore(JobStore):
         except BaseException:
             self._pool.close()
             raise
-
-    def unreachable(self, err: Exception) -> EnvironmentFault:
-        """A failing server or connection, in one line (systemd starts the daemon again)."""
-        cause = " ".join(str(err).split()) or type(err).__name__
-        return EnvironmentFault(f"the job database {self.path} cannot be used: {cause}",
-                                kind="state", stage="state")
 
     def _prepare(self, read_only: bool) -> None:
         """Check the schema's version, and (unless `read_only`) make or migrate it."""
