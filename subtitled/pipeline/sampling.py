@@ -1,10 +1,10 @@
-"""The file's language, detected once on a sample of speech from windows spread over it."""
+"""The file's language, voted by windows of speech spread over it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -19,12 +19,7 @@ from subtitled.speech import SpeechChunker
 
 logger = logging.getLogger(__name__)
 
-# The language is detected on this much audio, sampled from windows over the whole file.
-_VOTE_SAMPLE_SECONDS = 28.0
 _WHISPER_WINDOW_SECONDS = 30.0
-# From this length on, each vote window is detected on its own: the few encoder passes
-# cost a few percent of the decoding (a half-hour episode is 30 windows and more).
-SEPARATE_VOTES_FROM_SECONDS = 30 * 60.0
 
 
 def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, tools: Tools,
@@ -32,45 +27,30 @@ def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, 
     """The file's language from windows spread over it, each from its first speech on,
     with the pauses and breaths around the words (what Whisper was trained on). A file
     that fits in one Whisper window is heard whole, as Whisper's own `detect_language`
-    hears it. A film or an episode (SEPARATE_VOTES_FROM_SECONDS and longer) gets a true
-    vote: each window detected on its own, weighted by its speech, so that a foreign
-    opening or a dubbed scene cannot outvote the rest. Between the two, a few seconds
-    from each window are glued into one Whisper window and detected once: the encoder
-    costs the same for 3 s as for 30 s, and a detection per window cost 5.4 s more on a
-    10-minute programme on two CPU cores, a tenth of its decoding; one voice that
-    Whisper is sure of can then outweigh the others (BENCHMARKS.md)."""
+    hears it. A longer one gets a vote: each window detected on its own, weighted by its
+    speech, so that a foreign opening or a dubbed scene cannot outvote the rest. (Speech
+    from every window glued into one Whisper window would cost one encoder pass instead
+    of a few, about a second on two CPU cores with `base`; but Whisper hears a glued
+    sample mostly as its first voice, and 35 s of English before two minutes of German
+    came out English, at 50 %, and at 79 % before 400 s of German: BENCHMARKS.md.)"""
     options = settings.language
-    starts = window_starts(media.duration_seconds, options.vote_windows,
-                           options.vote_window_seconds)
     whole = media.duration_seconds is not None and \
         media.duration_seconds <= _WHISPER_WINDOW_SECONDS
-    separate = media.duration_seconds is not None and \
-        media.duration_seconds >= SEPARATE_VOTES_FROM_SECONDS
-    share = _WHISPER_WINDOW_SECONDS if whole or separate else \
-        _VOTE_SAMPLE_SECONDS / len(starts)
+    starts = [0.0] if whole else window_starts(media.duration_seconds, options.vote_windows,
+                                               options.vote_window_seconds)
     window = _WHISPER_WINDOW_SECONDS if whole else options.vote_window_seconds
     # A window needs a few words to vote; a file of one window is all there is to hear,
     # however short its speech (Whisper's own detection hears it as it is).
     least = 1e-3 if whole else MIN_VOTE_SPEECH_SECONDS
     samples = [sample for sample in (
-        speech_from_onset(tools, settings, tools.open_audio(media, start, window), share,
-                          keep_lead_in=whole)
-        for start in ([0.0] if whole else starts))
+        speech_from_onset(tools, settings, tools.open_audio(media, start, window),
+                          _WHISPER_WINDOW_SECONDS, keep_lead_in=whole)
+        for start in starts)
         if sample.speech_seconds >= least]
-    if not samples:
-        return None
-    if separate:
-        guess = vote([(call_watched(partial(tools.transcriber.detect_language, sample.audio),
-                                    alive), sample.speech_seconds) for sample in samples],
-                     allowed)
-    else:
-        gap = np.zeros(16_000 // 2, dtype=np.float32)
-        glued = np.concatenate([part for sample in samples
-                                for part in (sample.audio, gap)][:-1])
-        heard = call_watched(partial(tools.transcriber.detect_language, glued), alive)
-        guess = vote([(heard, sum(sample.speech_seconds for sample in samples))], allowed)
+    guess = vote([(call_watched(partial(tools.transcriber.detect_language, sample.audio),
+                                alive), sample.speech_seconds) for sample in samples],
+                 allowed)
     if guess:
-        guess = replace(guess, windows=len(samples))
         logger.info("%s: language %s (%.0f%%, %d windows)", path, guess.iso_code,
                     100 * guess.confidence, guess.windows)
     return guess
