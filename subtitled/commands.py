@@ -195,6 +195,9 @@ def status(settings: DaemonSettings) -> int:
         for pause in read_status(settings.state_dir / STATUS_NAME):
             since = time.strftime("%Y-%m-%d %H:%M", time.localtime(pause.since))
             print(f"{pause.describe(now)} (since {since})")
+        backlog = store.backlog()
+        if backlog.files or backlog.running_seconds:
+            print(backlog.describe())
         hosts = store.hosts()
         for host in hosts:
             lease = f"expires in {host.expires_in:.0f} s" if host.expires_in >= 0 else \

@@ -391,6 +391,24 @@ class MediaServer:
     path_map: tuple[PathMapping, ...] = ()
 
 
+NotifyEvent = Literal["failed", "paused", "resumed", "done"]
+
+
+@with_config(UNKNOWN_KEYS_REFUSED)
+@dataclass(frozen=True)
+class NotificationSettings:
+    """Messages through Apprise: a file given up on (`failed`: failed for good, or dead
+    after its attempts), a pause for a fault of the environment (`paused`) and its end
+    (`resumed`), and if asked each subtitle written (`done`)."""
+
+    # A file of Apprise URLs, one a line (ntfy://host/topic, discord://id/token,
+    # tgram://token/chat, mailto://user:password@host, ...). They carry tokens, so they
+    # live in a file, never here. Unset: systemd's $CREDENTIALS_DIRECTORY/
+    # subtitled-notify-urls (LoadCredential=), if the unit passes one; else none.
+    urls_file: Path | None = None
+    events: tuple[NotifyEvent, ...] = ("failed", "paused", "resumed")
+
+
 @with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class DaemonSettings:
@@ -402,4 +420,5 @@ class DaemonSettings:
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     media_servers: tuple[MediaServer, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     log_level: LogLevel = "info"

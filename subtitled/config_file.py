@@ -28,6 +28,7 @@ from subtitled.config import (
     LogLevel,
     MediaServer,
     ModelSettings,
+    NotificationSettings,
     OutputSettings,
     RetrySettings,
     ScanSettings,
@@ -40,6 +41,7 @@ from subtitled.config import (
     default_state_dir,
 )
 from subtitled.errors import ConfigError
+from subtitled.notifications import Notifications
 from subtitled.web.access import api_key_file, read_api_key, read_token
 
 DEFAULT_PATH = Path("/etc/subtitled/config.yaml")
@@ -73,6 +75,7 @@ class _Document:
     output: OutputSettings = field(default_factory=OutputSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     media_servers: tuple[MediaServer, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
 
 _DOCUMENT = TypeAdapter(_Document)
@@ -236,6 +239,11 @@ def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], A
             read_token(server.token_file)
         except ConfigError as err:
             problems.append(f"At 'media_servers[{index}].token_file': {err.message}")
+    notifications = _notifications(document.notifications, base)
+    try:
+        Notifications.of(notifications)  # the URLs read and understood, nothing sent
+    except ConfigError as err:
+        problems.append(f"At 'notifications.urls_file': {err.message}")
     if document.state.database is not None and importlib.util.find_spec("psycopg") is None:
         problems.append("At 'state.database': a PostgreSQL store needs psycopg: pip install "
                         "'subtitled[postgresql]'")
@@ -254,6 +262,13 @@ def _anchored(path: Path, base: Path | None) -> Path:
 def _http(http: HttpSettings, base: Path | None) -> HttpSettings:
     key = http.api_key_file
     return http if key is None else dataclasses.replace(http, api_key_file=_anchored(key, base))
+
+
+def _notifications(settings: NotificationSettings, base: Path | None
+                   ) -> NotificationSettings:
+    found = settings.urls_file
+    return settings if found is None else \
+        dataclasses.replace(settings, urls_file=_anchored(found, base))
 
 
 def _servers(servers: tuple[MediaServer, ...], base: Path | None) -> tuple[MediaServer, ...]:
@@ -294,7 +309,8 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
         watch=roots, state_dir=_anchored(valid.state_dir or default_state_dir(), base),
         state=valid.state, scan=valid.scan, retry=valid.retry, transcribe=transcribe,
         http=_http(valid.http, base),
-        media_servers=_servers(valid.media_servers, base), log_level=valid.log_level)
+        media_servers=_servers(valid.media_servers, base),
+        notifications=_notifications(valid.notifications, base), log_level=valid.log_level)
 
 
 def transcribe_settings(sections: Mapping[str, Any], name: Any) -> TranscribeSettings:

@@ -150,6 +150,12 @@ def duration_seconds(probe: ProbeJson) -> float | None:
     return max(known) if known else None
 
 
+def length_seconds(path: Path, timeout_seconds: float = 30.0) -> float | None:
+    """The file's length by ffprobe's reading of its headers, for the backlog's estimate
+    (no track is chosen, nothing is checked: the job's own probe does that)."""
+    return duration_seconds(_ffprobe(path, timeout_seconds))
+
+
 def check_readable(path: Path) -> None:
     """Fail early with a plain reason for the inputs ffprobe would describe badly."""
     try:

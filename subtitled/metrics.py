@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from subtitled.eta import Backlog
 from subtitled.service.breaker import Pause
 from subtitled.store.model import HostClaims
 
@@ -42,6 +43,28 @@ class _QueueCollector(Collector):
         yield from (running, renewed, expires)
 
 
+class _BacklogCollector(Collector):
+    """The backlog's audio and its ETA (subtitled.eta), read from the job store when
+    scraped; absent while they cannot be estimated."""
+
+    def __init__(self, backlog: Callable[[], Backlog | None]) -> None:
+        self.backlog = backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        found = self.backlog()
+        audio = found.audio_seconds if found else None
+        eta = found.eta_seconds if found else None
+        if audio is not None:
+            yield GaugeMetricFamily("subtitled_backlog_audio_seconds", "Audio left to "
+                                    "transcribe: the queued files (those not probed yet at "
+                                    "the mean length of those probed) and the running ones",
+                                    value=audio)
+        if eta is not None:
+            yield GaugeMetricFamily("subtitled_eta_seconds", "Seconds until the backlog is "
+                                    "done, at the realtime factor of the files finished last",
+                                    value=eta)
+
+
 class _PauseCollector(Collector):
     """The daemon's pauses (see service.breaker), read when scraped."""
 
@@ -69,7 +92,8 @@ class Metrics:
                  batch_size: Callable[[], float | None] = lambda: None,
                  pauses: Callable[[], Sequence[Pause]] = lambda: (),
                  admin_paused: Callable[[], bool] = lambda: False,
-                 hosts: Callable[[], Sequence[HostClaims]] = lambda: ()) -> None:
+                 hosts: Callable[[], Sequence[HostClaims]] = lambda: (),
+                 backlog: Callable[[], Backlog | None] = lambda: None) -> None:
         self.registry = CollectorRegistry()
         self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
                                 ["outcome"], registry=self.registry)
@@ -98,6 +122,7 @@ class Metrics:
         batch.set_function(lambda: batch_size() or 0.0)
         self.registry.register(_QueueCollector(counts, hosts))
         self.registry.register(_PauseCollector(pauses, admin_paused))
+        self.registry.register(_BacklogCollector(backlog))
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -85,6 +85,8 @@ class Breaker:
         self._file_faults: dict[Path, tuple[int, int]] = {}  # → (faults, successes before)
         self._successes = 0
         self._devices: dict[Path, int] = {}
+        # Told of each pause as it opens ("paused") and ends ("resumed"): notifications.
+        self.listener: Callable[[str, Pause], None] = lambda event, pause: None
 
     def set_roots(self, roots: Sequence[Path]) -> None:
         """The watched roots changed (a reload): pauses of folders no longer watched go,
@@ -151,6 +153,7 @@ class Breaker:
             self._pauses[scope] = (pause, err)
             self._seen.pop(key, None)
         self._write_status()
+        self.listener("paused", pause)
         return pause
 
     def succeeded(self, path: Path) -> None:
@@ -187,11 +190,13 @@ class Breaker:
         """End the pauses of this kind now (a reload fixed the configuration); True when
         there were any."""
         with self._lock:
-            lifted = [scope for scope, (pause, _) in self._pauses.items() if pause.kind == kind]
-            for scope in lifted:
-                del self._pauses[scope]
+            lifted = [pause for pause, _ in self._pauses.values() if pause.kind == kind]
+            for pause in lifted:
+                del self._pauses[pause.scope]
         if lifted:
             self._write_status()
+        for pause in lifted:
+            self.listener("resumed", pause)
         return bool(lifted)
 
     def pauses(self) -> list[Pause]:
@@ -232,6 +237,8 @@ class Breaker:
                 pause.next_probe = now + pause.backoff
         if due:
             self._write_status()
+        for pause in cleared:
+            self.listener("resumed", pause)
         return cleared
 
     def _write_status(self) -> None:

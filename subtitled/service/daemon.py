@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,13 +22,16 @@ from subtitled.config import DaemonSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.engines.base import Transcriber
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault, SubtitledError, shown
+from subtitled.eta import Backlog, duration
 from subtitled.health import Health
 from subtitled.metrics import Metrics
+from subtitled.notifications import Notifications
 from subtitled.notify import Notifier
 from subtitled.pipeline import Tools
 from subtitled.service import control
 from subtitled.service import requests as service_requests
-from subtitled.service.breaker import NO_ANSWER, PROBE_SECONDS, Breaker
+from subtitled.service.backlog import LengthProber
+from subtitled.service.breaker import NO_ANSWER, PROBE_SECONDS, Breaker, Pause
 from subtitled.service.intake import Intake
 from subtitled.service.requests import PRIORITY_REQUESTS, REQUESTS_FOLDER, Requests
 from subtitled.service.worker import Worker
@@ -150,6 +154,7 @@ class Daemon:
         self.refresher: Refresher | None = None
         self.requests: Requests | None = None  # Bazarr's, through the HTTP server
         self.http: HttpServer | None = None
+        self.notifications = Notifications([], ())  # from the configuration, at start
         self.breaker = Breaker([r.path for r in settings.watch],
                                status_file=settings.state_dir / STATUS_NAME)
         self._held: Job | None = None  # a job whose release waits for the job store
@@ -164,10 +169,12 @@ class Daemon:
         self._install_signals()
         prepare_state_dir(self.settings.state_dir)
         self._state_lock = lock_state_dir(self.settings.state_dir)
+        self.notifications = Notifications.of(self.settings.notifications)
+        self.breaker.listener = self._tell_pause
         self.store = open_store(self.settings.state, self.settings.state_dir)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
                                self.breaker.pauses, lambda: self._admin_paused is not None,
-                               self.store.hosts)
+                               self.store.hosts, self._backlog)
         self.requests = Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER)
         self.requests.drop()
         self._open_http()
@@ -190,6 +197,7 @@ class Daemon:
             self._shutdown()
             return 0
         self._start_watching()  # in the background: READY=1 says the model is loaded
+        LengthProber(self.store, self._stop).start()
         self.notifier.ready(self._idle_status())
         self._check_roots()
         self._start_heartbeat()
@@ -212,7 +220,7 @@ class Daemon:
         worker = Worker(self.store, self.health, self.notifier, self.metrics, self._stop,
                         self.settler.settle_seconds, self.breaker,
                         lambda: self._admin_pause() is not None, self._reload_during_job,
-                        self.refresher.written if self.refresher else lambda _: None)
+                        self._written, self._gave_up)
         idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
@@ -241,6 +249,28 @@ class Daemon:
                 self._held = job
                 self._state_failed(err)
             idle_since = None
+
+    def _written(self, path: Path) -> None:
+        if self.refresher is not None:
+            self.refresher.written(path)
+        self.notifications.send("done", f"{self._host()}: subtitle written", str(path))
+
+    def _gave_up(self, path: Path, state: str, why: str) -> None:
+        self.notifications.send("failed", f"{self._host()}: gave up on {path.name}",
+                                f"{why} ({state}; `subtitled retry` queues it again)")
+
+    def _tell_pause(self, event: str, pause: Pause) -> None:
+        where = "" if pause.scope == "all" else f" {shown(pause.scope)}"
+        if event == "paused":
+            body = f"{pause.cause}. The files there wait and lose no attempt; the daemon " \
+                   "checks again by itself and resumes."
+        else:
+            body = f"the {pause.kind} fault has cleared after " \
+                   f"{duration(time.time() - pause.since)}; the waiting files run again"
+        self.notifications.send(event, f"{self._host()}: {event}{where}", body)
+
+    def _host(self) -> str:
+        return f"subtitled on {self.settings.state.host_name or socket.gethostname()}"
 
     def _backfill_ordered(self) -> bool:
         """newest-first means nothing until the library found at start is in the queue:
@@ -374,6 +404,13 @@ class Daemon:
         held = self.transcriber.gpu_bytes() if self.transcriber is not None else None
         return None if held is None else float(held)
 
+    def _backlog(self) -> Backlog | None:
+        """The backlog and its ETA; None while the job store cannot say."""
+        try:
+            return self.store.backlog() if self.store is not None else None
+        except STORE_ERRORS:
+            return None
+
     def _batch_size(self) -> float | None:
         return None if self.transcriber is None else float(self.transcriber.batch_size)
 
@@ -409,6 +446,9 @@ class Daemon:
             queued = f"{self.store.counts()['queued']} queued"
         except STORE_ERRORS:
             queued = "queue unreadable"
+        backlog = self._backlog()
+        if backlog is not None and backlog.files:
+            queued += f", {backlog.describe()}"
         degraded = f"; degraded: {'; '.join(self.watcher.degraded)}" \
             if self.watcher is not None and self.watcher.degraded else ""
         if self.watcher is not None and not self.watcher.watching.is_set():
@@ -555,6 +595,7 @@ class Daemon:
         and model in place, and says so in the log and in systemd's status line."""
         try:
             new = config_file.load(self.config_path)
+            notifications = Notifications.of(new.notifications)
         except ConfigError as err:
             problems = err.message.splitlines()
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -576,7 +617,10 @@ class Daemon:
                     f"{type(err).__name__}: {err}"
                 self._reload_failed(f"model {new.transcribe.model.name} did not load: "
                                     f"{cause}")
+                notifications.close()
                 return
+        self.notifications.close()
+        self.notifications = notifications
         self._reload_problem = None
         self._use_model(transcriber, new.transcribe)
         self._apply_watch(new)
@@ -600,6 +644,7 @@ class Daemon:
             self.http.stop()
         if self.refresher is not None:
             self.refresher.stop()
+        self.notifications.close()
         if self.store is not None:
             self.store.close()
         logger.info("stopped")

@@ -104,6 +104,8 @@ class Worker:
     reload_now: Callable[[], None] = lambda: None
     # A subtitle was written beside this video: the media servers hear of it.
     written: Callable[[Path], None] = lambda _: None
+    # A file was given up on (failed, or dead after its attempts): (path, state, why).
+    gave_up: Callable[[Path, str, str], None] = lambda path, state, why: None
     # Set by the lease keeper when another host has taken the running job.
     _lease_lost: threading.Event = field(default_factory=threading.Event)
 
@@ -314,10 +316,11 @@ class Worker:
                 self._environment(job, stuck, daemon.retry)
                 return
             logger.exception("%s: unexpected failure", job.path)
-            self.store.fail(job, f"{job.path}: {type(err).__name__}: {err}", type(err).__name__,
-                            transient=False, budget_seconds=0, backoff_seconds=0,
-                            backoff_max_seconds=0)
+            why = f"{job.path}: {type(err).__name__}: {err}"
+            self.store.fail(job, why, type(err).__name__, transient=False, budget_seconds=0,
+                            backoff_seconds=0, backoff_max_seconds=0)
             self._count("failed")
+            self.gave_up(job.path, "failed", why)
             return
         if outcome.status == "written":
             self.breaker.succeeded(job.path)
@@ -403,6 +406,8 @@ class Worker:
                                 backoff_max_seconds=retry.backoff_max_seconds)
         logger.error("%s (%s)", err.one_line(), state)
         self._count(state)
+        if state != "queued":
+            self.gave_up(job.path, state, err.one_line())
 
     def _guarded_write(self, job: Job, tools: Tools) -> Write:
         """Write only if the source is still the file that was transcribed."""

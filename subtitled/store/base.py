@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 from subtitled import failpoints
 from subtitled.config import PathMapping
 from subtitled.errors import ConfigError, EnvironmentFault
+from subtitled.eta import RECENT_FILES, Backlog
 from subtitled.paths import local_path, remote_path
 from subtitled.store.model import (
     PRIORITY_NEW,
@@ -261,7 +262,8 @@ class JobStore:
         db.execute(
             "UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
             " priority = ?, attempts = 0, not_before = 0, last_error = NULL,"
-            f" error_class = NULL, {_FRESH}, updated = ? WHERE id = ?",
+            " error_class = NULL, progress_seconds = NULL, total_seconds = NULL,"
+            f" {_FRESH}, updated = ? WHERE id = ?",
             (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, priority, now,
              row["id"]))
         return True
@@ -428,6 +430,40 @@ class JobStore:
                            (job.id,))
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
+    # -- the backlog and its ETA (subtitled.eta). A file's audio length is `total_seconds`:
+    # probed in the background while it is queued, and the worker's own once it runs.
+
+    def unprobed(self, limit: int) -> list[Job]:
+        """Queued files whose length is not known yet, a random sample of them: the mean of
+        a sample estimates a large backlog as well as all of it."""
+        rows = self._query("SELECT * FROM jobs WHERE state = 'queued' AND total_seconds IS"
+                           " NULL ORDER BY RANDOM() LIMIT ?", (limit,))
+        return [self._job(r) for r in rows]
+
+    def set_length(self, job: Job, seconds: float) -> None:
+        """A queued file's audio length, as probed (kept only while the file is the same)."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET total_seconds = ? WHERE id = ? AND state = 'queued'"
+                       " AND size = ? AND mtime_ns = ?",
+                       (seconds, job.id, job.fingerprint.size, job.fingerprint.mtime_ns))
+
+    def backlog(self) -> Backlog:
+        """What is left, and how fast the files finished last went (any host's)."""
+        with self._transaction() as db:
+            queued = db.execute("SELECT COUNT(*), COUNT(total_seconds),"
+                                " COALESCE(SUM(total_seconds), 0) FROM jobs"
+                                " WHERE state = 'queued'").fetchone()
+            running = db.execute("SELECT total_seconds, progress_seconds, host FROM jobs"
+                                 " WHERE state = 'running'").fetchall()
+            recent = db.execute("SELECT audio_seconds, wall_seconds FROM jobs WHERE state ="
+                                " 'done' AND audio_seconds > 0 AND wall_seconds > 0"
+                                " ORDER BY updated DESC LIMIT ?", (RECENT_FILES,)).fetchall()
+        left = sum(max(0.0, (row[0] or 0.0) - (row[1] or 0.0)) for row in running)
+        hosts = len({row[2] for row in running}) if self.shared else 1
+        return Backlog(int(queued[0]), int(queued[1]), float(queued[2]), left,
+                       sum(float(row[0]) for row in recent),
+                       sum(float(row[1]) for row in recent), max(1, hosts))
+
     # -- the running job
 
     def set_progress(self, job: Job, done_seconds: float, total_seconds: float | None) -> None:
@@ -498,7 +534,8 @@ class JobStore:
             now = self._now(db)
             self._drop_checkpoints(db, held, args)
             db.execute("UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
-                       f" attempts = 0, {_FRESH}, not_before = ?, updated = ? WHERE {held}",
+                       " attempts = 0, progress_seconds = NULL, total_seconds = NULL,"
+                       f" {_FRESH}, not_before = ?, updated = ? WHERE {held}",
                        (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
                         _on_clock(not_before, now), now, *args))
 

@@ -22,11 +22,18 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def api_key_file(settings: HttpSettings, environ: Mapping[str, str]) -> Path | None:
     """http.api_key_file, else systemd's credential, if the unit passes one."""
-    if settings.api_key_file is not None:
-        return settings.api_key_file
+    return secret_file(settings.api_key_file, CREDENTIAL_NAME, environ)
+
+
+def secret_file(configured: Path | None, credential: str,
+                environ: Mapping[str, str]) -> Path | None:
+    """The file the configuration names, else systemd's credential of that name
+    (LoadCredential=), if the unit passes one."""
+    if configured is not None:
+        return configured
     credentials = environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / CREDENTIAL_NAME).is_file():
-        return Path(credentials) / CREDENTIAL_NAME
+    if credentials and (Path(credentials) / credential).is_file():
+        return Path(credentials) / credential
     return None
 
 

@@ -124,6 +124,43 @@ def test_done_files_are_not_queued_again_but_changed_ones_are(store: JobStore) -
     assert store.get(path).state == "queued"  # type: ignore[union-attr]
 
 
+def test_the_backlog_is_the_probed_lengths_over_the_recent_realtime_factor(
+        store: JobStore) -> None:
+    for name in ("a", "b", "c", "d"):
+        store.enqueue(Path(f"/m/{name}.mkv"), FP, 0)
+    assert store.backlog().audio_seconds is None  # nothing probed yet
+    job = store.claim()
+    assert job is not None and job.path.name == "a.mkv"
+    store.set_progress(job, 30.0, 120.0)
+    store.finish(job, "done", Result("en", 3, 120.0, 40.0, Path("/m/a.en.srt")))
+    sample = store.unprobed(10)
+    assert sorted(j.path.name for j in sample) == ["b.mkv", "c.mkv", "d.mkv"]
+    lengths = {"b.mkv": 600.0, "c.mkv": 1200.0}
+    for job in sample:
+        if job.path.name in lengths:
+            store.set_length(job, lengths[job.path.name])
+    assert [j.path.name for j in store.unprobed(10)] == ["d.mkv"]
+    running = store.claim()
+    assert running is not None and running.path.name == "b.mkv"
+    store.set_progress(running, 150.0, 600.0)
+    backlog = store.backlog()
+    # c probed at 1200 s, d counted at that mean; 450 s left of b; 3x realtime.
+    assert (backlog.files, backlog.probed_files) == (2, 1)
+    assert backlog.audio_seconds == pytest.approx(450.0 + 2 * 1200.0)
+    assert backlog.realtime_factor == pytest.approx(3.0)
+    assert backlog.eta_seconds == pytest.approx((450.0 + 2400.0) / 3.0)
+    # A length is the file's: a changed file is probed anew, and a length probed before
+    # the change is not kept.
+    stale = store.get(Path("/m/c.mkv"))
+    assert stale is not None
+    store.enqueue(Path("/m/c.mkv"), Fingerprint(300, 3, 1), 0)
+    store.set_length(stale, 5.0)
+    assert sorted(j.path.name for j in store.unprobed(10)) == ["c.mkv", "d.mkv"]
+    assert store.backlog().audio_seconds is None  # neither queued file probed now
+    store.set_length(store.get(Path("/m/d.mkv")), 60.0)  # type: ignore[arg-type]
+    assert store.backlog().audio_seconds == pytest.approx(450.0 + 2 * 60.0)
+
+
 def test_a_crash_loop_ends_dead_after_the_attempts(store: JobStore) -> None:
     store.enqueue(Path("/m/poison.mkv"), FP, 0)
     for attempt in (1, 2, 3):
