@@ -10,8 +10,9 @@ sudo=""
 # that boots the unit under a real systemd in a container. espeak-ng: speech in languages
 # the corpus lacks, for the language and hard-audio tests (bench/voices.py). postgresql:
 # the server the shared job store's tests start on a temporary folder of their own.
+# chromium, chromium-driver: the web page's tests drive a real headless browser.
 packages=(ffmpeg libsystemd-dev pkg-config util-linux systemd debootstrap systemd-container
-          espeak-ng postgresql)
+          espeak-ng postgresql chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

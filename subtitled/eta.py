@@ -59,8 +59,10 @@ class Backlog:
 
 
 def duration(seconds: float, *, days: bool = True) -> str:
-    """A length as a person says it: 40 s, 12 min, 3.5 h, 412 h, 9 days (`days`: a time
+    """A length as a person says it: 4.2 s, 40 s, 12 min, 3.5 h, 412 h, 9 days (`days`: a time
     to wait; audio is counted in hours)."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:

@@ -97,6 +97,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
                                 ["outcome"], registry=self.registry)
+        self.failures = Counter("subtitled_failures", "Files given up on (failed, or dead "
+                                "after their attempts), by the stage that failed and the "
+                                "kind of error", ["stage", "error"], registry=self.registry)
         self.audio_seconds = Counter("subtitled_audio_seconds", "Audio seconds transcribed",
                                      registry=self.registry)
         self.realtime = Histogram("subtitled_realtime_factor",

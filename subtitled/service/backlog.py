@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 _SAMPLE = 20  # files asked for at a time
 _SHARE_OF_A_CORE = 0.05
-_NOTHING_TO_PROBE_SECONDS = 15.0
+_NOTHING_TO_PROBE_SECONDS = 5.0
 
 
 class LengthProber:

@@ -42,6 +42,7 @@ from subtitled.web.refresh import Refresher
 from subtitled.wiring import real_tools
 
 if TYPE_CHECKING:
+    from subtitled.web.page import Now
     from subtitled.web.server import HttpServer
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class Daemon:
         self.requests: Requests | None = None  # Bazarr's, through the HTTP server
         self.http: HttpServer | None = None
         self.notifications = Notifications([], ())  # from the configuration, at start
+        self.worker: Worker | None = None
         self.breaker = Breaker([r.path for r in settings.watch],
                                status_file=settings.state_dir / STATUS_NAME)
         self._held: Job | None = None  # a job whose release waits for the job store
@@ -185,9 +187,14 @@ class Daemon:
                 logger.warning("%s: its subtitle was written just before the process "
                                "stopped; recorded as done", path)
             for path in self.store.recover(self.settings.retry.max_attempts):
+                remove_temp_subtitles(path)
+                job = self.store.get(path)
+                if job is not None and job.state == "dead":
+                    logger.error("%s: dead-lettered: %s", path, job.last_error)
+                    self._gave_up(path, "dead", job.last_error or "dead")
+                    continue
                 logger.warning("%s: was being worked on when the process stopped; requeued",
                                path)
-                remove_temp_subtitles(path)
         except STORE_ERRORS as err:  # at start: one line, and systemd starts it again
             raise self.store.unreachable(err) from err
         with self.notifier.extending_timeout(
@@ -217,10 +224,10 @@ class Daemon:
 
     def _loop(self) -> None:
         assert self.store is not None
-        worker = Worker(self.store, self.health, self.notifier, self.metrics, self._stop,
-                        self.settler.settle_seconds, self.breaker,
-                        lambda: self._admin_pause() is not None, self._reload_during_job,
-                        self._written, self._gave_up)
+        worker = self.worker = Worker(
+            self.store, self.health, self.notifier, self.metrics, self._stop,
+            self.settler.settle_seconds, self.breaker, lambda: self._admin_pause() is not None,
+            self._reload_during_job, self._written, self._gave_up)
         idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
@@ -270,7 +277,10 @@ class Daemon:
         self.notifications.send(event, f"{self._host()}: {event}{where}", body)
 
     def _host(self) -> str:
-        return f"subtitled on {self.settings.state.host_name or socket.gethostname()}"
+        return f"subtitled on {self._host_name()}"
+
+    def _host_name(self) -> str:
+        return self.settings.state.host_name or socket.gethostname()
 
     def _backfill_ordered(self) -> bool:
         """newest-first means nothing until the library found at start is in the queue:
@@ -367,13 +377,14 @@ class Daemon:
         from subtitled.web.app import IDLE_CLIENT_SECONDS, Services, build_app
         from subtitled.web.asr import AsrServices
         from subtitled.web.media_servers import ItemPaths
+        from subtitled.web.page import PageServices
         from subtitled.web.server import HttpServer
 
-        metrics, queue = self.metrics, self.requests
-        assert self.store is not None and queue is not None
+        metrics, queue, store = self.metrics, self.requests, self.store
+        assert store is not None and queue is not None
         intake = Intake(lambda: self.settings, self.settler, lambda: self.store)
         requests = AsrServices(
-            folder=queue.folder, submit=queue.submit, job=self.store.get,
+            folder=queue.folder, submit=queue.submit, job=store.get,
             finished=queue.answered, stopping=self._stop.is_set,
             video=lambda sent: intake.file(Path(local_path(sent, options.path_map))),
             subtitle_of=queue.subtitle_of, version=f"subtitled {__version__}",
@@ -382,7 +393,9 @@ class Daemon:
             held=self._why_held)
         app = build_app(Services(self._health, metrics.exposition, intake.offer,
                                  intake.moved, Access.of(options), options.path_map,
-                                 ItemPaths(self.settings.media_servers), requests))
+                                 ItemPaths(self.settings.media_servers), requests,
+                                 PageServices(lambda: store, self._page_now, self._pause,
+                                              self._resume, self._host_name())))
         try:
             self.http = HttpServer(options.host, options.port, app)
         except OSError as err:
@@ -391,6 +404,36 @@ class Daemon:
         self.http.start()
         logger.info("HTTP on http://%s:%d/ (health, metrics, webhooks)", options.host,
                     self.http.port)
+
+    def _page_now(self) -> Now:
+        from subtitled.web.page import Now
+
+        admin = control.paused(self.settings.state_dir)
+        held = ([admin.describe()] if admin is not None else []) + \
+            [pause.describe(time.time()) for pause in self.breaker.pauses()]
+        degraded = list(self.watcher.degraded) if self.watcher is not None else []
+        if self._reload_problem:
+            degraded.append(f"reload failed: {self._reload_problem}")
+        worker = self.worker
+
+        def phase(job_id: int) -> tuple[str, str | None] | None:
+            current = worker.phase if worker is not None else None
+            return current[1:] if current is not None and current[0] == job_id else None
+
+        return Now(held, degraded, phase, admin is not None)
+
+    def _pause(self) -> str:
+        """`subtitled pause`, from the page."""
+        try:
+            return control.pause(self.settings.state_dir).describe()
+        except OSError as err:
+            return f"cannot pause: {err.strerror or err}"
+
+    def _resume(self) -> str:
+        try:
+            return "resumed" if control.resume(self.settings.state_dir) else "was not paused"
+        except OSError as err:
+            return f"cannot resume: {err.strerror or err}"
 
     def _why_held(self) -> str | None:
         """Why no job is claimed now, whatever its folder, or None."""

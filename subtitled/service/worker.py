@@ -106,6 +106,9 @@ class Worker:
     written: Callable[[Path], None] = lambda _: None
     # A file was given up on (failed, or dead after its attempts): (path, state, why).
     gave_up: Callable[[Path, str, str], None] = lambda path, state, why: None
+    # The job in hand, its phase (probing, language, decoding, writing) and its language
+    # once known, for the web page.
+    phase: tuple[int, str, str | None] | None = None
     # Set by the lease keeper when another host has taken the running job.
     _lease_lost: threading.Event = field(default_factory=threading.Event)
 
@@ -216,6 +219,7 @@ class Worker:
                       language_hint=job.language)
         self.health.beat(f"transcribing {job.path.name}")
         self.notifier.status(f"transcribing {job.path.name}")
+        self.phase = (job.id, "probing", None)
         failpoints.hang("hang-in-engine", job.path.name)
         try:
             transcribe = _settings_for(job.path, settings)
@@ -232,6 +236,7 @@ class Worker:
                 run = partial(process_media_file, job.path, transcribe, tools, hooks)
             self._process_and_record(job, run, settings)
         finally:
+            self.phase = None
             if self.metrics is not None:
                 self.metrics.progress.set(0)
 
@@ -241,6 +246,8 @@ class Worker:
             self.store.set_progress(job, done, total)
         except STORE_ERRORS as err:  # a blip: the figure is for `status`, the work goes on
             logger.warning("%s: progress not recorded: %s", job.path, err)
+        self.phase = (job.id, "writing" if total and done >= total else "decoding"
+                      if language else "language", language)
         if done > 0:
             failpoints.hit("mid-transcription", job.path.name)
         self.health.beat(f"transcribing {job.path.name}")
@@ -320,6 +327,7 @@ class Worker:
             self.store.fail(job, why, type(err).__name__, transient=False, budget_seconds=0,
                             backoff_seconds=0, backoff_max_seconds=0)
             self._count("failed")
+            self._failure("transcribe", type(err).__name__)
             self.gave_up(job.path, "failed", why)
             return
         if outcome.status == "written":
@@ -407,7 +415,12 @@ class Worker:
         logger.error("%s (%s)", err.one_line(), state)
         self._count(state)
         if state != "queued":
+            self._failure(err.stage or "unknown", type(err).__name__)
             self.gave_up(job.path, state, err.one_line())
+
+    def _failure(self, stage: str, error: str) -> None:
+        if self.metrics is not None:
+            self.metrics.failures.labels(stage, error).inc()
 
     def _guarded_write(self, job: Job, tools: Tools) -> Write:
         """Write only if the source is still the file that was transcribed."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from subtitled import failpoints
 from subtitled.config import PathMapping
@@ -689,6 +689,38 @@ class JobStore:
                 f"UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, {_RESTART},"
                 f" priority = {PRIORITY_NEW}, force = ?, updated = ? WHERE {where}",
                 (int(force and path is not None), self._now(db), *args)).rowcount)
+
+    def skip(self, job_id: int, reason: str) -> bool:
+        """An admin's Skip: a file waiting or given up on is left alone from now on (until
+        it changes, or someone retries it). False when it is running or already done."""
+        with self._transaction() as db:
+            return bool(db.execute(
+                "UPDATE jobs SET state = 'skipped', last_error = ?, not_before = 0,"
+                " updated = ? WHERE id = ? AND state IN ('queued', 'failed', 'dead')",
+                (reason, self._now(db), job_id)).rowcount)
+
+    # -- what the web page shows
+
+    def next_queued(self, limit: int) -> list[tuple[Job, float | None]]:
+        """The queue's head, with each file's length where it is known: the files a claim
+        takes next, by rank, oldest first (the roots' priorities and the backfill's order
+        refine it at claim time)."""
+        rows = self._query("SELECT * FROM jobs WHERE state = 'queued'"
+                           " ORDER BY priority DESC, id LIMIT ?", (limit,))
+        return [(self._job(r), r["total_seconds"]) for r in rows]
+
+    def history(self, limit: int, containing: str = "") -> list[tuple[Job, int | None]]:
+        """The files done last, with their cue counts; with `containing`, those whose path
+        (as the store holds it) has it in it."""
+        where, args = "state = 'done'", cast(tuple[Any, ...], ())
+        if containing:
+            pattern = "%" + "".join(f"!{c}" if c in "!%_" else c for c in containing) + "%"
+            stored = self._encode(Path("/"))
+            where, args = "state = 'done' AND path LIKE ? ESCAPE '!'", \
+                (os.fsencode(pattern) if isinstance(stored, bytes) else pattern,)
+        rows = self._query(f"SELECT * FROM jobs WHERE {where} ORDER BY updated DESC LIMIT ?",
+                           (*args, limit))
+        return [(self._job(r), r["cue_count"]) for r in rows]
 
     # -- after a crash
 

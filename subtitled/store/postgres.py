@@ -104,6 +104,8 @@ CREATE TABLE checkpoints (
 # one-row table `schema_version`.
 _MIGRATIONS: tuple[str, ...] = (
     _SCHEMA,  # 0 → 1
+    # 1 → 2: the files done last (the web page's history, the ETA) read from an index
+    "CREATE INDEX jobs_recent ON jobs (state, updated)",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

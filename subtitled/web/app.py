@@ -1,4 +1,5 @@
-"""The ASGI app: /health and /metrics for monitors, /webhooks/<sender> for the media stack.
+"""The ASGI app: /health and /metrics for monitors, /webhooks/<sender> for the media stack,
+the web page at / (web.page).
 Every refusal is a 4xx with a one-line reason; nothing a client sends reaches a
 traceback."""
 
@@ -20,11 +21,12 @@ from starlette.routing import Route
 
 from subtitled.config import PathMapping
 from subtitled.paths import local_path
-from subtitled.web import asr, webhooks
+from subtitled.web import asr, page, webhooks
 from subtitled.web.access import Access
 from subtitled.web.asr import AsrServices
 from subtitled.web.linger import LingeringClose
 from subtitled.web.media_servers import ServerError
+from subtitled.web.page import PageServices
 from subtitled.web.replies import check_access, refuse
 from subtitled.web.upload import MAX_UPLOAD_BYTES, UploadRefused, paced
 
@@ -51,6 +53,7 @@ class Services:
     # LookupError when no such server is configured).
     item_paths: Callable[[str, str], list[str]] = lambda kind, item: []
     asr: AsrServices | None = None  # Bazarr's provider endpoints
+    page: PageServices | None = None  # the web page
 
 
 def build_app(services: Services) -> Starlette:
@@ -80,6 +83,7 @@ def build_app(services: Services) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/webhooks/{source}", webhook, methods=["POST"]),
         *(asr.routes(services.asr, services.access) if services.asr else []),
+        *(page.routes(services.page, services.access) if services.page else []),
     ], exception_handlers={HTTPException: refused, Exception: failed},
         middleware=[Middleware(LingeringClose, limit_bytes=MAX_UPLOAD_BYTES,
                                idle_seconds=IDLE_CLIENT_SECONDS)])

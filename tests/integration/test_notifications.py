@@ -125,3 +125,23 @@ def test_a_url_apprise_does_not_know_is_refused_with_its_line(tmp_path: Path) ->
     assert f"{urls}, line 3: Apprise does not understand this URL (notaservice://...)" \
         in checked.stderr
     assert "secret-token" not in checked.stderr
+
+
+def test_a_file_dead_after_its_crashes_is_notified(tmp_path: Path, model_dir: Path,
+                                                  clip: Path, ntfy: Ntfy) -> None:
+    urls = tmp_path / "notify-urls"
+    urls.write_text(f"{ntfy.url}\n")
+    daemon = DaemonRun(tmp_path, model_dir, notifications={"urls_file": str(urls)},
+                       retry={"max_attempts": 1})
+    shutil.copyfile(clip, daemon.media / "poison.mkv")
+    daemon.start({"SUBTITLED_FAILPOINTS": "after-claim:poison"})  # killed on claiming it
+    assert daemon.finish(timeout=120) == -signal.SIGKILL
+    daemon.start()
+    try:
+        dead = ntfy.wait_for("gave up on poison.mkv")
+        assert "died while working on it 1 times" in dead["message"]
+        assert "(dead;" in dead["message"]
+        daemon.wait_until(lambda: [r["state"] for r in daemon.rows()] == ["dead"])
+    finally:
+        assert daemon.finish(signal.SIGTERM) == 0
+    assert "poison.mkv: dead-lettered" in daemon.logs[-1]

@@ -30,7 +30,8 @@ def test_what_cannot_be_estimated_yet_is_said_so() -> None:
     assert Backlog(0, 0, 0.0, 0.0, 10.0, 1.0).describe() == "backlog empty"
 
 
-@pytest.mark.parametrize("seconds, said", [(42, "42 s"), (720, "12 min"), (12_600, "3.5 h"),
-                                           (90_000, "25 h"), (777_600, "9 days")])
+@pytest.mark.parametrize("seconds, said", [(0.4, "0.4 s"), (42, "42 s"), (720, "12 min"),
+                                           (12_600, "3.5 h"), (90_000, "25 h"),
+                                           (777_600, "9 days")])
 def test_lengths_are_said_as_a_person_says_them(seconds: float, said: str) -> None:
     assert duration(seconds) == said
