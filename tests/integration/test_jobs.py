@@ -161,6 +161,32 @@ def test_the_backlog_is_the_probed_lengths_over_the_recent_realtime_factor(
     assert store.backlog().audio_seconds == pytest.approx(450.0 + 2 * 60.0)
 
 
+def test_what_the_web_page_reads_and_skips(store: JobStore) -> None:
+    names = ["50% off_sale!.mkv", "plain.mkv", "Ünïcode.mkv", "later.mkv"]
+    for name in names:
+        store.enqueue(Path(f"/m/{name}"), FP, 0)
+    store.enqueue(Path("/m/urgent.mkv"), FP, PRIORITY_NEW)
+    assert [j.path.name for j, _ in store.next_queued(3)] == ["urgent.mkv", *names[:2]]
+    for _ in range(4):
+        job = store.claim()
+        assert job is not None
+        store.finish(job, "done", Result("en", 3, 60.0, 6.0, job.path.with_suffix(".en.srt")))
+    # A path holding LIKE's own characters is found by them as plain text.
+    assert [j.path.name for j, _ in store.history(10, "50% off_")] == ["50% off_sale!.mkv"]
+    # As wildcards, "_" and "%" would match "off" and "50% o"; as text they match nothing.
+    assert [j.path.name for j, _ in store.history(10, "o_f")] == []
+    assert [j.path.name for j, _ in store.history(10, "5%o")] == []
+    assert [j.path.name for j, _ in store.history(10, "Ünï")] == ["Ünïcode.mkv"]
+    assert [j.path.name for j, cues in store.history(2)] == ["Ünïcode.mkv", "plain.mkv"]
+    assert all(cues == 3 for _, cues in store.history(10))
+    later = store.get(Path("/m/later.mkv"))
+    assert later is not None and store.skip(later.id, "skipped from the web page")
+    assert store.get(Path("/m/later.mkv")).state == "skipped"  # type: ignore[union-attr]
+    assert store.claim() is None
+    done = store.get(Path("/m/plain.mkv"))
+    assert done is not None and not store.skip(done.id, "no")  # done stays done
+
+
 def test_a_crash_loop_ends_dead_after_the_attempts(store: JobStore) -> None:
     store.enqueue(Path("/m/poison.mkv"), FP, 0)
     for attempt in (1, 2, 3):
