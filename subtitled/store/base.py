@@ -257,6 +257,9 @@ class JobStore:
             return False
         if row["state"] == "running":  # the worker notices the change itself
             return False
+        if row["state"] != "queued":
+            logger.info("%s: changed since it was %s (size %d → %d); queued to be redone",
+                        path, row["state"], known.size, fingerprint.size)
         self._adopt_legacy_output(db, row)
         self._drop_checkpoints(db, "id = ?", (row["id"],))
         db.execute(
@@ -776,7 +779,8 @@ class JobStore:
                    (now, *ids))
         self._drop_checkpoints(db, f"{running} AND attempts >= ?", (*ids, max_attempts))
         db.execute("UPDATE jobs SET state = 'dead', last_error = 'the process died while"
-                   " working on it ' || attempts || ' times', error_class = 'Crash',"
+                   " working on it ' || CASE WHEN attempts = 1 THEN 'once' ELSE attempts ||"
+                   " ' times' END, error_class = 'Crash',"
                    f" updated = ? WHERE {running} AND attempts >= ?",
                    (now, *ids, max_attempts))
         db.execute(f"UPDATE jobs SET state = 'queued', updated = ? WHERE {running}",

@@ -24,7 +24,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from subtitled import eta
-from subtitled.store import JobStore
+from subtitled.store import STORE_ERRORS, JobStore
 from subtitled.web.access import Access
 from subtitled.web.replies import check_access, refuse
 
@@ -60,7 +60,10 @@ def routes(services: PageServices, access: Access) -> list[Route]:
     async def page(request: Request) -> Response:
         check_access(request, access, "page")
         found = request.query_params.get("q", "")[:200]
-        context = await run_in_threadpool(_context, services, found)
+        try:
+            context = await run_in_threadpool(_context, services, found)
+        except STORE_ERRORS as err:  # the daemon is paused on it, and says so in /health
+            raise refuse(503, "page", f"the job database cannot be read: {err}") from None
         key = request.query_params.get("apikey")
         html = templates.get_template("page.html").render(
             **context, token=token, q=found, apikey=key,
@@ -92,12 +95,16 @@ def routes(services: PageServices, access: Access) -> list[Route]:
         check_access(request, access, what)
         if action not in _ACTIONS:
             raise refuse(404, what, f"no such action; the actions are {', '.join(_ACTIONS)}")
+        # More than the page's form (files, many fields) is a 400 from Starlette itself.
         form = await request.form(max_files=0, max_fields=8)
         given = str(form.get("token", ""))
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise refuse(403, what, "the form's token is not this page's (reload the page)")
         job = _id(str(form.get("job", "0")), what) if action in ("retry", "skip") else None
-        said = await run_in_threadpool(_act, services, action, job)
+        try:
+            said = await run_in_threadpool(_act, services, action, job)
+        except STORE_ERRORS as err:
+            raise refuse(503, what, f"the job database cannot be written: {err}") from None
         back = request.url_for("page").include_query_params(done=said)
         key = request.query_params.get("apikey")
         if key:

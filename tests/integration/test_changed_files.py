@@ -67,3 +67,7 @@ def test_a_replaced_file_is_redone_an_edited_subtitle_is_kept_a_remount_is_nothi
     log = daemon.logs[-1]
     assert sum("remounted.mkv: " in line and "realtime" in line
                for line in log.splitlines()) == 1, log
+    # The log says why each changed file is done again (and not the remounted one).
+    for name in ("upgraded.mkv", "edited.mkv"):
+        assert f"{name}: changed since it was done" in log, log
+    assert "remounted.mkv: changed since" not in log

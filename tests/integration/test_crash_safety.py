@@ -110,4 +110,8 @@ def test_a_poison_file_ends_dead_while_the_good_files_finish(
     states = {Path(r["path"]).name: (r["state"], r["attempts"]) for r in daemon.rows()}
     assert states == {"a.mkv": ("done", 1), "b.mkv": ("done", 1), "poison.mkv": ("dead", 2)}
     assert crashes == 2
-    assert "was being worked on when the process stopped" in daemon.logs[-1]
+    # The first crash requeued it; the second, its last attempt, dead-lettered it.
+    assert "poison.mkv: was being worked on when the process stopped; requeued" in \
+        daemon.logs[-2]
+    assert "poison.mkv: dead-lettered: the process died while working on it 2 times" in \
+        daemon.logs[-1]

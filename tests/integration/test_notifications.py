@@ -139,7 +139,7 @@ def test_a_file_dead_after_its_crashes_is_notified(tmp_path: Path, model_dir: Pa
     daemon.start()
     try:
         dead = ntfy.wait_for("gave up on poison.mkv")
-        assert "died while working on it 1 times" in dead["message"]
+        assert "died while working on it once" in dead["message"]
         assert "(dead;" in dead["message"]
         daemon.wait_until(lambda: [r["state"] for r in daemon.rows()] == ["dead"])
     finally:
