@@ -236,10 +236,7 @@ def pause(settings: DaemonSettings, held: bool) -> int:
     from subtitled.service import control
 
     try:
-        if held:
-            said = control.pause(settings.state_dir).describe()
-        else:
-            said = "resumed" if control.resume(settings.state_dir) else "was not paused"
+        said = control.set_paused(settings.state_dir, held)
     except OSError as err:
         raise ConfigError(f"cannot {'pause' if held else 'resume'} in {settings.state_dir}: "
                           f"{err.strerror or err}; run this as the daemon's user",

@@ -75,6 +75,14 @@ def resume(state_dir: Path) -> bool:
     return True
 
 
+def set_paused(state_dir: Path, held: bool) -> str:
+    """Pause (`held`) or resume, as `subtitled pause`/`resume` and the web page ask; what
+    was done, in one line. OSError when the state directory cannot be written."""
+    if held:
+        return pause(state_dir).describe()
+    return "resumed" if resume(state_dir) else "was not paused"
+
+
 def backfill_since(state_dir: Path) -> float:
     """When `scan.backfill: none` first took effect: scans leave files older than this to
     the library as it was, and queue the ones modified since (arrivals while the daemon was

@@ -394,8 +394,10 @@ class Daemon:
         app = build_app(Services(self._health, metrics.exposition, intake.offer,
                                  intake.moved, Access.of(options), options.path_map,
                                  ItemPaths(self.settings.media_servers), requests,
-                                 PageServices(lambda: store, self._page_now, self._pause,
-                                              self._resume, self._host_name())))
+                                 PageServices(lambda: store, self._page_now,
+                                              partial(self._set_paused, True),
+                                              partial(self._set_paused, False),
+                                              self._host_name())))
         try:
             self.http = HttpServer(options.host, options.port, app)
         except OSError as err:
@@ -422,18 +424,12 @@ class Daemon:
 
         return Now(held, degraded, phase, admin is not None)
 
-    def _pause(self) -> str:
-        """`subtitled pause`, from the page."""
+    def _set_paused(self, held: bool) -> str:
+        """`subtitled pause` or `resume`, from the page."""
         try:
-            return control.pause(self.settings.state_dir).describe()
+            return control.set_paused(self.settings.state_dir, held)
         except OSError as err:
-            return f"cannot pause: {err.strerror or err}"
-
-    def _resume(self) -> str:
-        try:
-            return "resumed" if control.resume(self.settings.state_dir) else "was not paused"
-        except OSError as err:
-            return f"cannot resume: {err.strerror or err}"
+            return f"cannot {'pause' if held else 'resume'}: {err.strerror or err}"
 
     def _why_held(self) -> str | None:
         """Why no job is claimed now, whatever its folder, or None."""
@@ -485,11 +481,8 @@ class Daemon:
         assert self.store is not None
         admin = self._admin_paused
         paused = admin.describe() if admin is not None else self.breaker.describe()
-        try:
-            queued = f"{self.store.counts()['queued']} queued"
-        except STORE_ERRORS:
-            queued = "queue unreadable"
         backlog = self._backlog()
+        queued = "queue unreadable" if backlog is None else f"{backlog.files} queued"
         if backlog is not None and backlog.files:
             queued += f", {backlog.describe()}"
         degraded = f"; degraded: {'; '.join(self.watcher.degraded)}" \

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 from subtitled import failpoints
 from subtitled.config import PathMapping
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 # `force` asked for by `retry --force` goes with it (retry sets it as asked).
 _RESTART = "first_failure = NULL, failures = 0, sticky_exits = 0"
 _FRESH = f"{_RESTART}, force = 0"
+# A changed file's length and progress are its old content's: probed again (the backlog).
+_UNMEASURED = "progress_seconds = NULL, total_seconds = NULL"
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
 _REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
             " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
@@ -265,8 +267,7 @@ class JobStore:
         db.execute(
             "UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
             " priority = ?, attempts = 0, not_before = 0, last_error = NULL,"
-            " error_class = NULL, progress_seconds = NULL, total_seconds = NULL,"
-            f" {_FRESH}, updated = ? WHERE id = ?",
+            f" error_class = NULL, {_UNMEASURED}, {_FRESH}, updated = ? WHERE id = ?",
             (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, priority, now,
              row["id"]))
         return True
@@ -537,8 +538,8 @@ class JobStore:
             now = self._now(db)
             self._drop_checkpoints(db, held, args)
             db.execute("UPDATE jobs SET size = ?, mtime_ns = ?, inode = ?, state = 'queued',"
-                       " attempts = 0, progress_seconds = NULL, total_seconds = NULL,"
-                       f" {_FRESH}, not_before = ?, updated = ? WHERE {held}",
+                       f" attempts = 0, {_UNMEASURED}, {_FRESH}, not_before = ?,"
+                       f" updated = ? WHERE {held}",
                        (fingerprint.size, fingerprint.mtime_ns, fingerprint.inode,
                         _on_clock(not_before, now), now, *args))
 
@@ -715,12 +716,13 @@ class JobStore:
     def history(self, limit: int, containing: str = "") -> list[tuple[Job, int | None]]:
         """The files done last, with their cue counts; with `containing`, those whose path
         (as the store holds it) has it in it."""
-        where, args = "state = 'done'", cast(tuple[Any, ...], ())
+        where = "state = 'done'"
+        args: tuple[Any, ...] = ()
         if containing:
             pattern = "%" + "".join(f"!{c}" if c in "!%_" else c for c in containing) + "%"
             stored = self._encode(Path("/"))
-            where, args = "state = 'done' AND path LIKE ? ESCAPE '!'", \
-                (os.fsencode(pattern) if isinstance(stored, bytes) else pattern,)
+            where += " AND path LIKE ? ESCAPE '!'"
+            args = (os.fsencode(pattern) if isinstance(stored, bytes) else pattern,)
         rows = self._query(f"SELECT * FROM jobs WHERE {where} ORDER BY updated DESC LIMIT ?",
                            (*args, limit))
         return [(self._job(r), r["cue_count"]) for r in rows]
