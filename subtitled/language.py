@@ -84,7 +84,8 @@ def label_pieces(
     start = 0
     for index in range(1, len(labels) + 1):
         if index == len(labels) or labels[index] != labels[start]:
-            runs.append((labels[start], chunk.sub(start, index)))
+            whole = start == 0 and index == len(labels)  # kept as it is, surroundings too
+            runs.append((labels[start], chunk if whole else chunk.sub(start, index)))
             start = index
     return runs
 

@@ -19,6 +19,11 @@ _FRAMES_PER_CALL = 512
 # Silence put between two stretches of speech glued into one chunk: with none, the word
 # alignment smears the first word of a stretch back onto the end of the one before.
 _GLUE_GAP_SAMPLES = SAMPLE_RATE_HZ * 6 // 10
+# A word this far outside every piece of its chunk was heard in the audio around the
+# speech that a whole stream keeps (music, noise, silence), and is dropped. At least half
+# the widest gap between glued pieces (1 s, the second pass's): a glued chunk holds
+# nothing but its pieces and their gaps, so there it drops nothing.
+OUTSIDE_SPEECH_SECONDS = 0.5
 
 SpeechProbabilities = Callable[[np.ndarray], np.ndarray]
 """Maps the next samples of a stream to one speech probability per completed frame."""
@@ -95,7 +100,9 @@ class Piece:
 
 @dataclass(frozen=True)
 class Chunk:
-    """At most `max_chunk_seconds` of speech, glued from one or more speech regions."""
+    """At most `max_chunk_seconds` of speech, glued from one or more speech regions; or, for
+    a stream that fits in one chunk, the whole stream with its speech regions where they
+    are (what Whisper's own `transcribe` hears of a short file)."""
 
     audio: np.ndarray
     pieces: tuple[Piece, ...]
@@ -126,14 +133,25 @@ class Chunk:
         shift = piece.source_start_seconds - piece.chunk_start_seconds
         return start + shift, end + shift
 
+    def outside_speech(self, start: float, end: float) -> bool:
+        """A word (chunk time) whose middle lies in the chunk's audio but more than
+        `OUTSIDE_SPEECH_SECONDS` from every piece: heard in what a whole stream holds
+        around its speech, not in the speech. (A word timed past the end of the audio is
+        mistimed, not heard there: `to_source` keeps it in the last piece.)"""
+        middle = (start + end) / 2
+        return 0.0 <= middle <= self.duration_seconds and \
+            min(_distance(middle, p) for p in self.pieces) > OUTSIDE_SPEECH_SECONDS
+
     def halves(self) -> list[Chunk]:
         """Two smaller chunks, cut between pieces where there are several (for retrying
         after running out of GPU memory)."""
         if len(self.pieces) > 1:
             middle = len(self.pieces) // 2
             return [self.sub(0, middle), self.sub(middle, len(self.pieces))]
-        half = len(self.audio) // 2
         piece = self.pieces[0]
+        if len(self.audio) > round(piece.duration_seconds * SAMPLE_RATE_HZ):
+            return self.sub(0, 1).halves()  # a whole stream: its speech, halved
+        half = len(self.audio) // 2
         half_seconds = half / SAMPLE_RATE_HZ
         first = Piece(0.0, piece.source_start_seconds, half_seconds)
         second = Piece(0.0, piece.source_start_seconds + half_seconds,
@@ -250,6 +268,7 @@ class SpeechChunker:
         self._received = 0
         self._last_end = 0
         self._pending: list[tuple[int, np.ndarray]] = []  # (source start sample, audio)
+        self._emitted = False
         self.speech_seconds = 0.0
 
     def feed(self, samples: np.ndarray) -> list[Chunk]:
@@ -268,9 +287,17 @@ class SpeechChunker:
         return pending / SAMPLE_RATE_HZ
 
     def finish(self) -> list[Chunk]:
+        """The rest of the speech. A stream that fits in one chunk is one chunk of the whole
+        stream: decoded with the pauses, music and noise around its words, as Whisper's own
+        `transcribe` decodes a short file, its first decode passes or fails Whisper's
+        checks as Whisper's does (speech glued without its surroundings can fail them where
+        the whole passes, and pay a hotter try); words heard outside the speech are
+        dropped (`Chunk.outside_speech`)."""
         chunks = self._take(self._tracker.finish())
         if self._pending:
-            chunks.append(self._emit())
+            whole = not self._emitted and self._buffer_start == 0 and \
+                self._received <= self._max_samples
+            chunks.append(self._emit_whole() if whole else self._emit())
         self._buffer = np.zeros(0, dtype=np.float32)
         return chunks
 
@@ -291,7 +318,10 @@ class SpeechChunker:
         return chunks
 
     def _trim(self) -> None:
-        """Drop audio that no region can reach any more."""
+        """Drop audio that no region can reach any more (all of it is kept while the
+        stream may still fit in one chunk)."""
+        if not self._emitted and self._received <= self._max_samples:
+            return
         open_start = self._tracker.start
         first_frame = open_start if open_start is not None else self._tracker.frame
         keep_from = max(self._buffer_start, first_frame * FRAME_SAMPLES - self._pad)
@@ -311,5 +341,11 @@ class SpeechChunker:
             parts.append(audio)
             offset += len(audio)
         audio = np.concatenate(parts)
-        self._pending = []
+        self._pending, self._emitted = [], True
         return Chunk(audio, tuple(pieces))
+
+    def _emit_whole(self) -> Chunk:
+        pieces = tuple(Piece(start / SAMPLE_RATE_HZ, start / SAMPLE_RATE_HZ,
+                             len(audio) / SAMPLE_RATE_HZ) for start, audio in self._pending)
+        self._pending, self._emitted = [], True
+        return Chunk(self._buffer[:self._received].copy(), pieces)

@@ -313,9 +313,12 @@ def _holds(piece: Piece, word: Word, offset_seconds: float) -> bool:
 
 
 def _placed(chunk: Chunk, segment: Segment, offset: float) -> list[Word]:
-    """The segment's words moved from chunk time to the programme's timeline."""
+    """The segment's words moved from chunk time to the programme's timeline; words heard
+    outside the chunk's speech are dropped."""
     placed = []
     for word in segment_words(segment):
+        if chunk.outside_speech(word.start_seconds, word.end_seconds):
+            continue
         start, end = chunk.to_source(word.start_seconds, word.end_seconds)
         placed.append(Word(max(0.0, start + offset), max(0.0, end + offset), word.text,
                            word.probability))

@@ -52,7 +52,8 @@ class FakeTranscriber:
     def say(self, audio: np.ndarray, language: str) -> list[Segment]:
         seconds = len(audio) / RATE
         self.calls.append((seconds, language))
-        words = tuple(Word(float(i), i + 0.5, f" {language}{i}") for i in range(int(seconds)))
+        words = tuple(Word(float(i), i + 0.5, f" {language}{i}") for i in range(int(seconds))
+                      if np.abs(audio[i * RATE:(i + 1) * RATE]).max(initial=0.0) > 0.01)
         return [Segment(0.0, seconds, "".join(w.text for w in words), words)] if words else []
 
     def release_memory(self) -> None:

@@ -251,3 +251,38 @@ def test_a_batch_may_write_tokens_for_its_longest_chunk_at_twice_whispers_densit
     assert token_budget([second]) == MIN_TOKENS  # a word or two still fits
     assert token_budget([second, np.zeros(15 * 16_000, dtype=np.float32)]) == 224
     assert token_budget([np.zeros(30 * 16_000, dtype=np.float32)]) == 448
+
+
+class _Heard(Exception):
+    pass
+
+
+def test_the_windows_heard_are_the_ones_whisper_transcribe_makes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Language detection hears the audio then silence; decoding hears the audio then zeros,
+    exactly as `whisper.transcribe` builds its windows (the model hears them differently:
+    a short clip's first decode passes Whisper's checks more often the second way)."""
+    import tqdm
+    import whisper
+
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # no monitor thread left behind
+    model = Whisper(LARGE_V3_SHAPE)
+    engine = OpenAIWhisperEngine(model, "cpu", "random", beam_size=1)
+    audio = np.random.default_rng(1).normal(0, 0.1, 16_000 * 7).astype(np.float32)
+    heard: dict[str, torch.Tensor] = {}
+
+    def detect(mel: torch.Tensor) -> tuple[None, dict[str, float]]:
+        heard["detect"] = mel
+        return None, {"en": 1.0}
+
+    def decode(mel: torch.Tensor, options: object) -> None:
+        heard["decode"] = mel
+        raise _Heard
+
+    model.detect_language = detect
+    model.decode = decode
+    with pytest.raises(_Heard):
+        whisper.transcribe(model, audio, fp16=False)
+    assert torch.equal(engine._mel(audio), heard["detect"])
+    assert torch.equal(engine._mel(audio, decoding=True), heard["decode"])
+    assert not heard["decode"][:, 700:].any() and heard["detect"][:, 700:].any()

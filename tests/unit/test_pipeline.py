@@ -9,7 +9,7 @@ import pytest
 
 from subtitled.config import LanguageSettings, OutputSettings, Task, TranscribeSettings
 from subtitled.cues import Cue
-from subtitled.engines.base import Segment
+from subtitled.engines.base import Segment, Word
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
 from subtitled.pipeline import decoder, process_media_file
 from subtitled.pipeline.decoder import RETRIES_PER_WINDOW
@@ -32,15 +32,39 @@ def test_speech_becomes_a_subtitle_named_after_the_voted_language() -> None:
     assert outcome.audio_seconds == pytest.approx(10.0)
     cues = media.written[Path("/films/Movie.en.srt")]
     assert outcome.cue_count == len(cues) > 0
-    # Words are placed back on the programme's timeline, after the 2 s of silence.
-    assert cues[0].start_seconds == pytest.approx(1.8, abs=0.05)
+    # Words are placed on the programme's timeline: the speech starts after 2 s of silence.
+    assert cues[0].start_seconds == pytest.approx(2.0, abs=0.05)
+
+
+class Hallucinating(FakeTranscriber):
+    """Says a word for every second, silence and music included."""
+
+    def say(self, audio: np.ndarray, language: str) -> list[Segment]:
+        seconds = len(audio) / 16_000
+        self.calls.append((seconds, language))
+        words = tuple(Word(float(i), i + 0.5, f" w{i}") for i in range(int(seconds)))
+        return [Segment(0.0, seconds, "".join(w.text for w in words), words)]
+
+
+def test_a_short_file_is_decoded_whole_and_only_its_speech_is_kept() -> None:
+    """As Whisper's own transcribe decodes it (one window, with the silence or music
+    around the speech); what the engine hears outside the speech is dropped."""
+    media = FakeMedia(np.concatenate([silence(5), tone(6), silence(8), tone(3), silence(5)]))
+    transcriber = Hallucinating()
+    process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert transcriber.calls == [(27.0, "en")]
+    (cues,) = media.written.values()
+    heard = [int(word[1:]) for cue in cues for word in cue.text.split()]
+    # Speech at 5-11 s and 19-22 s: the words said there and at its edges (their middle
+    # within half a second of it), none from the silence between.
+    assert heard == [*range(5, 12), *range(19, 23)]
 
 
 def test_the_track_start_offset_moves_every_cue() -> None:
     media = FakeMedia(np.concatenate([silence(2), tone(6)]), offset=1.5)
     process_media_file(MOVIE, SETTINGS, media.tools(FakeTranscriber()))
     (cues,) = media.written.values()
-    assert cues[0].start_seconds == pytest.approx(3.3, abs=0.05)
+    assert cues[0].start_seconds == pytest.approx(3.5, abs=0.05)
 
 
 def test_no_speech_writes_nothing() -> None:

@@ -55,6 +55,39 @@ def test_speech_regions_are_found_with_padding() -> None:
     assert piece.duration_seconds == pytest.approx(3.4, abs=0.08)
 
 
+def test_a_stream_that_fits_in_one_chunk_is_one_chunk_of_all_of_it() -> None:
+    """Decoded as Whisper decodes a short file: with what lies around its speech."""
+    audio = signal(("silence", 4.0), ("speech", 3.0), ("silence", 8.0), ("speech", 2.0),
+                   ("silence", 3.0))
+    (chunk,) = chunks_of(audio)
+    assert np.array_equal(chunk.audio, audio)
+    first, second = chunk.pieces
+    assert first.chunk_start_seconds == first.source_start_seconds == \
+        pytest.approx(3.8, abs=0.04)
+    assert second.chunk_start_seconds == second.source_start_seconds == \
+        pytest.approx(14.8, abs=0.04)
+    assert chunk.to_source(15.0, 15.5) == pytest.approx((15.0, 15.5))
+    # Heard in the silence between the two: not speech. At the edge of a piece: kept.
+    assert chunk.outside_speech(10.0, 10.5)
+    assert not chunk.outside_speech(7.3, 7.6)
+    assert not chunk.outside_speech(14.0, 14.6)
+    # Out of memory: the speech of a one-piece stream is halved, not the stream.
+    (alone,) = chunks_of(signal(("silence", 10.0), ("speech", 4.0), ("silence", 10.0)))
+    left, right = alone.halves()
+    assert left.source_start_seconds == pytest.approx(9.8, abs=0.04)
+    assert left.duration_seconds + right.duration_seconds == pytest.approx(4.4, abs=0.08)
+
+
+def test_a_longer_stream_is_glued_speech_even_if_its_speech_is_short() -> None:
+    (chunk,) = chunks_of(signal(("speech", 3.0), ("silence", 25.0), ("speech", 2.0),
+                                ("silence", 5.0)))
+    assert chunk.duration_seconds == pytest.approx(3.2 + 0.6 + 2.4, abs=0.1)
+    gap = chunk.pieces[1].chunk_start_seconds - chunk.pieces[0].duration_seconds
+    # Nothing in a glued chunk lies outside its speech: the gap between pieces is short.
+    assert not chunk.outside_speech(chunk.pieces[0].duration_seconds,
+                                    chunk.pieces[0].duration_seconds + gap)
+
+
 def test_regions_are_glued_until_a_chunk_is_full() -> None:
     parts: list[tuple[str, float]] = []
     for _ in range(8):
@@ -104,7 +137,8 @@ def test_memory_stays_bounded_however_long_the_stream() -> None:
     for _ in range(200):  # 2000 s of audio
         chunker.feed(block)
         largest = max(largest, len(chunker._buffer))
-    assert largest <= 20 * RATE
+    # At most one chunk of audio: all of it while the stream may still fit in one.
+    assert largest <= 31 * RATE
 
 
 def test_chunk_times_map_back_to_the_source() -> None:
