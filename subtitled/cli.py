@@ -132,6 +132,13 @@ def _add_transcribe(p: argparse.ArgumentParser) -> None:
                    help="replace an existing subtitle for the same language")
     p.add_argument("--template", default=defaults.output.template,
                    help="output name; fields {stem}, {lang}, {name} (default: %(default)s)")
+    p.add_argument("--hotwords", type=_codes, default=(), metavar="WORDS",
+                   help="comma-separated names and words to spell as given (Whisper's "
+                        "initial prompt)")
+    p.add_argument("--formats", type=_codes, default=defaults.output.formats,
+                   metavar="FORMATS",
+                   help="comma-separated, from srt, vtt, ass, lrc; the template's name with "
+                        "each format's extension (lrc: STEM.lrc) (default: srt)")
     limits = defaults.cues
     p.add_argument("--max-line-chars", type=int, default=limits.max_line_chars)
     p.add_argument("--max-lines", type=int, default=limits.max_lines)
@@ -158,7 +165,8 @@ _OPTIONS = {
     ("cues", "max_duration_seconds"): "--max-duration",
     ("cues", "min_gap_seconds"): "--min-gap", ("cues", "max_chars_per_second"): "--max-cps",
     ("output", "template"): "--template", ("output", "overwrite"): "--force",
-    ("preferred_audio_languages",): "--audio-language",
+    ("output", "formats"): "--formats",
+    ("preferred_audio_languages",): "--audio-language", ("hotwords",): "--hotwords",
 }
 
 
@@ -182,10 +190,12 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
                  "min_duration_seconds": args.min_duration,
                  "max_duration_seconds": args.max_duration,
                  "min_gap_seconds": args.min_gap, "max_chars_per_second": args.max_cps},
-        "output": {"template": args.template, "overwrite": args.force},
+        "output": {"template": args.template, "overwrite": args.force,
+                   "formats": args.formats},
         # Asked for by name: only a subtitle already beside the file stops us.
         "skip": {"embedded_text_subtitles": False, "marker_file": ""},
         "preferred_audio_languages": args.audio_language,
+        "hotwords": args.hotwords,
     }
     return transcribe_settings(sections, _option)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -205,11 +205,48 @@ class CueLimits:
     max_word_gap_seconds: Annotated[float, Strict(), Field(gt=0, le=30)] = 1.5
 
 
+def _hotword(word: str) -> str:
+    word = " ".join(word.split())
+    if not word:
+        raise ValueError("a hotword is a name or a word, not an empty string")
+    return word
+
+
+def _hotwords(words: tuple[str, ...]) -> tuple[str, ...]:
+    if len(" ".join(words)) > _HOTWORDS_MAX_CHARS:
+        raise ValueError(f"the hotwords come to more than {_HOTWORDS_MAX_CHARS} characters: "
+                         "Whisper reads at most 223 tokens of them; keep the names it misspells")
+    return words
+
+
+# About 100 to 200 tokens: within the 223 of Whisper's prompt, and leaving the decode of a
+# window most of its 448.
+_HOTWORDS_MAX_CHARS = 400
+Hotwords = Annotated[tuple[Annotated[str, Strict(), AfterValidator(_hotword)], ...],
+                     AfterValidator(_hotwords)]
+
+
+def _formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(formats)) != len(formats):
+        raise ValueError(f"{list(formats)} names a format twice")
+    return formats
+
+
+SubtitleFormat = Literal["srt", "vtt", "ass", "lrc"]
+# The first is the subtitle the daemon tracks (skips, redoes, keeps when edited); the
+# others are written beside it, from the same cues, just before it.
+Formats = Annotated[tuple[SubtitleFormat, ...], Field(min_length=1), AfterValidator(_formats)]
+
+
 @with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class OutputSettings:
     template: Template = "{stem}.{lang}.srt"
     overwrite: Bool = False
+    # srt, vtt (WebVTT), ass (Advanced SubStation) each take the template's name with
+    # their own extension; lrc (synced lyrics, for music and audiobooks) is `{stem}.lrc`,
+    # the one name players look for.
+    formats: Formats = ("srt",)
 
 
 @with_config(UNKNOWN_KEYS_REFUSED)
@@ -238,6 +275,9 @@ class TranscribeSettings:
     skip: SkipSettings = field(default_factory=SkipSettings)
     # Container language tags to prefer when choosing the audio track, in order.
     preferred_audio_languages: tuple[LanguageCode, ...] = ()
+    # Names and words the decoder should spell as given (characters, places): read by
+    # Whisper as text that came before each window, its initial prompt.
+    hotwords: Hotwords = ()
     # ffprobe, or ffmpeg while extracting, silent this long is stopped; the file is retried.
     stall_seconds: StallSeconds = 120.0
 
@@ -265,6 +305,11 @@ class WatchRoot:
     languages: tuple[LanguageCode, ...] = ()  # allow-list for language detection here
     # Files under a root with a higher priority are done first.
     priority: Annotated[int, Strict(), Field(ge=0, le=100)] = 0
+    # The subtitle formats written here (output.formats when not given), e.g. [lrc] for
+    # a music folder.
+    formats: Formats | None = None
+    # Names spelled as given here (a series' characters), with the global hotwords.
+    hotwords: Hotwords = ()
 
 
 @with_config(UNKNOWN_KEYS_REFUSED)
@@ -422,3 +467,20 @@ class DaemonSettings:
     media_servers: tuple[MediaServer, ...] = ()
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     log_level: LogLevel = "info"
+
+    def for_file(self, path: Path) -> TranscribeSettings:
+        """The transcription settings of a file: with its root's own language allow-list,
+        subtitle formats and hotwords, where the root has them (roots do not overlap)."""
+        transcribe = self.transcribe
+        root = next((root for root in self.watch
+                     if root.path == path or root.path in path.parents), None)
+        if root is not None and root.languages:
+            transcribe = replace(transcribe, language=replace(transcribe.language,
+                                                              allowed=root.languages))
+        if root is not None and root.formats:
+            transcribe = replace(transcribe, output=replace(transcribe.output,
+                                                            formats=root.formats))
+        if root is not None and root.hotwords:
+            words = tuple(dict.fromkeys((*root.hotwords, *transcribe.hotwords)))
+            transcribe = replace(transcribe, hotwords=_hotwords(words))
+        return transcribe

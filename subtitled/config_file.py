@@ -22,6 +22,7 @@ from subtitled.config import (
     CueLimits,
     DaemonSettings,
     FilterSettings,
+    Hotwords,
     HttpSettings,
     LanguageCode,
     LanguageSettings,
@@ -63,6 +64,7 @@ class _Document:
     state: StateSettings = field(default_factory=StateSettings)
     log_level: LogLevel = "info"
     audio_languages: tuple[LanguageCode, ...] = ()
+    hotwords: Hotwords = ()
     stall_seconds: StallSeconds = TranscribeSettings.stall_seconds
     scan: ScanSettings = field(default_factory=ScanSettings)
     skip: SkipSettings = field(default_factory=SkipSettings)
@@ -301,7 +303,8 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
     transcribe = TranscribeSettings(
         model=_model(valid.model, base), language=valid.language, speech=valid.speech,
         filters=valid.filters, cues=valid.cues, output=valid.output, skip=valid.skip,
-        preferred_audio_languages=valid.audio_languages, stall_seconds=valid.stall_seconds)
+        preferred_audio_languages=valid.audio_languages, hotwords=valid.hotwords,
+        stall_seconds=valid.stall_seconds)
     problems += cross_checks(transcribe)
     if problems:
         raise ConfigError("\n".join(problems), stage="config")

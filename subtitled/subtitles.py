@@ -1,11 +1,12 @@
-"""Subtitle files: Plex/Jellyfin naming, SRT text via `srt`, and the atomic write."""
+"""Subtitle files: Plex/Jellyfin naming, the text of each format (SRT via `srt`, WebVTT and
+ASS via `pysubs2`, LRC), and the atomic write."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import srt
@@ -20,6 +21,21 @@ _MIN_FREE_BYTES = 1 << 20
 
 class OutputError(SubtitledError):
     """The subtitle cannot be written where it belongs (read-only folder, permissions)."""
+
+
+def output_paths(media: Path, language: str, template: str, formats: Sequence[str]
+                 ) -> list[Path]:
+    """The subtitle's file in each format, the first format's first: the template's name
+    with the format's extension (`Movie.en.srt`, `Movie.en.vtt`, `Movie.en.ass`); LRC
+    is `Movie.lrc`, the name music players and Jellyfin look for beside a song."""
+    name = output_path(media, language, template)
+    stem = name.name[:-len(name.suffix)] if name.suffix.lower() in _FORMAT_SUFFIXES \
+        else name.name
+    return [media.with_name(f"{media.stem}.lrc") if fmt == "lrc"
+            else name.with_name(f"{stem}.{fmt}") for fmt in formats]
+
+
+_FORMAT_SUFFIXES = (".srt", ".vtt", ".ass", ".lrc")
 
 
 def output_path(media: Path, language: str, template: str) -> Path:
@@ -38,10 +54,10 @@ _SIDECAR_SUFFIXES = (".srt", ".ass", ".ssa", ".vtt")
 _SIDECAR_FLAGS = {"sdh", "hi", "cc", "default"}  # not "forced": foreign parts only
 
 
-def existing_subtitle(media: Path, language: str, *, ignore: Path | None = None
+def existing_subtitle(media: Path, language: str, *, ignore: Collection[Path] = ()
                       ) -> Path | None:
     """A whole sidecar subtitle for `language` beside `media`: `Movie.en.srt`,
-    `Movie.eng.ass`, `Movie.en.sdh.vtt`... other than `ignore`. A forced one
+    `Movie.eng.ass`, `Movie.en.sdh.vtt`... other than those in `ignore`. A forced one
     (`Movie.en.forced.srt`: the foreign dialogue only) does not count."""
     from subtitled.languages import normalize
 
@@ -51,7 +67,7 @@ def existing_subtitle(media: Path, language: str, *, ignore: Path | None = None
     except OSError:
         return None
     for path in names:
-        if path.suffix.lower() not in _SIDECAR_SUFFIXES or path == ignore:
+        if path.suffix.lower() not in _SIDECAR_SUFFIXES or path in ignore:
             continue
         parts = path.name[len(prefix):-len(path.suffix)].lower().split(".")
         if normalize(parts[0]) == language and set(parts[1:]) <= _SIDECAR_FLAGS:
@@ -71,6 +87,73 @@ def render_srt(cues: Sequence[Cue]) -> str:
     ]
     text: str = srt.compose(subtitles, reindex=False)
     return text
+
+
+def render(target: Path, cues: Sequence[Cue]) -> str:
+    """The cues as the text of the format `target`'s extension names (SRT otherwise)."""
+    suffix = target.suffix.lower()
+    if suffix in (".vtt", ".ass"):
+        return _render_pysubs2(cues, suffix[1:])
+    if suffix == ".lrc":
+        return render_lrc(cues)
+    return render_srt(cues)
+
+
+def count_cues(target: Path, text: str) -> int:
+    """The cues in a subtitle's text, in the format its extension names (ValueError when
+    it does not parse)."""
+    suffix = target.suffix.lower()
+    if suffix == ".lrc":
+        return sum(bool(line.partition("]")[2].strip()) for line in text.splitlines())
+    if suffix in (".vtt", ".ass"):
+        import pysubs2
+
+        try:
+            return len(pysubs2.SSAFile.from_string(text, format_=suffix[1:]))
+        except Exception as err:  # pysubs2 raises its own and the parsers' errors
+            raise ValueError(f"{target.name} does not parse: {err}") from err
+    return len(list(srt.parse(text)))
+
+
+def _render_pysubs2(cues: Sequence[Cue], format_: str) -> str:
+    """WebVTT or ASS. The text is plain: braces would open an ASS override block (and
+    pysubs2 drops them from WebVTT too), so they become parentheses; WebVTT's `&`, `<`
+    and `>` are written as its character references."""
+    import html
+
+    import pysubs2
+
+    document = pysubs2.SSAFile()
+    for cue in cues:
+        text = cue.text.replace("{", "(").replace("}", ")")
+        if format_ == "vtt":
+            text = html.escape(text, quote=False)
+        document.append(pysubs2.SSAEvent(start=round(cue.start_seconds * 1000),
+                                         end=round(cue.end_seconds * 1000),
+                                         text=text.replace("\n", "\\N")))
+    rendered: str = document.to_string(format_)
+    return rendered
+
+
+def render_lrc(cues: Sequence[Cue]) -> str:
+    """Synced lyrics: each cue on one line at its start, and an empty line where it ends
+    a pause (players clear the line there). Minutes count on past 59."""
+    lines = []
+    for cue, following in zip(cues, [*cues[1:], None], strict=True):
+        lines.append(f"{_lrc_time(cue.start_seconds)}{' '.join(cue.text.split())}")
+        if following is None or following.start_seconds - cue.end_seconds >= _LRC_PAUSE:
+            lines.append(_lrc_time(cue.end_seconds))
+    return "".join(line + "\n" for line in lines)
+
+
+# A pause this long between two cues clears the line; shorter, the next replaces it.
+_LRC_PAUSE = 1.0
+
+
+def _lrc_time(seconds: float) -> str:
+    hundredths = round(seconds * 100)
+    minutes, rest = divmod(hundredths, 6000)
+    return f"[{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}]"
 
 
 def check_output_folder(media: Path) -> None:

@@ -32,7 +32,7 @@ def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
                                 stall_seconds=settings.stall_seconds)
 
     def write(target: Path, cues: list[Cue]) -> None:
-        subtitles.write_atomic(target, subtitles.render_srt(cues))
+        subtitles.write_atomic(target, subtitles.render(target, cues))
 
     # One ONNX session for every pass, each pass with its own state: the language sample
     # and the extraction running ahead of it use the model at the same time.

@@ -86,12 +86,15 @@ class Transcriber(Protocol):
         ...
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
-                         temperature: float = 0.0) -> list[list[Segment]]:
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         """Segments with word timings, in seconds from the start of each chunk; one list
         per chunk, in order. One decode of one window per chunk, all at once (faster on
         any device), at one temperature: beam search (or greedy) at 0, one sample above.
         Whisper's temperature fallback is the caller's (`pipeline.decoder`), which
-        decodes a chunk whose text looks wrong again, hotter, within a budget."""
+        decodes a chunk whose text looks wrong again, hotter, within a budget. A `prompt`
+        is text the decoder reads as what came before (Whisper's initial prompt): the
+        spelling of names it would otherwise guess."""
         ...
 
     def release_memory(self) -> None:

@@ -49,7 +49,8 @@ class FasterWhisperEngine:
         return {str(code): float(p) for code, p in probabilities}
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
-                         temperature: float = 0.0) -> list[list[Segment]]:
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         """One encoder pass and one batched beam search over all of `audios` (one sample
         each above temperature 0), then the word alignment for the whole batch:
         BatchedInferencePipeline's inside, with our chunks and language. Unlike its
@@ -72,14 +73,21 @@ class FasterWhisperEngine:
             # count (CTranslate2 stays greedy with its default top-k of 1).
             model = copy.copy(self.model)
             model.model = _Sampling(self.model.model, temperature)
-        # The prompt is the start-of-transcript sequence alone (no previous text).
-        budget = min(token_budget(audios), self.model.max_length - len(tokenizer.sot_sequence))
+        # The prompt is the start-of-transcript sequence, after the given text if any.
+        prompt = prompt or None
+        # (as generate_segment_batched reads it: <|startofprev|> and at most 223 tokens)
+        half = self.model.max_length // 2 - 1
+        given = 1 + min(len(tokenizer.encode(prompt)), half) if prompt else 0
+        budget = min(token_budget(audios),
+                     self.model.max_length - len(tokenizer.sot_sequence) - given)
         outputs = BatchedInferencePipeline(model).forward(
-            features, tokenizer, metadata, self._batch_options(tokenizer, temperature, budget))
+            features, tokenizer, metadata,
+            self._batch_options(tokenizer, temperature, budget, prompt))
         return [_first_word_after_silence([segment_from_dict(raw) for raw in output])
                 for output in outputs]
 
-    def _batch_options(self, tokenizer: Any, temperature: float, max_new_tokens: int) -> Any:
+    def _batch_options(self, tokenizer: Any, temperature: float, max_new_tokens: int,
+                       prompt: str | None) -> Any:
         from faster_whisper.transcribe import (
             BatchedInferencePipeline,
             TranscriptionOptions,
@@ -93,7 +101,7 @@ class FasterWhisperEngine:
             length_penalty=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
             log_prob_threshold=None, no_speech_threshold=None,
             compression_ratio_threshold=None, condition_on_previous_text=False,
-            prompt_reset_on_temperature=0.5, temperatures=[temperature], initial_prompt=None,
+            prompt_reset_on_temperature=0.5, temperatures=[temperature], initial_prompt=prompt,
             prefix=None, suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             without_timestamps=False, max_initial_timestamp=0.0, word_timestamps=True,

@@ -71,7 +71,8 @@ class OpenAIWhisperEngine:
         return window.half() if self.fp16 else window
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
-                         temperature: float = 0.0) -> list[list[Segment]]:
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         """One batched decode (one encoder pass, one beam search for all chunks, FP16 on a
         GPU; one sample each above temperature 0), split into segments at the timestamp
         tokens, then each chunk's words aligned: what whisper.transcribe does per window at
@@ -86,7 +87,7 @@ class OpenAIWhisperEngine:
         mels = [self._mel(audio, decoding=True) for audio in audios]
         beam = self.beam_size if self.beam_size > 1 and temperature == 0 else None
         options = DecodingOptions(task=task, language=language, temperature=temperature,
-                                  beam_size=beam, fp16=self.fp16,
+                                  beam_size=beam, fp16=self.fp16, prompt=prompt or None,
                                   sample_len=min(self.model.dims.n_text_ctx // 2,
                                                  token_budget(audios)))
         with torch.no_grad():

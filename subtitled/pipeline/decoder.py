@@ -45,6 +45,10 @@ TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # first decode of a chunk stands (its loops and improbable non-speech are still filtered
 # out).
 RETRIES_PER_WINDOW = 1
+# Hotter tries than this decode without the hotwords' prompt, as Whisper's transcribe
+# drops its prompt there (prompt_reset_on_temperature): sampled text that strays is not
+# led further by it.
+_PROMPT_UP_TO_TEMPERATURE = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class BatchDecoder:
         self._out_of_retries_logged = False
         self._queue: list[Work] = []
         self._read_to_seconds = 0.0
+        # Names separated by spaces, as faster-whisper's own `hotwords` reads them: Whisper
+        # carries a prompt's style into what it writes, and a comma-separated list came
+        # back as lists of names (BENCHMARKS.md).
+        self._prompt = " ".join(settings.hotwords) or None
 
     def add(self, work: list[Work]) -> list[Word]:
         """Queue the work of one chunk; the words of every batch that filled up."""
@@ -168,7 +176,8 @@ class BatchDecoder:
         if len(chunks) < 2:
             return [None] * len(chunks)
         batch = self._engine(lambda: self.transcriber.transcribe_batch(
-            [c.audio for c in chunks], language=language, task=self.settings.language.task))
+            [c.audio for c in chunks], language=language, task=self.settings.language.task,
+            prompt=self._prompt))
         if batch is not None:
             self._count(len(chunks))
             return list(batch)
@@ -196,7 +205,8 @@ class BatchDecoder:
                 break
             decoded = self._engine(partial(
                 self.transcriber.transcribe_batch, [chunk.audio], language=language,
-                task=self.settings.language.task, temperature=temperature))
+                task=self.settings.language.task, temperature=temperature,
+                prompt=self._prompt if temperature <= _PROMPT_UP_TO_TEMPERATURE else None))
             if decoded is None:  # out of memory
                 self.retries -= paid  # nothing was decoded for it
                 if attempts:  # a hotter try failed: what was decoded stands

@@ -24,7 +24,7 @@ from subtitled.pipeline.sampling import sample_language
 from subtitled.pipeline.tools import Hooks, Outcome, Resume, Status, Tools
 from subtitled.prefetch import Prefetch
 from subtitled.speech import Chunk, SpeechChunker
-from subtitled.subtitles import existing_subtitle, output_path
+from subtitled.subtitles import existing_subtitle, output_paths
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ class MediaJob:
         if done := self._already_done(media, guess):
             return done
         cues = shape_cues(words, self.settings.cues)
-        target = self._target(guess)
+        target, *beside = self._targets(guess)
+        for other in beside:  # the other formats first: the first one marks the job done
+            self.tools.write(other, cues)
         self.tools.write(target, cues)
         return self._outcome("written", target, guess, len(cues), speech_seconds)
 
@@ -93,7 +95,7 @@ class MediaJob:
         """A subtitle in this language exists beside the file or inside it. Our own, from
         before the file changed, does not count (it is replaced); one edited by hand since
         we wrote it does, and is kept."""
-        label, target = self._label(guess), self._target(guess)
+        label, (target, *beside) = self._label(guess), self._targets(guess)
         existing = target if target.exists() else None
         previous = self.hooks.previous(target) if existing and self.hooks.previous else None
         if previous == "edited":  # a person's work: kept, whatever the settings
@@ -104,7 +106,9 @@ class MediaJob:
         if previous == "ours":
             existing = None
         if existing is None and self.settings.skip.existing_sidecar:
-            existing = existing_subtitle(self.path, label, ignore=target if previous else None)
+            # Ours is replaced, and the other formats we wrote beside it with it.
+            ours = (target, *beside) if previous else ()
+            existing = existing_subtitle(self.path, label, ignore=ours)
         if existing is not None:
             return self._outcome("exists", existing, guess, 0, 0.0, str(existing))
         if self.settings.skip.embedded_text_subtitles and \
@@ -124,7 +128,12 @@ class MediaJob:
         return "en" if self.settings.language.task == "translate" else guess.iso_code
 
     def _target(self, guess: LanguageGuess) -> Path:
-        return output_path(self.path, self._label(guess), self.settings.output.template)
+        return self._targets(guess)[0]
+
+    def _targets(self, guess: LanguageGuess) -> list[Path]:
+        """The subtitle's file in each of the output formats, the first format's first."""
+        output = self.settings.output
+        return output_paths(self.path, self._label(guess), output.template, output.formats)
 
     def _hinted_language(self) -> LanguageGuess | None:
         """The language recorded for this file before it changed, if the caller knows one

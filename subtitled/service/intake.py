@@ -11,7 +11,7 @@ from pathlib import Path
 from subtitled.config import DaemonSettings, WatchRoot
 from subtitled.settle import Settler, is_candidate
 from subtitled.store import PRIORITY_NEW, Job, JobStore, file_sha256
-from subtitled.subtitles import output_path
+from subtitled.subtitles import output_paths
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +104,14 @@ class Intake:
                 job.language is None:
             return None
         written = Path(job.written_path)
-        target = output_path(new, job.language, self._settings().transcribe.output.template)
+        output = self._settings().for_file(new).output
+        target, *beside = output_paths(new, job.language, output.template, output.formats)
+        olds = output_paths(job.path, job.language, output.template, output.formats)[1:]
         try:
             if written.exists() and not target.exists():
+                for old, other in zip(olds, beside, strict=True):  # the other formats
+                    if old.exists() and not other.exists():
+                        old.replace(other)
                 written.replace(target)
                 return target
         except OSError as err:  # another file system: the file is transcribed again

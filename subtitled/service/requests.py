@@ -50,7 +50,8 @@ def settings_for(settings: TranscribeSettings, request: Request) -> TranscribeSe
                        task=request.task, mode="vote", allowed=(), trust_track_tags=False)
     skip = replace(settings.skip, existing_sidecar=False, embedded_text_subtitles=False,
                    marker_file="", min_duration_seconds=0.0, audio_languages=())
-    output = replace(settings.output, template="{stem}.{lang}.srt", overwrite=True)
+    output = replace(settings.output, template="{stem}.{lang}.srt", overwrite=True,
+                     formats=("srt",))
     # In a library file, the track in the language asked for (Bazarr asks per language).
     tracks = (request.language, *settings.preferred_audio_languages) if request.language \
         else settings.preferred_audio_languages

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -15,7 +15,7 @@ from pathlib import Path
 import srt
 
 from subtitled import failpoints, faults
-from subtitled.config import DaemonSettings, RetrySettings, TranscribeSettings
+from subtitled.config import DaemonSettings, RetrySettings
 from subtitled.cues import Cue
 from subtitled.engines.base import Word, is_out_of_memory
 from subtitled.errors import (
@@ -54,7 +54,7 @@ from subtitled.store import (
     file_sha256,
     text_sha256,
 )
-from subtitled.subtitles import output_path, render_srt, write_atomic
+from subtitled.subtitles import count_cues, output_paths, render, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -188,16 +188,23 @@ class Worker:
         twin = self.store.twin(job)
         if twin is None or twin.written_path is None or twin.language is None:
             return False
-        source = Path(twin.written_path)
-        target = output_path(job.path, twin.language, settings.transcribe.output.template)
+        output = settings.for_file(job.path).output
+        target, *extras = output_paths(job.path, twin.language, output.template,
+                                       output.formats)
+        # The twin's files in the same formats, where it has them (it may live under a root
+        # with other formats).
+        sources = output_paths(twin.path, twin.language, output.template, output.formats)
         try:
-            if not job.path.samefile(twin.path) or target.exists():
+            if not job.path.samefile(twin.path) or target.exists() or \
+                    sources[0] != Path(twin.written_path):
                 return False
-            text = source.read_text(encoding="utf-8")
-            cues = len(list(srt.parse(text)))
-            self.store.writing(job, target, cues, text_sha256(text))
+            texts = [path.read_text(encoding="utf-8") for path in sources]
+            cues = count_cues(target, texts[0])
+            for extra, text in zip(extras, texts[1:], strict=True):  # beside it, first
+                write_atomic(extra, text)
+            self.store.writing(job, target, cues, text_sha256(texts[0]))
             with self.store.fenced(job):
-                write_atomic(target, text)
+                write_atomic(target, texts[0])
         except (OSError, ValueError, srt.SRTParseError, SubtitledError):
             return False  # the twin moved, or its subtitle is gone: transcribe this one
         self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
@@ -209,7 +216,6 @@ class Worker:
         return True
 
     def _process(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
-        tools = replace(tools, write=self._guarded_write(job, tools))
         hooks = Hooks(progress=lambda done, total, language:
                       self._progress(job, done, total, language),
                       alive=lambda computing: self._alive(job, computing),
@@ -222,7 +228,7 @@ class Worker:
         self.phase = (job.id, "probing", None)
         failpoints.hang("hang-in-engine", job.path.name)
         try:
-            transcribe = _settings_for(job.path, settings)
+            transcribe = settings.for_file(job.path)
             if job.force:
                 transcribe = replace(transcribe, output=replace(transcribe.output,
                                                                 overwrite=True))
@@ -230,6 +236,8 @@ class Worker:
             if request is not None:
                 transcribe = requests.settings_for(transcribe, request)
                 tools = requests.tools_for(tools, transcribe)
+            tools = replace(tools, write=self._guarded_write(job, tools,
+                                                             transcribe.output.formats))
             if request is not None and request.kind == "detect":
                 run = partial(requests.detect, job.path, transcribe, tools, hooks.alive)
             else:
@@ -422,8 +430,10 @@ class Worker:
         if self.metrics is not None:
             self.metrics.failures.labels(stage, error).inc()
 
-    def _guarded_write(self, job: Job, tools: Tools) -> Write:
-        """Write only if the source is still the file that was transcribed."""
+    def _guarded_write(self, job: Job, tools: Tools, formats: Sequence[str]) -> Write:
+        """Write only if the source is still the file that was transcribed. The subtitle
+        in the first format is the one the store tracks (the job writes it last); the
+        others are written beside it before it."""
         def write(target: Path, cues: list[Cue]) -> None:
             try:
                 current = Fingerprint.of(job.path)
@@ -436,7 +446,11 @@ class Worker:
                 raise TransientError("the file changed while it was being transcribed",
                                      path=job.path, stage="write")
             failpoints.hit("before-write", job.path.name)
-            self.store.writing(job, target, len(cues), text_sha256(render_srt(cues)))
+            if target.suffix.lower() != f".{formats[0]}":  # written beside the subtitle
+                with self.store.fenced(job):
+                    tools.write(target, cues)
+                return
+            self.store.writing(job, target, len(cues), text_sha256(render(target, cues)))
             with self.store.fenced(job):  # not in place unless the job is still ours
                 tools.write(target, cues)
             failpoints.hit("after-write", job.path.name)
@@ -483,16 +497,6 @@ def _previous(job: Job, target: Path) -> Previous:
     if found is None or job.written_sha256 is None:  # cannot tell: keep it
         return "edited"
     return "ours" if found == job.written_sha256 else "edited"
-
-
-def _settings_for(path: Path, settings: DaemonSettings) -> TranscribeSettings:
-    """The folder's own language allow-list, when it has one."""
-    transcribe = settings.transcribe
-    for root in settings.watch:
-        if root.languages and (root.path == path or root.path in path.parents):
-            return replace(transcribe, language=replace(transcribe.language,
-                                                        allowed=root.languages))
-    return transcribe
 
 
 def _skip_marker(path: Path, settings: DaemonSettings) -> Path | None:

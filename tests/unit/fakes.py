@@ -31,6 +31,7 @@ class FakeTranscriber:
     calls: list[tuple[float, str]] = field(default_factory=list)  # per chunk decoded
     batches: list[int] = field(default_factory=list)  # chunks per decode of more than one
     temperatures: list[float] = field(default_factory=list)  # per chunk decoded
+    prompts: list[str | None] = field(default_factory=list)  # per chunk decoded
     released: int = 0
     description: str = "fake"
     batch_size: int = 8
@@ -41,12 +42,14 @@ class FakeTranscriber:
         return {"de": 0.9, "en": 0.1} if loud > 0.7 else {"en": 0.8, "de": 0.2}
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
-                         temperature: float = 0.0) -> list[list[Segment]]:
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         if sum(len(a) for a in audios) / RATE > self.memory_seconds:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
         if len(audios) > 1:
             self.batches.append(len(audios))
         self.temperatures += [temperature] * len(audios)
+        self.prompts += [prompt] * len(audios)
         return [self.say(audio, language) for audio in audios]
 
     def say(self, audio: np.ndarray, language: str) -> list[Segment]:

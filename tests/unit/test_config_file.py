@@ -65,6 +65,13 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
      ({"cues": {"min_duration_seconds": 8}}, "At 'cues.min_duration_seconds': must be below "
       "cues.max_duration_seconds"),
      ({"watch": ["/tmp", "/"]}, "overlap"),
+     ({"output": {"formats": ["srt", "sub"]}},
+      "At 'output.formats[1]': must be one of 'srt', 'vtt', 'ass', 'lrc', not 'sub'"),
+     ({"output": {"formats": ["vtt", "vtt"]}}, "['vtt', 'vtt'] names a format twice"),
+     ({"hotwords": ["Zorblax", "  "]}, "At 'hotwords[1]': a hotword is a name or a word"),
+     ({"hotwords": ["Quenthir"] * 50}, "At 'hotwords': the hotwords come to more than 400"),
+     ({"watch": [{"path": "/srv/music", "formats": []}]},
+      "At 'watch[0].formats': must be a list of at least one entry, not []"),
      ({"scan": {"settle_seconds": -1}}, "At 'scan.settle_seconds': must be at least 0, "
       "not -1"),
      ({"scan": {"include_extensions": ["mkv"]}}, "starts with a dot"),
@@ -238,3 +245,19 @@ def test_polling_on_and_off_unquoted_are_the_modes_not_booleans(tmp_path: Path) 
         config = tmp_path / "config.yaml"
         config.write_text(f"watch: [{tmp_path / 'media'}]\nscan:\n  polling: {written}\n")
         assert load(config).scan.polling == meant
+
+
+def test_a_roots_hotwords_join_the_global_ones_and_its_formats_replace_them(
+        tmp_path: Path) -> None:
+    films, music = tmp_path / "films", tmp_path / "music"
+    films.mkdir()
+    music.mkdir()
+    settings = parse({"watch": [{"path": str(films), "hotwords": ["Zorblax", "Quenthir"]},
+                                {"path": str(music), "formats": ["lrc"]}],
+                      "hotwords": ["Quenthir", "Mordane"], "output": {"formats": ["srt"]}})
+    film = settings.for_file(films / "Show" / "e01.mkv")
+    assert film.hotwords == ("Zorblax", "Quenthir", "Mordane")
+    assert film.output.formats == ("srt",)
+    song = settings.for_file(music / "Song.mp3")
+    assert song.hotwords == ("Quenthir", "Mordane") and song.output.formats == ("lrc",)
+    assert settings.for_file(tmp_path / "elsewhere.mkv") == settings.transcribe

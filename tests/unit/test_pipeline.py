@@ -11,8 +11,9 @@ from subtitled.config import LanguageSettings, OutputSettings, Task, TranscribeS
 from subtitled.cues import Cue
 from subtitled.engines.base import Segment, Word
 from subtitled.errors import ConfigError, EngineStuck, EnvironmentFault
-from subtitled.pipeline import decoder, process_media_file
+from subtitled.pipeline import Hooks, decoder, process_media_file
 from subtitled.pipeline.decoder import RETRIES_PER_WINDOW
+from subtitled.pipeline.tools import Previous
 from tests.unit.fakes import FakeMedia, FakeTranscriber, OutOfMemoryError, silence, tone
 
 SETTINGS = TranscribeSettings()
@@ -231,7 +232,8 @@ class Skipping(FakeTranscriber):
     """Batched, it hears only the first 5 s of each chunk, like Whisper ending early."""
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+                         task: Task, temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         results = super().transcribe_batch(audios, language=language, task=task)
         if len(audios) == 1:
             return results
@@ -286,9 +288,10 @@ class Looping(FakeTranscriber):
     looping: bool = True
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+                         task: Task, temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         results = super().transcribe_batch(audios, language=language, task=task,
-                                           temperature=temperature)
+                                           temperature=temperature, prompt=prompt)
         if temperature >= self.hot_enough:
             return results
         wrong = {"compression_ratio": 3.0} if self.looping else {"avg_logprob": -1.5}
@@ -332,7 +335,8 @@ def test_a_hard_window_of_a_longer_file_takes_the_whole_fallback_from_the_pool()
     # their retries.
     class LastIsHard(Looping):
         def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                             task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+                             task: Task, temperature: float = 0.0, prompt: str | None = None
+                             ) -> list[list[Segment]]:
             hard = super().transcribe_batch(audios[-1:], language=language, task=task,
                                             temperature=temperature)
             if len(audios) == 1:
@@ -347,6 +351,18 @@ def test_a_hard_window_of_a_longer_file_takes_the_whole_fallback_from_the_pool()
     assert outcome.status == "written" and outcome.windows_decoded >= 9
     assert transcriber.temperatures[-4:] == [0.2, 0.4, 0.6, 0.8]
     assert transcriber.temperatures.count(0.0) == outcome.windows_decoded - 4
+
+
+def test_hotwords_are_the_prompt_of_every_decode_up_to_whispers_prompt_reset() -> None:
+    transcriber = Looping(hot_enough=0.8, batch_size=100)
+    named = replace(SETTINGS, hotwords=("Zorblax", "Quenthir"))
+    process_media_file(MOVIE, named, FakeMedia(speech_with_pauses(40)).tools(transcriber))
+    prompts = dict(zip(transcriber.temperatures, transcriber.prompts, strict=True))
+    assert prompts == {0.0: "Zorblax Quenthir", 0.2: "Zorblax Quenthir",
+                       0.4: "Zorblax Quenthir", 0.6: None, 0.8: None}
+    plain = Looping(batch_size=100)
+    process_media_file(MOVIE, SETTINGS, FakeMedia(speech_with_pauses(40)).tools(plain))
+    assert set(plain.prompts) == {None}
 
 
 def test_audio_in_a_language_the_viewers_speak_needs_no_subtitle() -> None:
@@ -393,7 +409,8 @@ class Sparse(FakeTranscriber):
     heard: int = 0  # words returned by batches of several chunks
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+                         task: Task, temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         results = super().transcribe_batch(audios, language=language, task=task)
         if len(audios) == 1:
             return results
@@ -431,7 +448,8 @@ class HotAndEmpty(Looping):
     out_of_memory: bool = False
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
-                         task: Task, temperature: float = 0.0) -> list[list[Segment]]:
+                         task: Task, temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         if temperature > 0 and self.out_of_memory:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
         results = super().transcribe_batch(audios, language=language, task=task,
@@ -450,3 +468,30 @@ def test_a_hotter_try_that_hears_nothing_or_runs_out_of_memory_keeps_the_first_d
         assert transcriber.temperatures == [0.0] and transcriber.released == 1
     else:  # an empty try is a failed one: the first decode stands
         assert transcriber.temperatures == [0.0, 0.2]
+
+
+def test_every_format_is_written_the_tracked_one_last() -> None:
+    media = FakeMedia(tone(5))
+    formats = replace(SETTINGS, output=OutputSettings(formats=("vtt", "srt", "lrc")))
+    process_media_file(MOVIE, formats, media.tools(FakeTranscriber()))
+    assert list(media.written) == [Path("/films/Movie.en.srt"), Path("/films/Movie.lrc"),
+                                   Path("/films/Movie.en.vtt")]
+    assert len({len(cues) for cues in media.written.values()}) == 1
+
+
+def test_our_own_files_in_every_format_are_replaced_when_the_file_changed(
+        tmp_path: Path) -> None:
+    """Our WebVTT beside our SRT is not someone's subtitle that makes the file done."""
+    movie = tmp_path / "Movie.mkv"
+    for name in ("Movie.en.srt", "Movie.en.vtt"):
+        (tmp_path / name).write_text("ours, from before the file changed")
+    both = replace(SETTINGS, output=OutputSettings(formats=("srt", "vtt")))
+    media = FakeMedia(tone(5))
+
+    def run(previous: Previous) -> str:
+        hooks = Hooks(previous=lambda target: previous)
+        return process_media_file(movie, both, media.tools(FakeTranscriber()), hooks).status
+
+    assert run("ours") == "written"
+    assert list(media.written) == [tmp_path / "Movie.en.vtt", tmp_path / "Movie.en.srt"]
+    assert run(None) == "exists"  # not ours: someone's

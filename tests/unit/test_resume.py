@@ -95,7 +95,8 @@ class SkippingTranscriber(FakeTranscriber):
     checkpoint's line falls inside a chunk that was already decoded."""
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
-                         temperature: float = 0.0) -> list[list[Segment]]:
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
         found = super().transcribe_batch(audios, language=language, task=task)
         return [[replace(s, words=tuple(w for w in s.words if w.start_seconds < s.end_seconds / 2))
                  for s in segments] for segments in found]
