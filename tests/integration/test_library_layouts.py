@@ -16,7 +16,7 @@ FORCED = "1\n00:00:01,000 --> 00:00:02,000\n[speaking Russian] Where is it?\n"
 
 def test_a_disc_folder_is_skipped_a_forced_sidecar_is_not_enough_a_hard_link_is_done_once(
         tmp_path: Path, model_dir: Path, clip: Path) -> None:
-    daemon = DaemonRun(tmp_path, model_dir)
+    daemon = DaemonRun(tmp_path, model_dir, output={"formats": ["srt", "vtt"]})
     media = daemon.media
     disc = media / "Film (2001)" / "VIDEO_TS"
     disc.mkdir(parents=True)
@@ -52,3 +52,4 @@ def test_a_disc_folder_is_skipped_a_forced_sidecar_is_not_enough_a_hard_link_is_
     copied = [line for line in log.splitlines() if "(a hard link)" in line]
     assert len(transcribed) == 1 and len(copied) == 1, log
     assert (downloads / "Linked.en.srt").read_text() == (films / "Linked.en.srt").read_text()
+    assert (downloads / "Linked.en.vtt").read_text() == (films / "Linked.en.vtt").read_text()

@@ -317,6 +317,9 @@ def test_a_rename_takes_our_subtitle_along_and_nothing_is_transcribed_again(
         tmp_path: Path, model_dir: Path) -> None:
     daemon = library_left_alone(tmp_path, model_dir, path_map=[
         {"remote": REMOTE, "local": str(tmp_path / "media")}])
+    # With a WebVTT beside the SRT: both follow the file.
+    daemon.config.write_text(daemon.config.read_text() + yaml.safe_dump({
+        "output": {"formats": ["srt", "vtt"]}}))
     old = make_video(daemon.media / "show.s01e01.mkv", 3.0)
     new = daemon.media / "Show - S01E01 - Pilot.mkv"
     daemon.start()
@@ -325,6 +328,7 @@ def test_a_rename_takes_our_subtitle_along_and_nothing_is_transcribed_again(
         assert post(daemon, "/webhooks/path", {"path": str(old)})[0] == 202
         daemon.wait_until(lambda: daemon.all_settled(1))
         written = old.with_suffix(".en.srt").read_text()
+        webvtt = old.with_suffix(".en.vtt").read_text()
         old.rename(new)  # as Sonarr renames, then tells
         code, text = post(daemon, "/webhooks/sonarr", {"eventType": "Rename", "series": {},
                                                        "renamedEpisodeFiles": [{
@@ -332,7 +336,8 @@ def test_a_rename_takes_our_subtitle_along_and_nothing_is_transcribed_again(
             "path": f"{REMOTE}/Show - S01E01 - Pilot.mkv"}]})
         assert code == 202, text
         assert new.with_suffix(".en.srt").read_text() == written
-        assert not old.with_suffix(".en.srt").exists()
+        assert new.with_suffix(".en.vtt").read_text() == webvtt
+        assert not old.with_suffix(".en.srt").exists() and not old.with_suffix(".en.vtt").exists()
         time.sleep(4)  # past the settle time of the move's own event
         (row,) = daemon.rows()
         assert (row["path"], row["state"], row["attempts"]) == (str(new), "done", 1)
