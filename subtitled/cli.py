@@ -25,7 +25,8 @@ logger = logging.getLogger("subtitled")
 
 
 def _codes(value: str) -> tuple[str, ...]:
-    """Comma-separated language codes; the schema checks and normalizes each."""
+    """A comma-separated list (language codes, formats, hotwords); the schema checks and
+    normalizes each item."""
     return tuple(code.strip() for code in value.split(",") if code.strip())
 
 
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_transcribe(command(
         "transcribe", help="write subtitles for the given media files now",
-        description="Write <stem>.<lang>.srt beside each media file; a folder stands for "
-                    "the media files in it and its subfolders."))
+        description="Write <stem>.<lang>.srt (and the other --formats) beside each media "
+                    "file; a folder stands for the media files in it and its subfolders."))
     run = command("run", help="watch the configured folders (the daemon)")
     run.add_argument("--config", type=Path, default=None, help=_CONFIG_HELP)
     check = command("check-config", help="validate a configuration file")

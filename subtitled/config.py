@@ -213,10 +213,20 @@ def _hotword(word: str) -> str:
 
 
 def _hotwords(words: tuple[str, ...]) -> tuple[str, ...]:
-    if len(" ".join(words)) > _HOTWORDS_MAX_CHARS:
+    if hotwords_too_long(words):
         raise ValueError(f"the hotwords come to more than {_HOTWORDS_MAX_CHARS} characters: "
                          "Whisper reads at most 223 tokens of them; keep the names it misspells")
     return words
+
+
+def merged_hotwords(library: tuple[str, ...], root: tuple[str, ...]) -> tuple[str, ...]:
+    """A root's hotwords after the library's: the engines keep the end of a prompt that
+    is too long, and a folder's own names matter most there."""
+    return (*(word for word in library if word not in root), *root)
+
+
+def hotwords_too_long(words: tuple[str, ...]) -> bool:
+    return len(" ".join(words)) > _HOTWORDS_MAX_CHARS
 
 
 # About 100 to 200 tokens: within the 223 of Whisper's prompt, and leaving the decode of a
@@ -244,8 +254,8 @@ class OutputSettings:
     template: Template = "{stem}.{lang}.srt"
     overwrite: Bool = False
     # srt, vtt (WebVTT), ass (Advanced SubStation) each take the template's name with
-    # their own extension; lrc (synced lyrics, for music and audiobooks) is `{stem}.lrc`,
-    # the one name players look for.
+    # their own extension in place of its own (the template names the SRT); lrc (synced
+    # lyrics, for music and audiobooks) is `{stem}.lrc`, the one name players look for.
     formats: Formats = ("srt",)
 
 
@@ -481,6 +491,6 @@ class DaemonSettings:
             transcribe = replace(transcribe, output=replace(transcribe.output,
                                                             formats=root.formats))
         if root is not None and root.hotwords:
-            words = tuple(dict.fromkeys((*root.hotwords, *transcribe.hotwords)))
-            transcribe = replace(transcribe, hotwords=_hotwords(words))
+            transcribe = replace(transcribe, hotwords=merged_hotwords(transcribe.hotwords,
+                                                                      root.hotwords))
         return transcribe

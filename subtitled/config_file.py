@@ -40,6 +40,8 @@ from subtitled.config import (
     TranscribeSettings,
     WatchRoot,
     default_state_dir,
+    hotwords_too_long,
+    merged_hotwords,
 )
 from subtitled.errors import ConfigError
 from subtitled.notifications import Notifications
@@ -220,6 +222,10 @@ def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], A
                             f"{root.path}")
         elif not root.path.is_dir():
             problems.append(f"At 'watch[{index}].path': directory {root.path} does not exist")
+        if hotwords_too_long(merged_hotwords(document.hotwords, root.hotwords)):
+            problems.append(f"At 'watch[{index}].hotwords': with the global hotwords they "
+                            "come to more than 400 characters; keep the names Whisper "
+                            "misspells")
         roots.append(root)
     paths = [r.path.resolve() for r in roots]
     for i, first in enumerate(paths):

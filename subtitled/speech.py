@@ -275,6 +275,7 @@ class SpeechChunker:
         self._buffer = np.concatenate((self._buffer, samples))
         self._received += len(samples)
         chunks = self._take(self._tracker.feed(self._probabilities(samples)))
+        chunks += self._full()  # the stream may just have outgrown one chunk
         self._trim()
         return chunks
 
@@ -294,12 +295,16 @@ class SpeechChunker:
         the whole passes, and pay a hotter try); words heard outside the speech are
         dropped (`Chunk.outside_speech`)."""
         chunks = self._take(self._tracker.finish())
-        if self._pending:
-            whole = not self._emitted and self._buffer_start == 0 and \
-                self._received <= self._max_samples
-            chunks.append(self._emit_whole() if whole else self._emit())
+        if self._pending and self._may_be_whole():
+            chunks.append(self._emit_whole())
+        elif self._pending:
+            chunks.append(self._emit(len(self._pending)))
         self._buffer = np.zeros(0, dtype=np.float32)
         return chunks
+
+    def _may_be_whole(self) -> bool:
+        """The stream may still fit in one chunk: all of it is kept, nothing emitted."""
+        return not self._emitted and self._received <= self._max_samples
 
     def _take(self, regions: Iterable[tuple[int, int]]) -> list[Chunk]:
         chunks = []
@@ -311,16 +316,31 @@ class SpeechChunker:
             self._last_end = end
             audio = self._buffer[start - self._buffer_start : end - self._buffer_start].copy()
             self.speech_seconds += len(audio) / SAMPLE_RATE_HZ
-            glued = sum(len(a) + _GLUE_GAP_SAMPLES for _, a in self._pending)
-            if glued + len(audio) > self._max_samples:
-                chunks.append(self._emit())
             self._pending.append((start, audio))
+            chunks += self._full()
+        return chunks
+
+    def _full(self) -> list[Chunk]:
+        """Glued chunks of the pending pieces, each of as many as fit in one (the pieces
+        before the one that would not), leaving the last that do not fill one yet; none
+        while the stream may still be one chunk of all of it."""
+        chunks: list[Chunk] = []
+        while not self._may_be_whole():
+            glued, count = -_GLUE_GAP_SAMPLES, 0
+            for _, audio in self._pending:
+                glued += _GLUE_GAP_SAMPLES + len(audio)
+                if glued > self._max_samples:
+                    break
+                count += 1
+            if count == len(self._pending):
+                return chunks
+            chunks.append(self._emit(max(count, 1)))
         return chunks
 
     def _trim(self) -> None:
         """Drop audio that no region can reach any more (all of it is kept while the
         stream may still fit in one chunk)."""
-        if not self._emitted and self._received <= self._max_samples:
+        if self._may_be_whole():
             return
         open_start = self._tracker.start
         first_frame = open_start if open_start is not None else self._tracker.frame
@@ -328,11 +348,12 @@ class SpeechChunker:
         self._buffer = self._buffer[keep_from - self._buffer_start :]
         self._buffer_start = keep_from
 
-    def _emit(self) -> Chunk:
+    def _emit(self, count: int) -> Chunk:
+        """The first `count` pending pieces, glued."""
         pieces: list[Piece] = []
         parts: list[np.ndarray] = []
         offset = 0
-        for start, audio in self._pending:
+        for start, audio in self._pending[:count]:
             if parts:
                 parts.append(np.zeros(_GLUE_GAP_SAMPLES, dtype=np.float32))
                 offset += _GLUE_GAP_SAMPLES
@@ -341,7 +362,7 @@ class SpeechChunker:
             parts.append(audio)
             offset += len(audio)
         audio = np.concatenate(parts)
-        self._pending, self._emitted = [], True
+        self._pending, self._emitted = self._pending[count:], True
         return Chunk(audio, tuple(pieces))
 
     def _emit_whole(self) -> Chunk:

@@ -29,13 +29,20 @@ def output_paths(media: Path, language: str, template: str, formats: Sequence[st
     with the format's extension (`Movie.en.srt`, `Movie.en.vtt`, `Movie.en.ass`); LRC
     is `Movie.lrc`, the name music players and Jellyfin look for beside a song."""
     name = output_path(media, language, template)
-    stem = name.name[:-len(name.suffix)] if name.suffix.lower() in _FORMAT_SUFFIXES \
-        else name.name
-    return [media.with_name(f"{media.stem}.lrc") if fmt == "lrc"
-            else name.with_name(f"{stem}.{fmt}") for fmt in formats]
+    known = name.suffix.lower() in SUBTITLE_SUFFIXES
+    stem = name.name[:-len(name.suffix)] if known else name.name
+
+    def named(format_: str) -> Path:
+        if format_ == "lrc":
+            return media.with_name(f"{media.stem}.lrc")
+        if name.suffix.lower() == f".{format_}" or (not known and format_ == "srt"):
+            return name  # the template's own name, as written (`.SRT`, or no extension)
+        return name.with_name(f"{stem}.{format_}")
+
+    return [named(format_) for format_ in formats]
 
 
-_FORMAT_SUFFIXES = (".srt", ".vtt", ".ass", ".lrc")
+SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".lrc")  # of the formats the daemon writes
 
 
 def output_path(media: Path, language: str, template: str) -> Path:

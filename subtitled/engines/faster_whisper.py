@@ -73,8 +73,9 @@ class FasterWhisperEngine:
             # count (CTranslate2 stays greedy with its default top-k of 1).
             model = copy.copy(self.model)
             model.model = _Sampling(self.model.model, temperature)
-        # The prompt is the start-of-transcript sequence, after the given text if any.
-        prompt = prompt or None
+        # The prompt is the start-of-transcript sequence, after the given text if any,
+        # which starts with a space as openai-whisper's does (a word, not a fragment).
+        prompt = " " + prompt.strip() if prompt else None
         # (as generate_segment_batched reads it: <|startofprev|> and at most 223 tokens)
         half = self.model.max_length // 2 - 1
         given = 1 + min(len(tokenizer.encode(prompt)), half) if prompt else 0

@@ -86,9 +86,17 @@ class MediaJob:
             return done
         cues = shape_cues(words, self.settings.cues)
         target, *beside = self._targets(guess)
-        for other in beside:  # the other formats first: the first one marks the job done
+        # The other formats beside the tracked one: ours when it is (a redo replaces them),
+        # else someone's where they exist (a tagger's Song.lrc), and kept.
+        ours = self.settings.output.overwrite or (
+            target.exists() and self.hooks.previous is not None and
+            self.hooks.previous(target) == "ours")
+        self.tools.write(target, cues)  # first: once it is in place, the job is done
+        for other in beside:
+            if other.exists() and not ours:
+                logger.info("%s: %s exists and is not ours; kept", self.path, other.name)
+                continue
             self.tools.write(other, cues)
-        self.tools.write(target, cues)
         return self._outcome("written", target, guess, len(cues), speech_seconds)
 
     def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:

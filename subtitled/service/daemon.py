@@ -37,6 +37,7 @@ from subtitled.service.requests import PRIORITY_REQUESTS, REQUESTS_FOLDER, Reque
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
 from subtitled.store import DATABASE_NAME, STORE_ERRORS, Job, JobStore, open_store
+from subtitled.subtitles import SUBTITLE_SUFFIXES
 from subtitled.watcher import Watcher
 from subtitled.web.refresh import Refresher
 from subtitled.wiring import real_tools
@@ -100,10 +101,12 @@ def lock_state_dir(folder: Path) -> int:
 
 
 def remove_temp_subtitles(media: Path) -> None:
-    """Temp files a crash left beside `media` (`Movie.en.srt.tmp`)."""
+    """Temp files a crash left beside `media` (`Movie.en.srt.tmp`, `Movie.en.vtt.tmp`,
+    `Movie.lrc.tmp`...)."""
     try:
-        for leftover in media.parent.glob(f"{_glob_escape(media.stem)}.*.srt.tmp"):
-            leftover.unlink(missing_ok=True)
+        for leftover in media.parent.glob(f"{_glob_escape(media.stem)}.*.tmp"):
+            if Path(leftover.stem).suffix.lower() in SUBTITLE_SUFFIXES:
+                leftover.unlink(missing_ok=True)
     except OSError as err:
         logger.warning("%s: cannot remove temp files: %s", media, err)
 

@@ -56,13 +56,12 @@ class Intake:
         if current is not None and current.state == "running":  # its own job has begun
             return self.offer(new)
         job = store.get(before)
-        subtitle = self._follow(job, seen)
-        if subtitle is None:
+        moves = self._follow(job, seen)
+        if moves is None:
             return self.offer(new)
+        subtitle = moves[0][1]
         if not store.moved(before, seen, subtitle):  # a job for it began meanwhile
-            assert job is not None and job.written_path is not None
-            if not Path(job.written_path).exists():
-                subtitle.replace(job.written_path)  # as it was
+            _undo(moves)  # as it was
             return self.offer(new)
         logger.info("%s: renamed from %s; its subtitle is now %s", seen, before.name,
                     subtitle.name)
@@ -96,28 +95,49 @@ class Intake:
                     "scan.ignore_globs)")
         return named
 
-    def _follow(self, job: Job | None, new: Path) -> Path | None:
+
+    def _follow(self, job: Job | None, new: Path) -> list[tuple[Path, Path]] | None:
         """Our subtitle of a done job, moved beside `new` under the name it gets there
-        (or found there already, moved by the sender); None when there is none to move,
-        or its new name is taken."""
+        (or found there already, moved by the sender), and our other formats with it:
+        the moves made, the tracked subtitle's first. None when there is none to move, its
+        new name is taken, or the folder there wants another format first."""
         if job is None or job.state != "done" or job.written_path is None or \
                 job.language is None:
             return None
         written = Path(job.written_path)
         output = self._settings().for_file(new).output
         target, *beside = output_paths(new, job.language, output.template, output.formats)
-        olds = output_paths(job.path, job.language, output.template, output.formats)[1:]
+        if written.suffix.lower() != target.suffix.lower():
+            return None  # transcribed again, in the new folder's format
+        before = self._settings().for_file(job.path).output
+        olds = {path.suffix.lower(): path for path in output_paths(
+            job.path, job.language, before.template, before.formats)[1:]}
+        moves: list[tuple[Path, Path]] = []
         try:
             if written.exists() and not target.exists():
-                for old, other in zip(olds, beside, strict=True):  # the other formats
-                    if old.exists() and not other.exists():
-                        old.replace(other)
                 written.replace(target)
-                return target
+                moves.append((written, target))
+                for other in beside:  # the other formats both folders have
+                    old = olds.get(other.suffix.lower())
+                    if old is not None and old.exists() and not other.exists():
+                        old.replace(other)
+                        moves.append((old, other))
+                return moves
         except OSError as err:  # another file system: the file is transcribed again
             logger.warning("%s: cannot move its subtitle %s: %s", new, written,
                            err.strerror or err)
+            _undo(moves)
             return None
         moved_by_sender = not written.exists() and target.exists() and \
             file_sha256(target) == job.written_sha256
-        return target if moved_by_sender else None
+        return [(written, target)] if moved_by_sender else None
+
+
+def _undo(moves: list[tuple[Path, Path]]) -> None:
+    """Each file moved back where it was, where nothing took its place meanwhile."""
+    for old, new in reversed(moves):
+        try:
+            if new.exists() and not old.exists():
+                new.replace(old)
+        except OSError as err:
+            logger.warning("cannot move %s back to %s: %s", new, old, err.strerror or err)

@@ -98,10 +98,11 @@ class Requests:
 
     def subtitle_of(self, video: Path, language: str | None) -> str | None:
         """The subtitle already written for a library file, in `language` (None: in the
-        file's own), if there is one."""
+        file's own), if there is one and it is an SRT (what Bazarr is answered)."""
         job = self.store.get(video)
         if job is None or job.state != "done" or job.written_path is None or \
-                (language is not None and job.language != language):
+                (language is not None and job.language != language) or \
+                Path(job.written_path).suffix.lower() != ".srt":
             return None
         try:
             return Path(job.written_path).read_text(encoding="utf-8")

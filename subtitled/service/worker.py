@@ -200,11 +200,12 @@ class Worker:
                 return False
             texts = [path.read_text(encoding="utf-8") for path in sources]
             cues = count_cues(target, texts[0])
-            for extra, text in zip(extras, texts[1:], strict=True):  # beside it, first
-                write_atomic(extra, text)
             self.store.writing(job, target, cues, text_sha256(texts[0]))
             with self.store.fenced(job):
                 write_atomic(target, texts[0])
+                for extra, text in zip(extras, texts[1:], strict=True):  # beside it
+                    if not extra.exists():
+                        write_atomic(extra, text)
         except (OSError, ValueError, srt.SRTParseError, SubtitledError):
             return False  # the twin moved, or its subtitle is gone: transcribe this one
         self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
@@ -432,8 +433,10 @@ class Worker:
 
     def _guarded_write(self, job: Job, tools: Tools, formats: Sequence[str]) -> Write:
         """Write only if the source is still the file that was transcribed. The subtitle
-        in the first format is the one the store tracks (the job writes it last); the
-        others are written beside it before it."""
+        in the first format is the one the store tracks (the job writes it first); the
+        others are written beside it after it."""
+        beside = {f".{format_}" for format_ in formats[1:]}
+
         def write(target: Path, cues: list[Cue]) -> None:
             try:
                 current = Fingerprint.of(job.path)
@@ -446,7 +449,7 @@ class Worker:
                 raise TransientError("the file changed while it was being transcribed",
                                      path=job.path, stage="write")
             failpoints.hit("before-write", job.path.name)
-            if target.suffix.lower() != f".{formats[0]}":  # written beside the subtitle
+            if target.suffix.lower() in beside:  # another format, beside the subtitle
                 with self.store.fenced(job):
                     tools.write(target, cues)
                 return

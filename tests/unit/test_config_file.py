@@ -70,6 +70,8 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
      ({"output": {"formats": ["vtt", "vtt"]}}, "['vtt', 'vtt'] names a format twice"),
      ({"hotwords": ["Zorblax", "  "]}, "At 'hotwords[1]': a hotword is a name or a word"),
      ({"hotwords": ["Quenthir"] * 50}, "At 'hotwords': the hotwords come to more than 400"),
+     ({"hotwords": ["Quenthir"] * 25, "watch": [{"path": "/", "hotwords": ["Mordane"] * 25}]},
+      "At 'watch[0].hotwords': with the global hotwords they come to more than 400"),
      ({"watch": [{"path": "/srv/music", "formats": []}]},
       "At 'watch[0].formats': must be a list of at least one entry, not []"),
      ({"scan": {"settle_seconds": -1}}, "At 'scan.settle_seconds': must be at least 0, "
@@ -256,7 +258,7 @@ def test_a_roots_hotwords_join_the_global_ones_and_its_formats_replace_them(
                                 {"path": str(music), "formats": ["lrc"]}],
                       "hotwords": ["Quenthir", "Mordane"], "output": {"formats": ["srt"]}})
     film = settings.for_file(films / "Show" / "e01.mkv")
-    assert film.hotwords == ("Zorblax", "Quenthir", "Mordane")
+    assert film.hotwords == ("Mordane", "Zorblax", "Quenthir")  # the folder's last
     assert film.output.formats == ("srt",)
     song = settings.for_file(music / "Song.mp3")
     assert song.hotwords == ("Quenthir", "Mordane") and song.output.formats == ("lrc",)

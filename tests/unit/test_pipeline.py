@@ -470,12 +470,12 @@ def test_a_hotter_try_that_hears_nothing_or_runs_out_of_memory_keeps_the_first_d
         assert transcriber.temperatures == [0.0, 0.2]
 
 
-def test_every_format_is_written_the_tracked_one_last() -> None:
+def test_every_format_is_written_the_tracked_one_first() -> None:
     media = FakeMedia(tone(5))
     formats = replace(SETTINGS, output=OutputSettings(formats=("vtt", "srt", "lrc")))
     process_media_file(MOVIE, formats, media.tools(FakeTranscriber()))
-    assert list(media.written) == [Path("/films/Movie.en.srt"), Path("/films/Movie.lrc"),
-                                   Path("/films/Movie.en.vtt")]
+    assert list(media.written) == [Path("/films/Movie.en.vtt"), Path("/films/Movie.en.srt"),
+                                   Path("/films/Movie.lrc")]
     assert len({len(cues) for cues in media.written.values()}) == 1
 
 
@@ -493,5 +493,20 @@ def test_our_own_files_in_every_format_are_replaced_when_the_file_changed(
         return process_media_file(movie, both, media.tools(FakeTranscriber()), hooks).status
 
     assert run("ours") == "written"
-    assert list(media.written) == [tmp_path / "Movie.en.vtt", tmp_path / "Movie.en.srt"]
+    assert list(media.written) == [tmp_path / "Movie.en.srt", tmp_path / "Movie.en.vtt"]
     assert run(None) == "exists"  # not ours: someone's
+
+
+def test_someone_elses_file_in_another_format_is_kept(tmp_path: Path) -> None:
+    """A tagger's Song.lrc beside a song whose tracked subtitle is an SRT."""
+    song = tmp_path / "Song.mkv"
+    (tmp_path / "Song.lrc").write_text("[00:01.00]theirs")
+    media = FakeMedia(tone(5))
+    both = replace(SETTINGS, output=OutputSettings(formats=("srt", "lrc")),
+                   skip=replace(SETTINGS.skip, existing_sidecar=False))
+    assert process_media_file(song, both, media.tools(FakeTranscriber())).status == "written"
+    assert list(media.written) == [tmp_path / "Song.en.srt"]
+    forced = replace(both, output=OutputSettings(formats=("srt", "lrc"), overwrite=True))
+    media.written.clear()
+    process_media_file(song, forced, media.tools(FakeTranscriber()))
+    assert list(media.written) == [tmp_path / "Song.en.srt", tmp_path / "Song.lrc"]

@@ -78,6 +78,19 @@ def test_a_stream_that_fits_in_one_chunk_is_one_chunk_of_all_of_it() -> None:
     assert left.duration_seconds + right.duration_seconds == pytest.approx(4.4, abs=0.08)
 
 
+def test_a_stream_of_one_window_dense_with_speech_is_still_one_chunk() -> None:
+    """Three stretches of speech, 29.4 s with their padding, in a 29.8 s stream: glued
+    with their gaps they would not fit in one window, whole they do."""
+    audio = signal(("speech", 9.4), ("silence", 0.6), ("speech", 9.4), ("silence", 0.6),
+                   ("speech", 9.4), ("silence", 0.4))
+    (chunk,) = chunks_of(audio)
+    assert np.array_equal(chunk.audio, audio) and len(chunk.pieces) == 3
+    # Longer, the same stretches are glued into windows again, none over 30 s.
+    longer = chunks_of(np.concatenate((audio, signal(("silence", 3.0), ("speech", 2.0)))))
+    assert [len(c.pieces) for c in longer] == [2, 2]
+    assert all(c.duration_seconds <= 30.0 for c in longer)
+
+
 def test_a_longer_stream_is_glued_speech_even_if_its_speech_is_short() -> None:
     (chunk,) = chunks_of(signal(("speech", 3.0), ("silence", 25.0), ("speech", 2.0),
                                 ("silence", 5.0)))

@@ -66,6 +66,11 @@ def test_each_format_takes_the_templates_name_and_lrc_the_songs() -> None:
                                        "Movie (2020).en.ass", "Movie (2020).lrc"]
     forced = output_paths(Path("/films/a.mkv"), "en", "{stem}.{lang}.forced.srt", ("vtt",))
     assert forced == [Path("/films/a.en.forced.vtt")]
+    # Templates written before formats existed keep naming their SRT as they did.
+    assert output_paths(Path("/films/a.mkv"), "en", "{stem}.{lang}.SRT", ("srt", "vtt")) == \
+        [Path("/films/a.en.SRT"), Path("/films/a.en.vtt")]
+    assert output_paths(Path("/films/a.mkv"), "en", "{stem}.{lang}", ("srt", "ass")) == \
+        [Path("/films/a.en"), Path("/films/a.en.ass")]
 
 
 CUES = [Cue(0.5, 2.0, ("Hello,", "world.")), Cue(2.08, 4.0, ("Ünïcödé 字幕",)),
@@ -112,3 +117,16 @@ def test_lrc_holds_each_cue_at_its_start_and_clears_it_in_a_pause() -> None:
     # Past an hour the minutes count on, as LRC players read them.
     assert render_lrc([Cue(3725.5, 3727.0, ("late",))]).splitlines() == \
         ["[62:05.50]late", "[62:07.00]"]
+
+
+def test_a_crashs_temp_files_of_every_format_are_removed_and_nothing_else(
+        tmp_path: Path) -> None:
+    from subtitled.service.daemon import remove_temp_subtitles
+
+    names = ["Movie.en.srt.tmp", "Movie.en.vtt.tmp", "Movie.de.ass.tmp", "Movie.lrc.tmp",
+             "Movie.mkv.tmp", "Other.en.srt.tmp", "Movie.en.srt"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    remove_temp_subtitles(tmp_path / "Movie.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        ["Movie.en.srt", "Movie.mkv.tmp", "Other.en.srt.tmp"]
