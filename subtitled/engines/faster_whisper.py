@@ -45,7 +45,13 @@ class FasterWhisperEngine:
         if not self.multilingual:
             return {"en": 1.0}
         self._ready()
-        _, _, probabilities = self.model.detect_language(audio)
+        # A clip shorter than a window is followed by silence, as Whisper's own
+        # detect_language hears it, not by empty frames (which faster-whisper's own pads
+        # with): the model hears the two differently, and a borderline clip changes
+        # language between them (espeak-ng Korean: Thai, as Whisper hears it, or Finnish).
+        window = _WINDOW_SAMPLES
+        padded = np.pad(audio[:window], (0, max(0, window - len(audio))))
+        _, _, probabilities = self.model.detect_language(padded)
         return {str(code): float(p) for code, p in probabilities}
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
@@ -130,6 +136,9 @@ class FasterWhisperEngine:
     def gpu_bytes(self) -> int | None:
         """Not known: CTranslate2 does not say what it holds."""
         return None
+
+
+_WINDOW_SAMPLES = 30 * 16_000
 
 
 class _Sampling:
