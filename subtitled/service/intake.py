@@ -95,7 +95,6 @@ class Intake:
                     "scan.ignore_globs)")
         return named
 
-
     def _follow(self, job: Job | None, new: Path) -> list[tuple[Path, Path]] | None:
         """Our subtitle of a done job, moved beside `new` under the name it gets there
         (or found there already, moved by the sender), and our other formats with it:
