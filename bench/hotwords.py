@@ -8,10 +8,9 @@ the same `base` weights (one window, greedy, as `auto` decodes on a CPU).
 from __future__ import annotations
 
 import argparse
-import wave
 from pathlib import Path
 
-import numpy as np
+import whisper
 
 from bench import voices
 from subtitled.config import ModelSettings
@@ -39,9 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     clip = voices.speak(voices.BY_LANGUAGE["en"], args.workdir / "names.wav", text=LINE)
-    with wave.open(str(clip)) as reader:  # 16 kHz mono 16-bit, as voices.speak writes
-        pcm = reader.readframes(reader.getnframes())
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768
+    samples = whisper.load_audio(str(clip))
     print(f"said: {LINE}\n")
     print("| engine | prompt | names right | WER | text |\n|---|---|---|---|---|")
     for engine in ("openai-whisper", "faster-whisper"):

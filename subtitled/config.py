@@ -214,7 +214,7 @@ def _hotword(word: str) -> str:
 
 def _hotwords(words: tuple[str, ...]) -> tuple[str, ...]:
     if hotwords_too_long(words):
-        raise ValueError(f"the hotwords come to more than {_HOTWORDS_MAX_CHARS} characters: "
+        raise ValueError(f"the hotwords come to more than {HOTWORDS_MAX_CHARS} characters: "
                          "Whisper reads at most 223 tokens of them; keep the names it misspells")
     return words
 
@@ -226,12 +226,12 @@ def merged_hotwords(library: tuple[str, ...], root: tuple[str, ...]) -> tuple[st
 
 
 def hotwords_too_long(words: tuple[str, ...]) -> bool:
-    return len(" ".join(words)) > _HOTWORDS_MAX_CHARS
+    return len(" ".join(words)) > HOTWORDS_MAX_CHARS
 
 
 # About 100 to 200 tokens: within the 223 of Whisper's prompt, and leaving the decode of a
 # window most of its 448.
-_HOTWORDS_MAX_CHARS = 400
+HOTWORDS_MAX_CHARS = 400
 Hotwords = Annotated[tuple[Annotated[str, Strict(), AfterValidator(_hotword)], ...],
                      AfterValidator(_hotwords)]
 
@@ -244,7 +244,7 @@ def _formats(formats: tuple[str, ...]) -> tuple[str, ...]:
 
 SubtitleFormat = Literal["srt", "vtt", "ass", "lrc"]
 # The first is the subtitle the daemon tracks (skips, redoes, keeps when edited); the
-# others are written beside it, from the same cues, just before it.
+# others are written beside it, from the same cues, just after it.
 Formats = Annotated[tuple[SubtitleFormat, ...], Field(min_length=1), AfterValidator(_formats)]
 
 
@@ -484,13 +484,15 @@ class DaemonSettings:
         transcribe = self.transcribe
         root = next((root for root in self.watch
                      if root.path == path or root.path in path.parents), None)
-        if root is not None and root.languages:
+        if root is None:
+            return transcribe
+        if root.languages:
             transcribe = replace(transcribe, language=replace(transcribe.language,
                                                               allowed=root.languages))
-        if root is not None and root.formats:
+        if root.formats:
             transcribe = replace(transcribe, output=replace(transcribe.output,
                                                             formats=root.formats))
-        if root is not None and root.hotwords:
+        if root.hotwords:
             transcribe = replace(transcribe, hotwords=merged_hotwords(transcribe.hotwords,
                                                                       root.hotwords))
         return transcribe

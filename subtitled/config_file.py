@@ -18,6 +18,7 @@ from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, with_
 from pydantic_core import ErrorDetails
 
 from subtitled.config import (
+    HOTWORDS_MAX_CHARS,
     UNKNOWN_KEYS_REFUSED,
     CueLimits,
     DaemonSettings,
@@ -224,8 +225,8 @@ def _daemon_checks(document: _Document, base: Path | None) -> tuple[list[str], A
             problems.append(f"At 'watch[{index}].path': directory {root.path} does not exist")
         if hotwords_too_long(merged_hotwords(document.hotwords, root.hotwords)):
             problems.append(f"At 'watch[{index}].hotwords': with the global hotwords they "
-                            "come to more than 400 characters; keep the names Whisper "
-                            "misspells")
+                            f"come to more than {HOTWORDS_MAX_CHARS} characters; keep the "
+                            "names Whisper misspells")
         roots.append(root)
     paths = [r.path.resolve() for r in roots]
     for i, first in enumerate(paths):

@@ -50,7 +50,6 @@ def test_each_hard_clip_costs_at_most_twice_the_windows_whisper_transcribe_decod
         assert ours <= 2 * theirs, (clip.name, ours, theirs)
 
 
-
 def test_a_short_clip_is_decoded_first_as_whisper_transcribe_decodes_it(
         tmp_path: Path, model_dir: Path) -> None:
     """The whole clip, in the window Whisper builds (its frames, then zeros): where

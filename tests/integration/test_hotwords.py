@@ -9,17 +9,13 @@ import pytest
 import srt
 
 from bench import voices
+from bench.hotwords import LINE, NAMES
 from subtitled.config import ModelSettings, OutputSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
 from subtitled.pipeline import process_media_file
 from subtitled.wiring import real_tools
 
 pytestmark = pytest.mark.slow
-
-LINE = ("Captain Zorblax Quenthir said that Mordane Vasquelle would arrive at Threnody Keep "
-        "before nightfall.")
-NAMES = ("Zorblax", "Quenthir", "Mordane", "Vasquelle", "Threnody Keep")
-
 
 @pytest.mark.parametrize("engine", ["openai-whisper", "faster-whisper"])
 def test_hotwords_change_the_spelling_of_names_the_model_gets_wrong(
