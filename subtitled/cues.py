@@ -153,12 +153,18 @@ def _best_cut(current: Sequence[Word], limits: CueLimits) -> int:
 # first word, into the pause before it: dense dialogue leaves no room after a cue, often
 # some before. Within the start-error target (0.3 s), so it is not seen as early.
 MAX_LEAD_IN_SECONDS = 0.3
+# Still too fast, it may stay up this much into the next cue's first words, when that cue
+# has more time than its own reading needs: the next comes up that much late (a lag). Fast
+# speech runs on into a slower line more often than it follows a pause, and this is the
+# same bound as the lead-in, from the other side.
+MAX_LAG_SECONDS = MAX_LEAD_IN_SECONDS
 
 
 def time_cues(groups: Sequence[Sequence[Word]], limits: CueLimits) -> list[Cue]:
     """Timings that hold the limits: start at the first word (never before the previous cue
     ends plus the gap), at least min and at most max duration, then as long as reading
-    speed asks and the next cue allows; still too fast, a little earlier (a lead-in)."""
+    speed asks and the next cue allows; still too fast, a little earlier (a lead-in), then
+    a little into the next cue where that one has time to spare (a lag)."""
     cues: list[Cue] = []
     for index, group in enumerate(groups):
         lines = layout(group, limits) or (_join(group),)
@@ -178,7 +184,31 @@ def time_cues(groups: Sequence[Sequence[Word]], limits: CueLimits) -> list[Cue]:
             start = max(earliest, start - min(short, MAX_LEAD_IN_SECONDS),
                         end - limits.max_duration_seconds, 0.0)
         cues.append(Cue(round(start, 3), round(end, 3), lines))
+    return _lag(cues, [group[0].start_seconds for group in groups], limits)
+
+
+def _lag(cues: list[Cue], onsets: Sequence[float], limits: CueLimits) -> list[Cue]:
+    """Each cue still too fast to read takes what it lacks, up to MAX_LAG_SECONDS, from the
+    start of the next cue, leaving that one the time its own reading needs."""
+    for index in range(len(cues) - 1):
+        cue, following = cues[index], cues[index + 1]
+        short = cue.char_count / limits.max_chars_per_second - _duration(cue)
+        if short <= 0:
+            continue
+        need = max(following.char_count / limits.max_chars_per_second,
+                   limits.min_duration_seconds)
+        late = max(following.start_seconds - onsets[index + 1], 0.0)
+        take = min(short, MAX_LAG_SECONDS - late, _duration(following) - need,
+                   limits.max_duration_seconds - _duration(cue))
+        if take > 0.0005:
+            cues[index] = replace(cue, end_seconds=round(cue.end_seconds + take, 3))
+            cues[index + 1] = replace(following,
+                                      start_seconds=round(following.start_seconds + take, 3))
     return cues
+
+
+def _duration(cue: Cue) -> float:
+    return cue.end_seconds - cue.start_seconds
 
 
 def shape_cues(words: Sequence[Word], limits: CueLimits) -> list[Cue]:

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from subtitled.config import CueLimits
 from subtitled.cues import (
+    MAX_LAG_SECONDS,
     MAX_LEAD_IN_SECONDS,
     Cue,
     layout,
@@ -83,6 +84,25 @@ def test_a_cue_too_fast_to_read_comes_up_a_little_early_into_the_pause_before_it
     # A cue readable at its words' own time keeps its start.
     slow = time_cues([[Word(0.0, 1.0, " Well.")], [Word(5.0, 6.0, " Fine.")]], LIMITS)
     assert slow[1].start_seconds == 5.0
+
+
+def test_a_cue_still_too_fast_stays_up_a_little_into_a_slower_next_cue() -> None:
+    # The fast line right after another (no lead-in), then a short reply with time to spare.
+    fast = [Word(5.0 + 0.2 * i, 5.2 + 0.2 * i, f" {w}") for i, w in enumerate(
+        ["They", "said", "the", "ferry", "leaves", "at", "seven", "sharp"])]
+    before = [Word(3.5, 4.9, " Well.")]
+    reply = [Word(6.7, 7.0, " Right."), Word(7.0, 8.5, " Fine.")]
+    cues = time_cues([before, fast, reply], LIMITS)
+    assert cues[1].end_seconds == pytest.approx(6.7 - LIMITS.min_gap_seconds + MAX_LAG_SECONDS)
+    assert cues[2].start_seconds == pytest.approx(6.7 + MAX_LAG_SECONDS)
+    assert cues[2].start_seconds - cues[1].end_seconds == pytest.approx(LIMITS.min_gap_seconds)
+    assert reading_speed_share(cues[2:], LIMITS) == 1.0  # the reply is still readable
+    # A next cue that needs all its own time gives none.
+    busy = [Word(6.7 + 0.1 * i, 6.8 + 0.1 * i, f" {w}") for i, w in enumerate(
+        ["Right", "then", "we", "had", "better", "hurry", "along", "to", "the", "pier"])]
+    cues = time_cues([before, fast, busy], LIMITS)
+    assert cues[1].end_seconds == pytest.approx(6.7 - LIMITS.min_gap_seconds)
+    assert cues[2].start_seconds == pytest.approx(6.7)
 
 
 def test_one_word_longer_than_a_line_is_split_as_a_last_resort() -> None:
