@@ -93,16 +93,18 @@ def stream_pcm(
     expected_seconds: float | None = None,
     block_samples: int = int(BLOCK_SECONDS * SAMPLE_RATE_HZ),
     stall_seconds: float = 120.0,
+    empty_ok: bool = False,
 ) -> Generator[np.ndarray, None, None]:
     """Run ffmpeg and yield float32 blocks of at most `block_samples` samples.
 
     Memory stays at one block however long the file is. Closing the generator early
-    kills ffmpeg. A non-zero exit or an exit with no audio at all raises MediaError with
-    ffmpeg's own words. Audio far shorter than `expected_seconds` is a TransientError when
-    the file changed meanwhile (still being copied), a MediaError when ffmpeg reported
-    damage (truncated), and otherwise only a warning: the stated length was wrong. An
-    ffmpeg that writes nothing for `stall_seconds` (a hung network share, a device that
-    never answers) is killed: TransientError.
+    kills ffmpeg. A non-zero exit or an exit with no audio at all (unless `empty_ok`: a
+    window asked for past the end) raises MediaError with ffmpeg's own words. Audio far
+    shorter than `expected_seconds` is a TransientError when the file changed meanwhile
+    (still being copied), a MediaError when ffmpeg reported damage (truncated), and
+    otherwise only a warning: the stated length was wrong. An ffmpeg that writes nothing
+    for `stall_seconds` (a hung network share, a device that never answers) is killed:
+    TransientError.
     """
     started = _identity(path)
     try:
@@ -153,7 +155,7 @@ def stream_pcm(
                                     f"ffmpeg exited with {returncode}: {cause}", path=path,
                                     stage="extract")
     cause = f" ({stderr_head[0]})" if stderr_head else ""
-    if total == 0:
+    if total == 0 and not empty_ok:
         raise MediaError(f"the audio track decodes to no samples{cause}", path=path,
                          stage="extract")
     decoded_seconds = total / SAMPLE_RATE_HZ

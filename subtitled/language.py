@@ -56,11 +56,13 @@ def vote(
 
 
 def window_starts(duration_seconds: float | None, count: int, window_seconds: float) -> list[float]:
-    """Start times of `count` windows spread evenly over the file (fewer for short files)."""
+    """Start times of `count` windows spread evenly over the file (fewer for short files;
+    none that would start too near the end to hold a vote's speech)."""
     if duration_seconds is None or duration_seconds <= window_seconds * count:
         if duration_seconds is None:
             return [0.0]
-        fitting = max(1, int(np.ceil(duration_seconds / window_seconds)))
+        fitting = max(1, int(np.ceil((duration_seconds - MIN_VOTE_SPEECH_SECONDS)
+                                     / window_seconds)))
         return [i * window_seconds for i in range(min(fitting, count))]
     span = duration_seconds - window_seconds
     return [span * (i + 0.5) / count for i in range(count)]

@@ -25,8 +25,10 @@ def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
                    duration: float | None) -> Iterable[np.ndarray]:
         args = audio.build_extract_args(info.path, info.audio, start_seconds=start,
                                         duration_seconds=duration)
-        if start is not None:  # a window: its length is what was asked for
-            return audio.stream_pcm(args, info.path, stall_seconds=settings.stall_seconds)
+        if start is not None:  # a window: its length is what was asked for, or less at
+            # the end of a track shorter than it says (nothing, past its end)
+            return audio.stream_pcm(args, info.path, stall_seconds=settings.stall_seconds,
+                                    empty_ok=True)
         expected = info.audio.duration_seconds or info.duration_seconds
         return audio.stream_pcm(args, info.path, expected_seconds=expected,
                                 stall_seconds=settings.stall_seconds)

@@ -34,9 +34,11 @@ def sample_language(path: Path, media: MediaInfo, settings: TranscribeSettings, 
     sample mostly as its first voice, and 35 s of English before two minutes of German
     came out English, at 50 %, and at 79 % before 400 s of German: BENCHMARKS.md.)"""
     options = settings.language
-    whole = media.duration_seconds is not None and \
-        media.duration_seconds <= _WHISPER_WINDOW_SECONDS
-    starts = [0.0] if whole else window_starts(media.duration_seconds, options.vote_windows,
+    # The track's own length where it is known: a container's is the longest stream's,
+    # and a window past the end of a shorter audio track holds nothing.
+    length = media.audio.duration_seconds or media.duration_seconds
+    whole = length is not None and length <= _WHISPER_WINDOW_SECONDS
+    starts = [0.0] if whole else window_starts(length, options.vote_windows,
                                                options.vote_window_seconds)
     window = _WHISPER_WINDOW_SECONDS if whole else options.vote_window_seconds
     # A window needs a few words to vote; a file of one window is all there is to hear,

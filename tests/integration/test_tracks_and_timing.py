@@ -45,3 +45,18 @@ def test_an_embedded_text_subtitle_in_the_language_means_nothing_to_do(
     assert outcome.status == "skipped"
     assert outcome.reason == "has an embedded en text subtitle"
     assert not (tmp_path / "with subs.en.srt").exists()
+
+
+def test_an_audio_track_shorter_than_the_picture_is_heard_to_its_end(
+        tmp_path: Path, transcribe: Transcribe) -> None:
+    """The container's length is the picture's: a language window placed by it past the
+    end of the audio holds nothing, and is no reason to fail the file."""
+    from tests.integration.conftest import DATA, ffmpeg, picture
+
+    video = tmp_path / "credits without sound.mkv"
+    ffmpeg(*picture(65), "-i", str(DATA / "mul_en-de_mit_license.mp3"), "-map", "0:v",
+           "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+           str(video))
+    outcome = transcribe(video, engine="faster-whisper")
+    assert outcome.status == "written" and outcome.language in ("en", "de")
+    assert outcome.audio_seconds == pytest.approx(60.0, abs=0.5)

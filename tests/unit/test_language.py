@@ -36,7 +36,10 @@ def test_no_windows_no_guess() -> None:
 @pytest.mark.parametrize(
     ("duration", "expected"),
     [(None, [0.0]), (20.0, [0.0]), (70.0, [0.0, 30.0, 60.0]),
-     (3600.0, [357.0, 1071.0, 1785.0, 2499.0, 3213.0])],
+     (3600.0, [357.0, 1071.0, 1785.0, 2499.0, 3213.0]),
+     # No window that would start too near the end to hold a vote's second of speech
+     # (an audio track a little longer than two windows).
+     (60.04, [0.0, 30.0]), (60.9, [0.0, 30.0]), (61.5, [0.0, 30.0, 60.0])],
 )
 def test_windows_spread_over_the_whole_file(duration: float | None,
                                             expected: list[float]) -> None:
