@@ -15,6 +15,7 @@ from subtitled.config import (
     DEVICES,
     ENGINES,
     LANGUAGE_MODES,
+    QUALITY_GATES,
     TASKS,
     Auto,
     TranscribeSettings,
@@ -140,6 +141,11 @@ def _add_transcribe(p: argparse.ArgumentParser) -> None:
                    metavar="FORMATS",
                    help="comma-separated, from srt, vtt, ass, lrc; the template's name with "
                         "each format's extension (lrc: STEM.lrc) (default: srt)")
+    p.add_argument("--quality-gate", choices=QUALITY_GATES,
+                   default=defaults.quality.gate,
+                   help="a likely bad subtitle (improbable text, music or noise, unsure "
+                        "language): flag says so, review writes STEM.LANG.review.srt, hold "
+                        "writes nothing (default: %(default)s)")
     limits = defaults.cues
     p.add_argument("--max-line-chars", type=int, default=limits.max_line_chars)
     p.add_argument("--max-lines", type=int, default=limits.max_lines)
@@ -166,7 +172,7 @@ _OPTIONS = {
     ("cues", "max_duration_seconds"): "--max-duration",
     ("cues", "min_gap_seconds"): "--min-gap", ("cues", "max_chars_per_second"): "--max-cps",
     ("output", "template"): "--template", ("output", "overwrite"): "--force",
-    ("output", "formats"): "--formats",
+    ("output", "formats"): "--formats", ("quality", "gate"): "--quality-gate",
     ("preferred_audio_languages",): "--audio-language", ("hotwords",): "--hotwords",
 }
 
@@ -197,6 +203,7 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
         "skip": {"embedded_text_subtitles": False, "marker_file": ""},
         "preferred_audio_languages": args.audio_language,
         "hotwords": args.hotwords,
+        "quality": {"gate": args.quality_gate},
     }
     return transcribe_settings(sections, _option)
 

@@ -31,13 +31,16 @@ def describe(outcome: Outcome) -> str:
         return f"{source}: {shown(outcome.output or '')} already exists (--force replaces it)"
     if outcome.status == "skipped":
         return f"{source}: skipped, {shown(outcome.reason or '')}"
+    flag = f"; likely bad: {outcome.quality}" if outcome.quality else ""
     if outcome.status == "no-speech":
         return f"{source}: no speech found, no subtitle written " \
-               f"({outcome.audio_seconds:.1f} s audio)"
+               f"({outcome.audio_seconds:.1f} s audio{flag})"
     confidence = f" {outcome.language_confidence:.0%}" if outcome.language_confidence else ""
-    return (f"{source} -> {shown(outcome.output or '')} ({outcome.language}{confidence}, "
+    written = "held back, not written (quality.gate: hold)" if outcome.status == "held" \
+        else shown(outcome.output or "")
+    return (f"{source} -> {written} ({outcome.language}{confidence}, "
             f"{outcome.cue_count} cues, {outcome.audio_seconds:.1f} s audio in "
-            f"{outcome.wall_seconds:.1f} s, {outcome.realtime_factor:.1f}x realtime)")
+            f"{outcome.wall_seconds:.1f} s, {outcome.realtime_factor:.1f}x realtime{flag})")
 
 
 def media_files(paths: Sequence[Path]) -> list[Path]:
@@ -210,6 +213,11 @@ def status(settings: DaemonSettings) -> int:
             seconds = f"{done:.0f}/{total:.0f} s" if done is not None and total else "starting"
             on = f" on {job.host}" if hosts else ""
             print(f"running{on}: {shown(job.path)} ({seconds}{share}, attempt {job.attempts})")
+        flagged = store.flagged(limit=5)
+        if flagged:
+            print(f"likely bad subtitles ({store.flagged_count()}, the last {len(flagged)}):")
+            for job in flagged:
+                print(f"  {shown(job.path)}: {job.quality}")
         failures = store.in_state("failed", limit=5) + store.in_state("dead", limit=5)
         if failures:
             print("recent failures:")

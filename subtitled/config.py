@@ -273,6 +273,28 @@ class SkipSettings:
     audio_languages: tuple[LanguageCode, ...] = ()
 
 
+QualityGate = Literal["off", "flag", "review", "hold"]
+QUALITY_GATES: tuple[QualityGate, ...] = ("off", "flag", "review", "hold")
+
+
+@with_config(UNKNOWN_KEYS_REFUSED)
+@dataclass(frozen=True)
+class QualitySettings:
+    """When a file's subtitle is likely bad (subtitled.quality), and what then happens:
+    flag (written, and flagged in `status`, the page and /metrics), review (written as
+    `Movie.en.review.srt` where players do not take it for the subtitle, and flagged),
+    hold (not written, flagged), off (not judged)."""
+
+    gate: QualityGate = "flag"
+    # Whisper's own threshold for a window it would decode again, over the whole file.
+    min_log_probability: Annotated[float, Strict(), Field(lt=0)] = -1.0
+    # Speech detection heard speech where the decoder wrote (almost) nothing: singing,
+    # music or noise.
+    min_heard_share: Share = 0.25
+    # A detected language this unsure (the share of the vote) may be the wrong one.
+    min_language_confidence: Share = 0.5
+
+
 @with_config(UNKNOWN_KEYS_REFUSED)
 @dataclass(frozen=True)
 class TranscribeSettings:
@@ -283,6 +305,7 @@ class TranscribeSettings:
     cues: CueLimits = field(default_factory=CueLimits)
     output: OutputSettings = field(default_factory=OutputSettings)
     skip: SkipSettings = field(default_factory=SkipSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     # Container language tags to prefer when choosing the audio track, in order.
     preferred_audio_languages: tuple[LanguageCode, ...] = ()
     # Names and words the decoder should spell as given (characters, places): read by
@@ -320,6 +343,9 @@ class WatchRoot:
     formats: Formats | None = None
     # Names spelled as given here (a series' characters), with the global hotwords.
     hotwords: Hotwords = ()
+    # What a likely bad subtitle here does (transcribe.quality.gate when not given), e.g.
+    # off for a music folder, whose lyrics the gate would take for music.
+    quality_gate: QualityGate | None = None
 
 
 @with_config(UNKNOWN_KEYS_REFUSED)
@@ -446,7 +472,7 @@ class MediaServer:
     path_map: tuple[PathMapping, ...] = ()
 
 
-NotifyEvent = Literal["failed", "paused", "resumed", "done"]
+NotifyEvent = Literal["failed", "paused", "resumed", "done", "flagged"]
 
 
 @with_config(UNKNOWN_KEYS_REFUSED)
@@ -454,7 +480,8 @@ NotifyEvent = Literal["failed", "paused", "resumed", "done"]
 class NotificationSettings:
     """Messages through Apprise: a file given up on (`failed`: failed for good, or dead
     after its attempts), a pause for a fault of the environment (`paused`) and its end
-    (`resumed`), and if asked each subtitle written (`done`)."""
+    (`resumed`), and if asked each subtitle written (`done`) and each one likely bad
+    (`flagged`: subtitled.quality, with the reason)."""
 
     # A file of Apprise URLs, one a line (ntfy://host/topic, discord://id/token,
     # tgram://token/chat, mailto://user:password@host, ...). They carry tokens, so they
@@ -480,7 +507,8 @@ class DaemonSettings:
 
     def for_file(self, path: Path) -> TranscribeSettings:
         """The transcription settings of a file: with its root's own language allow-list,
-        subtitle formats and hotwords, where the root has them (roots do not overlap)."""
+        subtitle formats, hotwords and quality gate, where the root has them (roots do not
+        overlap)."""
         transcribe = self.transcribe
         root = next((root for root in self.watch
                      if root.path == path or root.path in path.parents), None)
@@ -495,4 +523,7 @@ class DaemonSettings:
         if root.hotwords:
             transcribe = replace(transcribe, hotwords=merged_hotwords(transcribe.hotwords,
                                                                       root.hotwords))
+        if root.quality_gate:
+            transcribe = replace(transcribe, quality=replace(transcribe.quality,
+                                                             gate=root.quality_gate))
         return transcribe

@@ -32,6 +32,7 @@ from subtitled.config import (
     ModelSettings,
     NotificationSettings,
     OutputSettings,
+    QualitySettings,
     RetrySettings,
     ScanSettings,
     SkipSettings,
@@ -78,6 +79,7 @@ class _Document:
     filters: FilterSettings = field(default_factory=FilterSettings)
     cues: CueLimits = field(default_factory=CueLimits)
     output: OutputSettings = field(default_factory=OutputSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     media_servers: tuple[MediaServer, ...] = ()
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
@@ -310,8 +312,8 @@ def parse(document: Any, base: Path | None = None) -> DaemonSettings:
     transcribe = TranscribeSettings(
         model=_model(valid.model, base), language=valid.language, speech=valid.speech,
         filters=valid.filters, cues=valid.cues, output=valid.output, skip=valid.skip,
-        preferred_audio_languages=valid.audio_languages, hotwords=valid.hotwords,
-        stall_seconds=valid.stall_seconds)
+        quality=valid.quality, preferred_audio_languages=valid.audio_languages,
+        hotwords=valid.hotwords, stall_seconds=valid.stall_seconds)
     problems += cross_checks(transcribe)
     if problems:
         raise ConfigError("\n".join(problems), stage="config")

@@ -93,13 +93,21 @@ class Metrics:
                  pauses: Callable[[], Sequence[Pause]] = lambda: (),
                  admin_paused: Callable[[], bool] = lambda: False,
                  hosts: Callable[[], Sequence[HostClaims]] = lambda: (),
-                 backlog: Callable[[], Backlog | None] = lambda: None) -> None:
+                 backlog: Callable[[], Backlog | None] = lambda: None,
+                 flagged_files: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         self.outcomes = Counter("subtitled_outcomes", "Files finished, by outcome",
                                 ["outcome"], registry=self.registry)
         self.failures = Counter("subtitled_failures", "Files given up on (failed, or dead "
                                 "after their attempts), by the stage that failed and the "
                                 "kind of error", ["stage", "error"], registry=self.registry)
+        self.flagged = Counter("subtitled_flagged", "Subtitles judged likely bad "
+                               "(subtitled.quality), by reason: no-speech, music-or-noise, "
+                               "improbable, unsure-language", ["reason"], registry=self.registry)
+        flagged = Gauge("subtitled_flagged_files", "Files whose last subtitle was judged "
+                        "likely bad (`subtitled status` lists them with the reason)",
+                        registry=self.registry)
+        flagged.set_function(lambda: float(flagged_files()))
         self.audio_seconds = Counter("subtitled_audio_seconds", "Audio seconds transcribed",
                                      registry=self.registry)
         self.realtime = Histogram("subtitled_realtime_factor",

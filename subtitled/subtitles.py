@@ -42,6 +42,12 @@ def output_paths(media: Path, language: str, template: str, formats: Sequence[st
     return [named(format_) for format_ in formats]
 
 
+def review_path(path: Path) -> Path:
+    """Where a subtitle held for review goes: `Movie.en.review.srt`, a name players do not
+    take for the film's subtitle (`quality.gate: review`)."""
+    return path.with_name(f"{path.stem}.review{path.suffix}")
+
+
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".lrc")  # of the formats the daemon writes
 
 

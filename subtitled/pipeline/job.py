@@ -23,8 +23,9 @@ from subtitled.pipeline.engine_calls import call_watched
 from subtitled.pipeline.sampling import sample_language
 from subtitled.pipeline.tools import Hooks, Outcome, Resume, Status, Tools
 from subtitled.prefetch import Prefetch
+from subtitled.quality import Verdict, judge
 from subtitled.speech import Chunk, SpeechChunker
-from subtitled.subtitles import existing_subtitle, output_paths
+from subtitled.subtitles import existing_subtitle, output_paths, review_path
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +81,19 @@ class MediaJob:
 
     def _write(self, media: MediaInfo, words: list[Word], guess: LanguageGuess | None,
                speech_seconds: float) -> Outcome:
+        verdict = self._judge(words, guess, speech_seconds)
         if guess is None or not words:
-            return self._outcome("no-speech", None, guess, 0, speech_seconds)
+            return self._outcome("no-speech", None, guess, 0, speech_seconds,
+                                 verdict=verdict)
         if done := self._already_done(media, guess):
             return done
         cues = shape_cues(words, self.settings.cues)
-        target, *beside = self._targets(guess)
+        gate = self.settings.quality.gate if verdict else "off"
+        if gate == "hold":
+            return self._outcome("held", None, guess, len(cues), speech_seconds,
+                                 verdict=verdict)
+        target, *beside = [review_path(p) for p in self._targets(guess)] \
+            if gate == "review" else self._targets(guess)
         # The other formats beside the tracked one: ours when it is (a redo replaces them),
         # else someone's where they exist (a tagger's Song.lrc), and kept.
         ours = self.settings.output.overwrite or (
@@ -97,7 +105,33 @@ class MediaJob:
                 logger.info("%s: %s exists and is not ours; kept", self.path, other.name)
                 continue
             self.tools.write(other, cues)
-        return self._outcome("written", target, guess, len(cues), speech_seconds)
+        if gate != "review":
+            self._drop_review([target, *beside])
+        return self._outcome("written", target, guess, len(cues), speech_seconds,
+                             verdict=verdict)
+
+    def _drop_review(self, written: list[Path]) -> None:
+        """Our subtitle written for review before (the file has changed since, or the
+        gate) goes once the subtitle itself is written; one edited since is kept, unless
+        the redo was forced (which replaces whatever is there)."""
+        held = review_path(written[0])
+        if not held.exists():
+            return
+        previous = self.hooks.previous
+        if (previous(held) == "ours") if previous is not None else \
+                self.settings.output.overwrite:
+            for path in written:
+                review_path(path).unlink(missing_ok=True)
+
+    def _judge(self, words: list[Word], guess: LanguageGuess | None,
+               speech_seconds: float) -> Verdict | None:
+        if self.settings.quality.gate == "off":
+            return None
+        detected = guess is not None and guess.windows > 0
+        return judge(words, self.audio_seconds, speech_seconds,
+                     guess.iso_code if guess else None,
+                     guess.confidence if guess and detected else None,
+                     self.settings.quality)
 
     def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:
         """A subtitle in this language exists beside the file or inside it. Our own, from
@@ -126,10 +160,12 @@ class MediaJob:
         return None
 
     def _outcome(self, status: Status, target: Path | None, guess: LanguageGuess | None,
-                 cue_count: int, speech_seconds: float, reason: str | None = None) -> Outcome:
+                 cue_count: int, speech_seconds: float, reason: str | None = None, *,
+                 verdict: Verdict | None = None) -> Outcome:
         return Outcome(self.path, status, target, self._label(guess) if guess else None,
                        guess.confidence if guess else None, cue_count, self.audio_seconds,
-                       speech_seconds, time.monotonic() - self.started, reason, self._windows)
+                       speech_seconds, time.monotonic() - self.started, reason, self._windows,
+                       verdict.text if verdict else None, verdict.flags if verdict else ())
 
     def _label(self, guess: LanguageGuess) -> str:
         """The language the subtitle is in: English when translating."""

@@ -16,7 +16,7 @@ from subtitled.media import MediaInfo
 from subtitled.pipeline.engine_calls import Alive, no_watch
 from subtitled.speech import SpeechProbabilities
 
-Status = Literal["written", "no-speech", "exists", "skipped", "detected"]
+Status = Literal["written", "no-speech", "exists", "skipped", "detected", "held"]
 Probe = Callable[[Path], MediaInfo]
 OpenAudio = Callable[[MediaInfo, float | None, float | None], Iterable[np.ndarray]]
 """(media, start seconds, duration seconds or None for the rest) → 16 kHz mono float32
@@ -98,6 +98,8 @@ class Outcome:
     wall_seconds: float
     reason: str | None = None  # why it was skipped, or which subtitle already exists
     windows_decoded: int = 0  # engine work: chunks decoded, each a Whisper window
+    quality: str | None = None  # why the subtitle is likely bad (subtitled.quality)
+    flags: tuple[str, ...] = ()  # and the kinds of reason, for /metrics
 
     @property
     def realtime_factor(self) -> float:

@@ -179,7 +179,7 @@ class Daemon:
         self.store = open_store(self.settings.state, self.settings.state_dir)
         self.metrics = Metrics(self.store.counts, self._gpu_bytes, self._batch_size,
                                self.breaker.pauses, lambda: self._admin_paused is not None,
-                               self.store.hosts, self._backlog)
+                               self.store.hosts, self._backlog, self.store.flagged_count)
         self.requests = Requests(self.store, self.settings.state_dir / REQUESTS_FOLDER)
         self.requests.drop()
         self._open_http()
@@ -230,7 +230,7 @@ class Daemon:
         worker = self.worker = Worker(
             self.store, self.health, self.notifier, self.metrics, self._stop,
             self.settler.settle_seconds, self.breaker, lambda: self._admin_pause() is not None,
-            self._reload_during_job, self._written, self._gave_up)
+            self._reload_during_job, self._written, self._gave_up, self._flagged)
         idle_since: float | None = None
         while not self._stop.is_set():
             self.health.beat("idle")
@@ -268,6 +268,11 @@ class Daemon:
     def _gave_up(self, path: Path, state: str, why: str) -> None:
         self.notifications.send("failed", f"{self._host()}: gave up on {path.name}",
                                 f"{why} ({state}; `subtitled retry` queues it again)")
+
+    def _flagged(self, path: Path, why: str) -> None:
+        gate = self.settings.for_file(path).quality.gate
+        self.notifications.send("flagged", f"{self._host()}: likely a bad subtitle for "
+                                f"{path.name}", f"{why} (quality.gate: {gate})")
 
     def _tell_pause(self, event: str, pause: Pause) -> None:
         where = "" if pause.scope == "all" else f" {shown(pause.scope)}"

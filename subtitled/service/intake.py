@@ -11,7 +11,7 @@ from pathlib import Path
 from subtitled.config import DaemonSettings, WatchRoot
 from subtitled.settle import Settler, is_candidate
 from subtitled.store import PRIORITY_NEW, Job, JobStore, file_sha256
-from subtitled.subtitles import output_paths
+from subtitled.subtitles import output_paths, review_path
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,12 @@ class Intake:
         if written.suffix.lower() != target.suffix.lower():
             return None  # transcribed again, in the new folder's format
         before = self._settings().for_file(job.path).output
-        olds = {path.suffix.lower(): path for path in output_paths(
-            job.path, job.language, before.template, before.formats)[1:]}
+        old_target, *old_beside = output_paths(job.path, job.language, before.template,
+                                               before.formats)
+        if written == review_path(old_target):  # written for review: it stays one
+            target, beside = review_path(target), [review_path(p) for p in beside]
+            old_beside = [review_path(p) for p in old_beside]
+        olds = {path.suffix.lower(): path for path in old_beside}
         moves: list[tuple[Path, Path]] = []
         try:
             if written.exists() and not target.exists():

@@ -45,7 +45,8 @@ class Request:
 def settings_for(settings: TranscribeSettings, request: Request) -> TranscribeSettings:
     """The library's settings, with what the client asked: its language (or detection,
     over the whole upload), its task, and none of the library's reasons to skip a file
-    (the client wants this one)."""
+    (the client wants this one); a likely bad subtitle is flagged, never held back (the
+    client judges what it gets: Bazarr scores subtitles itself)."""
     language = replace(settings.language, language=request.language or "auto",
                        task=request.task, mode="vote", allowed=(), trust_track_tags=False)
     skip = replace(settings.skip, existing_sidecar=False, embedded_text_subtitles=False,
@@ -55,7 +56,9 @@ def settings_for(settings: TranscribeSettings, request: Request) -> TranscribeSe
     # In a library file, the track in the language asked for (Bazarr asks per language).
     tracks = (request.language, *settings.preferred_audio_languages) if request.language \
         else settings.preferred_audio_languages
-    return replace(settings, language=language, skip=skip, output=output,
+    quality = replace(settings.quality, gate="off" if settings.quality.gate == "off"
+                      else "flag")
+    return replace(settings, language=language, skip=skip, output=output, quality=quality,
                    preferred_audio_languages=tracks)
 
 

@@ -106,6 +106,8 @@ class Worker:
     written: Callable[[Path], None] = lambda _: None
     # A file was given up on (failed, or dead after its attempts): (path, state, why).
     gave_up: Callable[[Path, str, str], None] = lambda path, state, why: None
+    # A file's subtitle is likely bad (subtitled.quality): (path, why).
+    flagged: Callable[[Path, str], None] = lambda path, why: None
     # The job in hand, its phase (probing, language, decoding, writing) and its language
     # once known, for the web page.
     phase: tuple[int, str, str | None] | None = None
@@ -464,18 +466,35 @@ class Worker:
             self.metrics.outcomes.labels(outcome).inc()
 
     def _record(self, job: Job, outcome: Outcome) -> None:
+        self._finish(job, outcome)
+        if outcome.quality is None:
+            return
+        logger.warning("%s: likely a bad subtitle: %s", job.path, outcome.quality)
+        self.flagged(job.path, outcome.quality)
+        if self.metrics is not None:
+            for flag in outcome.flags:
+                self.metrics.flagged.labels(flag).inc()
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
         result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
-                        outcome.wall_seconds, outcome.output, outcome.language_confidence)
+                        outcome.wall_seconds, outcome.output, outcome.language_confidence,
+                        outcome.quality)
         if outcome.status == "detected":
             self.store.finish(job, "done", result)
             logger.info("%s: language %s (%.0f%%), asked for by a client", job.path,
                         outcome.language, 100 * (outcome.language_confidence or 0))
             return
-        self._count("done" if outcome.status == "written" else "skipped")
+        self._count({"written": "done", "held": "held"}.get(outcome.status, "skipped"))
         if self.metrics is not None:
             self.metrics.audio_seconds.inc(outcome.audio_seconds)
             if outcome.status == "written":
                 self.metrics.realtime.observe(outcome.realtime_factor)
+        if outcome.status == "held":
+            self.store.finish(job, "done", result)
+            logger.info("%s: %s, %.1f s audio in %.1f s, %d cues held back, not written",
+                        job.path, outcome.language, outcome.audio_seconds,
+                        outcome.wall_seconds, outcome.cue_count)
+            return
         if outcome.status == "written":
             self.store.finish(job, "done", result)
             logger.info("%s: %s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues, "

@@ -217,7 +217,7 @@ class JobStore:
                    self._local_text(row["written_path"]), row["written_sha256"],
                    bool(row["force"]),
                    row["request"], row["confidence"], row["host"], row["lease"],
-                   row["lease_expires"])
+                   row["lease_expires"], row["quality"])
 
     @staticmethod
     def _drop_checkpoints(db: Db, where: str, args: Sequence[Any]) -> None:
@@ -429,6 +429,17 @@ class JobStore:
                            (state, limit))
         return [self._job(r) for r in rows]
 
+    def flagged(self, limit: int = 10) -> list[Job]:
+        """Files finished with a subtitle likely bad (subtitled.quality), the last first."""
+        rows = self._query("SELECT * FROM jobs WHERE quality IS NOT NULL AND state IN"
+                           " ('done', 'skipped') ORDER BY updated DESC LIMIT ?", (limit,))
+        return [self._job(r) for r in rows]
+
+    def flagged_count(self) -> int:
+        rows = self._query("SELECT COUNT(*) FROM jobs WHERE quality IS NOT NULL AND state IN"
+                           " ('done', 'skipped')")
+        return int(rows[0][0])
+
     def progress(self, job: Job) -> tuple[float | None, float | None]:
         rows = self._query("SELECT progress_seconds, total_seconds FROM jobs WHERE id = ?",
                            (job.id,))
@@ -561,9 +572,10 @@ class JobStore:
                 f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?,"
                 " written_path = CASE WHEN ? THEN output ELSE written_path END,"
                 " written_sha256 = CASE WHEN ? THEN output_sha256 ELSE written_sha256"
-                f" END, confidence = ? WHERE {held}",
+                f" END, confidence = ?, quality = ? WHERE {held}",
                 (state, *values, _text(reason), self._now(db), wrote, wrote,
-                 result.confidence if result else None, *args)).rowcount
+                 result.confidence if result else None,
+                 _text(result.quality) if result else None, *args)).rowcount
             failpoints.hit("during-commit", job.path.name)
         if not ended:
             self._lost(job, state)

@@ -67,6 +67,7 @@ class Job:
     host: str | None = None  # the host that claimed it last
     lease: int = 0  # that claim's token: writes of its outcome are fenced by it
     lease_expires: float | None = None  # (a shared store) until the holder renews it
+    quality: str | None = None  # why its subtitle is likely bad (subtitled.quality)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Result:
     wall_seconds: float
     output: Path | None
     confidence: float | None = None  # of the language, when that was what was asked
+    quality: str | None = None  # why the subtitle is likely bad (subtitled.quality)
 
 
 def text_sha256(text: str) -> str:

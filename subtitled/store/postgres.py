@@ -106,6 +106,10 @@ _MIGRATIONS: tuple[str, ...] = (
     _SCHEMA,  # 0 → 1
     # 1 → 2: the files done last (the web page's history, the ETA) read from an index
     "CREATE INDEX jobs_recent ON jobs (state, updated)",
+    # 2 → 3: why a file's subtitle is likely bad (subtitled.quality), and those files
+    # found from an index
+    "ALTER TABLE jobs ADD COLUMN quality TEXT;"
+    " CREATE INDEX jobs_flagged ON jobs (updated) WHERE quality IS NOT NULL",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

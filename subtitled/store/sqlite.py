@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     host TEXT,
     lease INTEGER NOT NULL DEFAULT 0,
     lease_expires REAL,
-    lease_renewed REAL
+    lease_renewed REAL,
+    quality TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_recent ON jobs (state, updated);
@@ -98,6 +99,15 @@ def _recent_index(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS jobs_recent ON jobs (state, updated)")
 
 
+def _quality(db: sqlite3.Connection) -> None:
+    _add_columns(db, [("quality", "TEXT")])
+    db.execute(_FLAGGED_INDEX)
+
+
+_FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS jobs_flagged ON jobs (updated)"
+                  " WHERE quality IS NOT NULL")
+
+
 # The schema's history: migration i takes a database from version i to i + 1, inside one
 # transaction. A change to the schema is a new function at the end (and `_SCHEMA` shows
 # the result for new databases); the version a database is at lives in SQLite's
@@ -110,6 +120,9 @@ _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     # 4 → 5: the files done last (the web page's history, the ETA's realtime factor) read
     # from an index, not by sorting every done row
     _recent_index,
+    # 5 → 6: why a file's subtitle is likely bad (subtitled.quality), and those files
+    # found from an index
+    _quality,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -147,6 +160,8 @@ class SqliteStore(JobStore):
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._migrate()
+        # On a column that an older database has only once migrated: made after that.
+        self._db.execute(_FLAGGED_INDEX)
 
     @staticmethod
     def _open_read_only(database: Path) -> sqlite3.Connection:

@@ -171,4 +171,5 @@ def _context(services: PageServices, query: str) -> dict[str, Any]:
     return {"counts": counts, "backlog": backlog, "eta_line": backlog.describe(),
             "hosts": hosts, "running": running, "queue": store.next_queued(_ROWS),
             "problems": problems, "history": history, "now": now,
+            "flagged": store.flagged(_ROWS), "flagged_count": store.flagged_count(),
             "duration": eta.duration, "host": services.host}

@@ -187,6 +187,28 @@ def test_what_the_web_page_reads_and_skips(store: JobStore) -> None:
     assert done is not None and not store.skip(done.id, "no")  # done stays done
 
 
+def test_likely_bad_subtitles_are_listed_the_last_first_until_done_well(
+        store: JobStore) -> None:
+    for name in ("noise.mkv", "fine.mkv", "music.mkv"):
+        store.enqueue(Path(f"/m/{name}"), FP, 0)
+    for why in ("improbable text", None, "music or noise?"):
+        job = store.claim()
+        assert job is not None
+        store.finish(job, "done", Result("en", 3, 60.0, 6.0, None, quality=why))
+    assert [(j.path.name, j.quality) for j in store.flagged()] == [
+        ("music.mkv", "music or noise?"), ("noise.mkv", "improbable text")]
+    assert store.flagged_count() == 2
+    # Changed: queued again, no longer listed; done well this time, its flag is gone.
+    changed = Fingerprint(200, 2, 1)
+    store.enqueue(Path("/m/noise.mkv"), changed, 0)
+    assert [j.path.name for j in store.flagged()] == ["music.mkv"]
+    job = store.claim()
+    assert job is not None and job.path.name == "noise.mkv"
+    store.finish(job, "done", Result("en", 3, 60.0, 6.0, None))
+    assert store.get(Path("/m/noise.mkv")).quality is None  # type: ignore[union-attr]
+    assert store.flagged_count() == 1
+
+
 def test_a_crash_loop_ends_dead_after_the_attempts(store: JobStore) -> None:
     store.enqueue(Path("/m/poison.mkv"), FP, 0)
     for attempt in (1, 2, 3):
@@ -665,6 +687,38 @@ def test_every_release_database_opens_with_its_rows_and_work_intact(tmp_path: Pa
         with sqlite3.connect(database) as db:
             assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         db.close()
+
+
+def test_a_postgresql_database_of_schema_2_is_migrated_with_its_rows_intact(
+        postgres_server: PostgresServer) -> None:
+    import psycopg
+
+    from subtitled.store import postgres
+
+    url = postgres_server.new_database()
+    with psycopg.connect(url, autocommit=True) as db:  # as the release before made it
+        for step in postgres._MIGRATIONS[:2]:
+            db.execute(step)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (2)")
+        db.execute("INSERT INTO jobs (path, size, mtime_ns, inode, state, language,"
+                   " created, updated) VALUES (%s, 100, 1, 1, 'done', 'en', 0, 0)",
+                   (b"/media/done.mkv",))
+    store = PostgresStore(url, host="this-host", lease_seconds=60)
+    try:
+        done = store.get(Path("/media/done.mkv"))
+        assert done is not None and (done.state, done.language, done.quality) == \
+            ("done", "en", None)
+        store.enqueue(FILM, FP, PRIORITY_NEW)
+        job = store.claim()
+        assert job is not None
+        store.finish(job, "done", Result("en", 1, 5.0, 1.0, None, quality="improbable text"))
+        assert [j.path for j in store.flagged()] == [FILM]
+    finally:
+        store.close()
+    with psycopg.connect(url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchone() == \
+            (postgres.SCHEMA_VERSION,)
 
 
 def test_a_new_database_starts_at_the_current_schema(sqlite_store: SqliteStore,

@@ -510,3 +510,33 @@ def test_someone_elses_file_in_another_format_is_kept(tmp_path: Path) -> None:
     media.written.clear()
     process_media_file(song, forced, media.tools(FakeTranscriber()))
     assert list(media.written) == [tmp_path / "Song.en.srt", tmp_path / "Song.lrc"]
+
+
+class Mumbling(FakeTranscriber):
+    """Its words with little confidence, as Whisper's on audio it cannot make out."""
+
+    def say(self, audio: np.ndarray, language: str) -> list[Segment]:
+        return [replace(s, words=tuple(replace(w, probability=0.1) for w in s.words))
+                for s in super().say(audio, language)]
+
+
+@pytest.mark.parametrize(("gate", "written"), [
+    ("flag", "/films/Movie.en.srt"), ("review", "/films/Movie.en.review.srt"),
+    ("hold", None), ("off", "/films/Movie.en.srt")])
+def test_a_likely_bad_subtitle_is_flagged_then_written_for_review_or_held_as_gated(
+        gate: str, written: str | None) -> None:
+    media = FakeMedia(np.concatenate([silence(2), tone(6), silence(2)]))
+    settings = replace(SETTINGS, quality=replace(SETTINGS.quality, gate=gate))  # type: ignore[arg-type]
+    outcome = process_media_file(MOVIE, settings, media.tools(Mumbling()))
+    assert outcome.status == ("held" if written is None else "written")
+    assert list(media.written) == ([Path(written)] if written else [])
+    assert outcome.output == (Path(written) if written else None)
+    if gate == "off":
+        assert outcome.quality is None and outcome.flags == ()
+    else:
+        assert outcome.flags == ("improbable",)
+        assert outcome.quality is not None and outcome.quality.startswith("improbable text")
+    # The same words, believed: nothing to say.
+    sure = process_media_file(MOVIE, settings, FakeMedia(
+        np.concatenate([silence(2), tone(6), silence(2)])).tools(FakeTranscriber()))
+    assert sure.status == "written" and sure.quality is None
