@@ -282,8 +282,8 @@ QUALITY_GATES: tuple[QualityGate, ...] = ("off", "flag", "review", "hold")
 class QualitySettings:
     """When a file's subtitle is likely bad (subtitled.quality), and what then happens:
     flag (written, and flagged in `status`, the page and /metrics), review (written as
-    `Movie.en.review.srt` where players do not take it for the subtitle, and flagged),
-    hold (not written, flagged), off (not judged)."""
+    `Movie.en.review.srt`, which the daemon and Bazarr do not take for the subtitle, and
+    flagged), hold (not written, flagged), off (not judged)."""
 
     gate: QualityGate = "flag"
     # Whisper's own threshold for a window it would decode again, over the whole file.

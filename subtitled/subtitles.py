@@ -43,9 +43,14 @@ def output_paths(media: Path, language: str, template: str, formats: Sequence[st
 
 
 def review_path(path: Path) -> Path:
-    """Where a subtitle held for review goes: `Movie.en.review.srt`, a name players do not
-    take for the film's subtitle (`quality.gate: review`)."""
+    """Where a subtitle written for review goes (`quality.gate: review`):
+    `Movie.en.review.srt`, not the name the daemon, Bazarr or a player looking for
+    `Movie.en.srt` takes for the film's subtitle."""
     return path.with_name(f"{path.stem}.review{path.suffix}")
+
+
+def is_review(path: Path) -> bool:
+    return path.stem.endswith(".review")
 
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".lrc")  # of the formats the daemon writes

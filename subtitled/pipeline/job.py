@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Collection, Generator, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -25,7 +25,13 @@ from subtitled.pipeline.tools import Hooks, Outcome, Resume, Status, Tools
 from subtitled.prefetch import Prefetch
 from subtitled.quality import Verdict, judge
 from subtitled.speech import Chunk, SpeechChunker
-from subtitled.subtitles import existing_subtitle, output_paths, review_path
+from subtitled.subtitles import (
+    SUBTITLE_SUFFIXES,
+    existing_subtitle,
+    is_review,
+    output_paths,
+    review_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +89,15 @@ class MediaJob:
                speech_seconds: float) -> Outcome:
         verdict = self._judge(words, guess, speech_seconds)
         if guess is None or not words:
+            self._drop_ours()
             return self._outcome("no-speech", None, guess, 0, speech_seconds,
                                  verdict=verdict)
         if done := self._already_done(media, guess):
             return done
         cues = shape_cues(words, self.settings.cues)
         gate = self.settings.quality.gate if verdict else "off"
-        if gate == "hold":
+        if gate == "hold":  # and no subtitle of ours from before shows meanwhile
+            self._drop_ours(also=self._targets(guess))
             return self._outcome("held", None, guess, len(cues), speech_seconds,
                                  verdict=verdict)
         target, *beside = [review_path(p) for p in self._targets(guess)] \
@@ -105,23 +113,46 @@ class MediaJob:
                 logger.info("%s: %s exists and is not ours; kept", self.path, other.name)
                 continue
             self.tools.write(other, cues)
-        if gate != "review":
-            self._drop_review([target, *beside])
+        self._drop_ours(also=self._targets(guess) if gate == "review" else (),
+                        keep=(target, *beside))
         return self._outcome("written", target, guess, len(cues), speech_seconds,
                              verdict=verdict)
 
-    def _drop_review(self, written: list[Path]) -> None:
-        """Our subtitle written for review before (the file has changed since, or the
-        gate) goes once the subtitle itself is written; one edited since is kept, unless
-        the redo was forced (which replaces whatever is there)."""
-        held = review_path(written[0])
-        if not held.exists():
-            return
+    def _drop_ours(self, also: Sequence[Path] = (), keep: Collection[Path] = ()) -> None:
+        """Our subtitle from before that this outcome does not put back, with the other
+        formats written beside it: a copy written for review (in whichever language), and
+        `also` (the subtitle itself, where this one is held back or written for review).
+        Only the one this job last wrote, unedited since, is ours; a forced redo (which
+        knows no such thing) takes the review copy in this language."""
         previous = self.hooks.previous
-        if (previous(held) == "ours") if previous is not None else \
-                self.settings.output.overwrite:
-            for path in written:
-                review_path(path).unlink(missing_ok=True)
+        if previous is None:
+            if self.settings.output.overwrite and also == () and keep:
+                for path in keep:
+                    review_path(path).unlink(missing_ok=True)
+            return
+        for path in [*also, *self._review_copies()]:
+            if path not in keep and path.exists() and previous(path) == "ours":
+                for stale in self._with_formats(path):
+                    if stale not in keep:
+                        stale.unlink(missing_ok=True)
+                logger.info("%s: %s, written before for this file, removed", self.path,
+                            path.name)
+                return  # a job tracks one subtitle
+
+    def _review_copies(self) -> list[Path]:
+        prefix = self.path.stem + "."
+        try:
+            return sorted(p for p in self.path.parent.iterdir() if p.name.startswith(prefix)
+                          and p.suffix.lower() in SUBTITLE_SUFFIXES and is_review(p))
+        except OSError:
+            return []
+
+    def _with_formats(self, path: Path) -> list[Path]:
+        """A subtitle of ours and the other formats of the settings beside it."""
+        lrc = self.path.with_name(
+            f"{self.path.stem}{'.review' if is_review(path) else ''}.lrc")
+        return list(dict.fromkeys([path, *(lrc if f == "lrc" else path.with_suffix(f".{f}")
+                                           for f in self.settings.output.formats)]))
 
     def _judge(self, words: list[Word], guess: LanguageGuess | None,
                speech_seconds: float) -> Verdict | None:

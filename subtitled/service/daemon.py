@@ -270,9 +270,8 @@ class Daemon:
                                 f"{why} ({state}; `subtitled retry` queues it again)")
 
     def _flagged(self, path: Path, why: str) -> None:
-        gate = self.settings.for_file(path).quality.gate
         self.notifications.send("flagged", f"{self._host()}: likely a bad subtitle for "
-                                f"{path.name}", f"{why} (quality.gate: {gate})")
+                                f"{path.name}", why)
 
     def _tell_pause(self, event: str, pause: Pause) -> None:
         where = "" if pause.scope == "all" else f" {shown(pause.scope)}"

@@ -18,6 +18,7 @@ from subtitled.pipeline.engine_calls import Alive
 from subtitled.pipeline.sampling import sample_language
 from subtitled.pipeline.tools import Outcome
 from subtitled.store import Fingerprint, JobStore
+from subtitled.subtitles import is_review
 
 RequestKind = Literal["asr", "detect"]
 # Uploads that clients wait for, in the state directory; their jobs come before every
@@ -101,11 +102,14 @@ class Requests:
 
     def subtitle_of(self, video: Path, language: str | None) -> str | None:
         """The subtitle already written for a library file, in `language` (None: in the
-        file's own), if there is one and it is an SRT (what Bazarr is answered)."""
+        file's own), if there is one and it is an SRT (what Bazarr is answered); not one
+        written for review or held back (quality.gate), nor an older one left behind."""
         job = self.store.get(video)
         if job is None or job.state != "done" or job.written_path is None or \
+                job.output != job.written_path or \
                 (language is not None and job.language != language) or \
-                Path(job.written_path).suffix.lower() != ".srt":
+                Path(job.written_path).suffix.lower() != ".srt" or \
+                is_review(Path(job.written_path)):
             return None
         try:
             return Path(job.written_path).read_text(encoding="utf-8")

@@ -211,7 +211,7 @@ class Worker:
         except (OSError, ValueError, srt.SRTParseError, SubtitledError):
             return False  # the twin moved, or its subtitle is gone: transcribe this one
         self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
-                                              0.0, target))
+                                              0.0, target, quality=twin.quality))
         self._count("done")
         logger.info("%s: the same file as %s (a hard link); its subtitle copied to %s",
                     job.path, twin.path, target.name)
@@ -341,7 +341,7 @@ class Worker:
             self._failure("transcribe", type(err).__name__)
             self.gave_up(job.path, "failed", why)
             return
-        if outcome.status == "written":
+        if outcome.status in ("written", "held"):  # decoded to the end
             self.breaker.succeeded(job.path)
         self._record(job, outcome)
 

@@ -712,7 +712,8 @@ class JobStore:
         with self._transaction() as db:
             return bool(db.execute(
                 "UPDATE jobs SET state = 'skipped', last_error = ?, not_before = 0,"
-                " updated = ? WHERE id = ? AND state IN ('queued', 'failed', 'dead')",
+                " quality = NULL, updated = ? WHERE id = ? AND state IN ('queued', 'failed',"
+                " 'dead')",
                 (reason, self._now(db), job_id)).rowcount)
 
     # -- what the web page shows
@@ -774,9 +775,12 @@ class JobStore:
                 except OSError:
                     continue
             self._drop_checkpoints(db, "id = ?", (row["id"],))
+            # (What the run judged of it is not known here: not flagged, rather than
+            # flagged for what an earlier run said.)
             db.execute("UPDATE jobs SET state = 'done', last_error = NULL, force = 0,"
                        " error_class = NULL, updated = ?, written_path = output,"
-                       " written_sha256 = output_sha256 WHERE id = ?", (now, row["id"]))
+                       " written_sha256 = output_sha256, quality = NULL WHERE id = ?",
+                       (now, row["id"]))
             finished.append(self._local(row["path"]))
         return finished
 

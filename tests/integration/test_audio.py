@@ -127,3 +127,14 @@ def test_a_vbr_mp3_whose_header_claims_twice_its_length_gets_a_subtitle_and_a_wa
     assert "fellow" in outcome.output.read_text().lower()
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "subtitled.audio"]
     assert "stated length is wrong" in warning and str(song) in warning
+
+
+def test_a_window_past_the_end_of_the_audio_is_empty_when_asked_as_a_window() -> None:
+    """A language window placed by a stated length longer than the track holds nothing;
+    only a whole extraction with nothing in it is an error."""
+    path = DATA / "en_jfk_inaugural.flac"  # 11 s
+    args = build_extract_args(path, probe(path).audio, start_seconds=30.0,
+                              duration_seconds=30.0)
+    assert list(stream_pcm(args, path, empty_ok=True)) == []
+    with pytest.raises(MediaError, match="decodes to no samples"):
+        list(stream_pcm(args, path))

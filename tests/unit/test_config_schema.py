@@ -20,6 +20,7 @@ from subtitled.config import (
     FilterSettings,
     LanguageSettings,
     OutputSettings,
+    QualitySettings,
     SkipSettings,
     SpeechSettings,
 )
@@ -30,7 +31,7 @@ from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
 
 SECTIONS = {"language": LanguageSettings, "speech": SpeechSettings,
             "filters": FilterSettings, "cues": CueLimits, "output": OutputSettings,
-            "skip": SkipSettings}
+            "skip": SkipSettings, "quality": QualitySettings}
 NUMBERS = (0, -1, 1, 2, 0.5, 0.99, 1.5, 5, 7, 10, 29.9, 30, 31, 60, 100, 250, 10_000, 1e9)
 SPECIAL: dict[str, tuple[Any, ...]] = {
     "language": ("auto", "en", "de", "ger", "zz", "", 5),

@@ -540,3 +540,34 @@ def test_a_likely_bad_subtitle_is_flagged_then_written_for_review_or_held_as_gat
     sure = process_media_file(MOVIE, settings, FakeMedia(
         np.concatenate([silence(2), tone(6), silence(2)])).tools(FakeTranscriber()))
     assert sure.status == "written" and sure.quality is None
+
+
+@pytest.mark.parametrize(("gate", "transcriber", "ours"), [
+    # Our subtitle of the file before it changed, now judged bad: it does not stay up
+    # beside the copy for review, nor while the subtitle is held back.
+    ("review", Mumbling(), "Movie.en.srt"),
+    ("hold", Mumbling(), "Movie.en.srt"),
+    # Our copy for review before, in another language: gone once the subtitle is written.
+    ("flag", FakeTranscriber(), "Movie.cy.review.srt"),
+])
+def test_our_earlier_subtitle_goes_where_this_outcome_does_not_put_it_back(
+        tmp_path: Path, gate: str, transcriber: FakeTranscriber, ours: str) -> None:
+    movie = tmp_path / "Movie.mkv"
+    before = [ours, ours.replace(".srt", ".vtt"), "Movie.cy.srt"]  # the last: somebody's
+    for name in before:
+        (tmp_path / name).write_text("from before")
+    settings = replace(SETTINGS, quality=replace(SETTINGS.quality, gate=gate),  # type: ignore[arg-type]
+                       output=OutputSettings(formats=("srt", "vtt")))
+    audio = np.concatenate([silence(2), tone(6), silence(2)])
+
+    def run(previous: Previous) -> str:
+        return process_media_file(movie, settings, FakeMedia(audio).tools(transcriber), Hooks(
+            previous=lambda path: previous if path.name == ours else None)).status
+
+    assert run("ours") == ("held" if gate == "hold" else "written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Movie.cy.srt"]
+    # Edited since it was written, it is not ours: kept.
+    for name in before:
+        (tmp_path / name).write_text("from before")
+    run("edited")
+    assert (tmp_path / ours).exists() and (tmp_path / ours.replace(".srt", ".vtt")).exists()
