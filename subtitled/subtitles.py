@@ -28,7 +28,11 @@ def output_paths(media: Path, language: str, template: str, formats: Sequence[st
     """The subtitle's file in each format, the first format's first: the template's name
     with the format's extension (`Movie.en.srt`, `Movie.en.vtt`, `Movie.en.ass`); LRC
     is `Movie.lrc`, the name music players and Jellyfin look for beside a song."""
-    name = output_path(media, language, template)
+    return in_formats(media, output_path(media, language, template), formats)
+
+
+def in_formats(media: Path, name: Path, formats: Sequence[str]) -> list[Path]:
+    """`name`, a subtitle of `media` as the template names it, in each format."""
     known = name.suffix.lower() in SUBTITLE_SUFFIXES
     stem = name.name[:-len(name.suffix)] if known else name.name
 
@@ -51,6 +55,21 @@ def review_path(path: Path) -> Path:
 
 def is_review(path: Path) -> bool:
     return path.stem.endswith(".review")
+
+
+def under_review(path: Path) -> Path:
+    """The subtitle a copy for review stands for (`Movie.en.review.srt` → `Movie.en.srt`)."""
+    return path.with_name(f"{path.stem.removesuffix('.review')}{path.suffix}")
+
+
+def named_like(media: Path) -> list[Path]:
+    """The files beside `media` whose names start with its stem and a dot (none where its
+    folder cannot be read)."""
+    prefix = media.stem + "."
+    try:
+        return [p for p in media.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return []
 
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".lrc")  # of the formats the daemon writes
@@ -80,11 +99,7 @@ def existing_subtitle(media: Path, language: str, *, ignore: Collection[Path] = 
     from subtitled.languages import normalize
 
     prefix = media.stem + "."
-    try:
-        names = [p for p in media.parent.iterdir() if p.name.startswith(prefix)]
-    except OSError:
-        return None
-    for path in names:
+    for path in named_like(media):
         if path.suffix.lower() not in _SIDECAR_SUFFIXES or path in ignore:
             continue
         parts = path.name[len(prefix):-len(path.suffix)].lower().split(".")

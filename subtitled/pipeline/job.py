@@ -28,9 +28,12 @@ from subtitled.speech import Chunk, SpeechChunker
 from subtitled.subtitles import (
     SUBTITLE_SUFFIXES,
     existing_subtitle,
+    in_formats,
     is_review,
+    named_like,
     output_paths,
     review_path,
+    under_review,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,12 +99,12 @@ class MediaJob:
             return done
         cues = shape_cues(words, self.settings.cues)
         gate = self.settings.quality.gate if verdict else "off"
+        targets = self._targets(guess)
         if gate == "hold":  # and no subtitle of ours from before shows meanwhile
-            self._drop_ours(also=self._targets(guess))
+            self._drop_ours(also=targets)
             return self._outcome("held", None, guess, len(cues), speech_seconds,
                                  verdict=verdict)
-        target, *beside = [review_path(p) for p in self._targets(guess)] \
-            if gate == "review" else self._targets(guess)
+        target, *beside = [review_path(p) for p in targets] if gate == "review" else targets
         # The other formats beside the tracked one: ours when it is (a redo replaces them),
         # else someone's where they exist (a tagger's Song.lrc), and kept.
         ours = self.settings.output.overwrite or (
@@ -113,8 +116,7 @@ class MediaJob:
                 logger.info("%s: %s exists and is not ours; kept", self.path, other.name)
                 continue
             self.tools.write(other, cues)
-        self._drop_ours(also=self._targets(guess) if gate == "review" else (),
-                        keep=(target, *beside))
+        self._drop_ours(also=targets if gate == "review" else (), keep=(target, *beside))
         return self._outcome("written", target, guess, len(cues), speech_seconds,
                              verdict=verdict)
 
@@ -126,7 +128,7 @@ class MediaJob:
         knows no such thing) takes the review copy in this language."""
         previous = self.hooks.previous
         if previous is None:
-            if self.settings.output.overwrite and also == () and keep:
+            if self.settings.output.overwrite and not also and keep:
                 for path in keep:
                     review_path(path).unlink(missing_ok=True)
             return
@@ -140,19 +142,17 @@ class MediaJob:
                 return  # a job tracks one subtitle
 
     def _review_copies(self) -> list[Path]:
-        prefix = self.path.stem + "."
-        try:
-            return sorted(p for p in self.path.parent.iterdir() if p.name.startswith(prefix)
-                          and p.suffix.lower() in SUBTITLE_SUFFIXES and is_review(p))
-        except OSError:
-            return []
+        return sorted(p for p in named_like(self.path)
+                      if p.suffix.lower() in SUBTITLE_SUFFIXES and is_review(p))
 
     def _with_formats(self, path: Path) -> list[Path]:
-        """A subtitle of ours and the other formats of the settings beside it."""
-        lrc = self.path.with_name(
-            f"{self.path.stem}{'.review' if is_review(path) else ''}.lrc")
-        return list(dict.fromkeys([path, *(lrc if f == "lrc" else path.with_suffix(f".{f}")
-                                           for f in self.settings.output.formats)]))
+        """A subtitle of ours and the other formats of the settings beside it, named as
+        they were written (`output_paths`, each for review where it is)."""
+        formats = self.settings.output.formats
+        if not is_review(path):
+            return list(dict.fromkeys([path, *in_formats(self.path, path, formats)]))
+        return list(dict.fromkeys([path, *map(review_path, in_formats(
+            self.path, under_review(path), formats))]))
 
     def _judge(self, words: list[Word], guess: LanguageGuess | None,
                speech_seconds: float) -> Verdict | None:

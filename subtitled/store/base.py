@@ -47,6 +47,8 @@ _RESTART = "first_failure = NULL, failures = 0, sticky_exits = 0"
 _FRESH = f"{_RESTART}, force = 0"
 # A changed file's length and progress are its old content's: probed again (the backlog).
 _UNMEASURED = "progress_seconds = NULL, total_seconds = NULL"
+# Finished, and judged likely bad (subtitled.quality); the partial index jobs_flagged.
+_FLAGGED = "quality IS NOT NULL AND state IN ('done', 'skipped')"
 # How far a job row's checkpoints reach at the row's own fingerprint (0 when none).
 _REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
             " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
@@ -431,14 +433,12 @@ class JobStore:
 
     def flagged(self, limit: int = 10) -> list[Job]:
         """Files finished with a subtitle likely bad (subtitled.quality), the last first."""
-        rows = self._query("SELECT * FROM jobs WHERE quality IS NOT NULL AND state IN"
-                           " ('done', 'skipped') ORDER BY updated DESC LIMIT ?", (limit,))
+        rows = self._query(f"SELECT * FROM jobs WHERE {_FLAGGED} ORDER BY updated DESC"
+                           " LIMIT ?", (limit,))
         return [self._job(r) for r in rows]
 
     def flagged_count(self) -> int:
-        rows = self._query("SELECT COUNT(*) FROM jobs WHERE quality IS NOT NULL AND state IN"
-                           " ('done', 'skipped')")
-        return int(rows[0][0])
+        return int(self._query(f"SELECT COUNT(*) FROM jobs WHERE {_FLAGGED}")[0][0])
 
     def progress(self, job: Job) -> tuple[float | None, float | None]:
         rows = self._query("SELECT progress_seconds, total_seconds FROM jobs WHERE id = ?",
