@@ -130,6 +130,12 @@ def _add_transcribe(p: argparse.ArgumentParser) -> None:
                    help="preferred audio track languages, in order (e.g. en,de)")
     p.add_argument("--task", choices=TASKS, default=defaults.language.task,
                    help="translate writes English subtitles for speech in any language")
+    p.add_argument("--also-translate", action="store_true",
+                   help="beside the transcript of speech in another language, an English "
+                        "translation (STEM.en.srt), from the same run")
+    p.add_argument("--forced", action="store_true",
+                   help="for speech in English, STEM.en.forced.srt: only the stretches in "
+                        "other languages, translated to English")
     p.add_argument("--force", action="store_true",
                    help="replace an existing subtitle for the same language")
     p.add_argument("--template", default=defaults.output.template,
@@ -167,6 +173,8 @@ _OPTIONS = {
     ("model", "batch_size"): "--batch-size", ("model", "compute_type"): "--compute-type",
     ("language", "language"): "--language", ("language", "mode"): "--language-mode",
     ("language", "allowed"): "--allowed-languages", ("language", "task"): "--task",
+    ("language", "also_translate"): "--also-translate",
+    ("language", "forced_subtitles"): "--forced",
     ("cues", "max_line_chars"): "--max-line-chars", ("cues", "max_lines"): "--max-lines",
     ("cues", "min_duration_seconds"): "--min-duration",
     ("cues", "max_duration_seconds"): "--max-duration",
@@ -192,7 +200,9 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
                   "beam_size": args.beam_size, "batch_size": args.batch_size,
                   "compute_type": args.compute_type},
         "language": {"language": args.language, "mode": args.language_mode,
-                     "allowed": args.allowed_languages, "task": args.task},
+                     "allowed": args.allowed_languages, "task": args.task,
+                     "also_translate": args.also_translate,
+                     "forced_subtitles": args.forced},
         "cues": {"max_line_chars": args.max_line_chars, "max_lines": args.max_lines,
                  "min_duration_seconds": args.min_duration,
                  "max_duration_seconds": args.max_duration,

@@ -37,7 +37,8 @@ def describe(outcome: Outcome) -> str:
                f"({outcome.audio_seconds:.1f} s audio{flag})"
     confidence = f" {outcome.language_confidence:.0%}" if outcome.language_confidence else ""
     written = "held back, not written (quality.gate: hold)" if outcome.status == "held" \
-        else shown(outcome.output or "")
+        else " + ".join(shown(p) for p in (outcome.output, outcome.translation, outcome.forced)
+                        if p is not None)
     return (f"{source} -> {written} ({outcome.language}{confidence}, "
             f"{outcome.cue_count} cues, {outcome.audio_seconds:.1f} s audio in "
             f"{outcome.wall_seconds:.1f} s, {outcome.realtime_factor:.1f}x realtime{flag})")

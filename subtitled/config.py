@@ -164,6 +164,13 @@ class LanguageSettings:
     # Whisper hears 30 s at a time: a longer window would be cut.
     vote_window_seconds: Annotated[float, Strict(), Field(ge=1, le=30)] = 30.0
     task: Task = "transcribe"
+    # Beside the transcript of a file in another language, an English translation from the
+    # same run (Whisper's translate task on the same chunks): Movie.en.srt by Movie.ja.srt.
+    also_translate: Bool = False
+    # For a film in English, Movie.en.forced.srt: only the stretches in other languages,
+    # translated to English (they are translated in Movie.en.srt too). Players show a
+    # forced subtitle by themselves.
+    forced_subtitles: Bool = False
     # Take the audio track's language tag, when it has one, instead of detecting: no vote,
     # no misdetection, but a wrong tag (many files say "eng" whatever they hold) is believed.
     trust_track_tags: Bool = False

@@ -209,9 +209,16 @@ def cross_checks(settings: TranscribeSettings, name: Any = _where) -> list[str]:
     model = settings.model.name
     if model.endswith(".en") and "/" not in model:
         wanted = {language.language, *language.allowed} - {"auto", "en"}
-        if wanted or language.task == "translate":
+        if wanted or language.task == "translate" or language.also_translate or \
+                language.forced_subtitles:
             add(("model", "name"), f"{model} knows only English: language "
                 f"{', '.join(sorted(wanted)) or 'translation'} needs a multilingual model")
+    if language.forced_subtitles and language.task == "translate":
+        add(("language", "forced_subtitles"), f"the whole subtitle is translated already "
+            f"({name(('language', 'task'))} is translate)")
+    if language.also_translate and language.task == "translate":
+        add(("language", "also_translate"), f"the subtitle is the translation already "
+            f"({name(('language', 'task'))} is translate)")
     return problems
 
 

@@ -46,6 +46,14 @@ def in_formats(media: Path, name: Path, formats: Sequence[str]) -> list[Path]:
     return [named(format_) for format_ in formats]
 
 
+def renamed(subtitle: Path, media: Path, new: Path) -> Path | None:
+    """A subtitle of `media` as it is named beside `new` (`Old.en.srt` → `New.en.srt`);
+    None when it is not named after `media`."""
+    if subtitle.parent != media.parent or not subtitle.name.startswith(f"{media.stem}."):
+        return None
+    return new.with_name(new.stem + subtitle.name[len(media.stem):])
+
+
 def review_path(path: Path) -> Path:
     """Where a subtitle written for review goes (`quality.gate: review`):
     `Movie.en.review.srt`, not the name the daemon, Bazarr or a player looking for

@@ -11,7 +11,7 @@ from subtitled import audio, media, subtitles
 from subtitled.config import TranscribeSettings
 from subtitled.cues import Cue
 from subtitled.engines.base import Transcriber
-from subtitled.pipeline import Tools
+from subtitled.pipeline import Role, Tools
 from subtitled.speech import SileroSpeechProbabilities
 
 
@@ -33,7 +33,8 @@ def real_tools(settings: TranscribeSettings, transcriber: Transcriber) -> Tools:
         return audio.stream_pcm(args, info.path, expected_seconds=expected,
                                 stall_seconds=settings.stall_seconds)
 
-    def write(target: Path, cues: list[Cue]) -> None:
+    def write(target: Path, cues: list[Cue], role: Role) -> None:
+        del role  # (the worker's concern: which hash the store notes)
         subtitles.write_atomic(target, subtitles.render(target, cues))
 
     # One ONNX session for every pass, each pass with its own state: the language sample

@@ -66,6 +66,10 @@ def token_budget(audios: Sequence[np.ndarray], sample_rate: int = 16_000) -> int
     return max(MIN_TOKENS, math.ceil(seconds * TOKENS_PER_SECOND))
 
 
+# A batch's segments, chunk by chunk, and the language each chunk was heard in.
+Heard = tuple[list[list[Segment]], list[dict[str, float]]]
+
+
 class Transcriber(Protocol):
     """A loaded model. Audio is 16 kHz mono float32 of at most 30 s."""
 
@@ -85,6 +89,11 @@ class Transcriber(Protocol):
         """Probability per Whisper language code."""
         ...
 
+    def detect_languages(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        """The same for several clips, each heard alone, in one batch: one encoder pass
+        over all of their windows."""
+        ...
+
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
                          temperature: float = 0.0, prompt: str | None = None
                          ) -> list[list[Segment]]:
@@ -95,6 +104,12 @@ class Transcriber(Protocol):
         decodes a chunk whose text looks wrong again, hotter, within a budget. A `prompt`
         is text the decoder reads as what came before (Whisper's initial prompt): the
         spelling of names it would otherwise guess."""
+        ...
+
+    def transcribe_and_hear(self, audios: Sequence[np.ndarray], *, language: str,
+                            task: Task, prompt: str | None = None) -> Heard:
+        """`transcribe_batch` at temperature 0, and the language each chunk is heard in,
+        from the same encoder pass (one more step of the decoder: nearly free)."""
         ...
 
     def release_memory(self) -> None:
@@ -123,3 +138,21 @@ def is_out_of_memory(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and any(sign in text for sign in _OUT_OF_MEMORY)
+
+
+class Decodes:
+    """`transcribe_batch` and `transcribe_and_hear` from one `_decode`, which an engine
+    writes once: the language of each window is heard only where it is asked for."""
+
+    def _decode(self, audios: Sequence[np.ndarray], language: str, task: Task,
+                temperature: float, prompt: str | None, *, hear: bool) -> Heard:
+        raise NotImplementedError
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
+        return self._decode(audios, language, task, temperature, prompt, hear=False)[0]
+
+    def transcribe_and_hear(self, audios: Sequence[np.ndarray], *, language: str,
+                            task: Task, prompt: str | None = None) -> Heard:
+        return self._decode(audios, language, task, 0.0, prompt, hear=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines.base import Segment, segment_from_dict, token_budget
+from subtitled.engines.base import Decodes, Heard, Segment, segment_from_dict, token_budget
 from subtitled.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class FasterWhisperEngine:
+class FasterWhisperEngine(Decodes):
     def __init__(self, model: Any, device: str, name: str, beam_size: int,
                  batch_size: int = 1) -> None:
         self.model = model
@@ -42,21 +42,27 @@ class FasterWhisperEngine:
         return bool(self.model.model.is_multilingual)
 
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
+        return self.detect_languages([audio])[0]
+
+    def detect_languages(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        """One encoder pass over every clip's window, then the language step for all."""
         if not self.multilingual:
-            return {"en": 1.0}
+            return [{"en": 1.0} for _ in audios]
         self._ready()
         # A clip shorter than a window is followed by silence, as Whisper's own
         # detect_language hears it, not by empty frames (which faster-whisper's own pads
         # with): the model hears the two differently, and a borderline clip changes
         # language between them (espeak-ng Korean: Thai, as Whisper hears it, or Finnish).
         window = _WINDOW_SAMPLES
-        padded = np.pad(audio[:window], (0, max(0, window - len(audio))))
-        _, _, probabilities = self.model.detect_language(padded)
-        return {str(code): float(p) for code, p in probabilities}
+        extractor = self.model.feature_extractor
+        features = np.stack([
+            extractor(np.pad(audio[:window], (0, max(0, window - len(audio)))))
+            [..., :extractor.nb_max_frames] for audio in audios])
+        found = self.model.model.detect_language(self.model.encode(features))
+        return [{str(token[2:-2]): float(p) for token, p in clip} for clip in found]
 
-    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
-                         temperature: float = 0.0, prompt: str | None = None
-                         ) -> list[list[Segment]]:
+    def _decode(self, audios: Sequence[np.ndarray], language: str, task: Task,
+                temperature: float, prompt: str | None, *, hear: bool) -> Heard:
         """One encoder pass and one batched beam search over all of `audios` (one sample
         each above temperature 0), then the word alignment for the whole batch:
         BatchedInferencePipeline's inside, with our chunks and language. Unlike its
@@ -73,12 +79,18 @@ class FasterWhisperEngine:
                              for audio in audios])
         metadata = [{"offset": 0.0, "duration": len(audio) / 16_000, "segments": []}
                     for audio in audios]
-        model = self.model
+        model = copy.copy(self.model)
         if temperature > 0:
             # The pipeline passes the temperature but not the sampling that makes it
             # count (CTranslate2 stays greedy with its default top-k of 1).
-            model = copy.copy(self.model)
             model.model = _Sampling(self.model.model, temperature)
+        encoded: list[Any] = []  # the encoder's output, kept to hear the language in
+
+        def encode(features: np.ndarray) -> Any:
+            encoded.append(self.model.encode(features))
+            return encoded[-1]
+
+        model.encode = encode
         # The prompt is the start-of-transcript sequence, after the given text if any,
         # which starts with a space as openai-whisper's does (a word, not a fragment).
         prompt = " " + prompt.strip() if prompt else None
@@ -90,8 +102,15 @@ class FasterWhisperEngine:
         outputs = BatchedInferencePipeline(model).forward(
             features, tokenizer, metadata,
             self._batch_options(tokenizer, temperature, budget, prompt))
-        return [_first_word_after_silence([segment_from_dict(raw) for raw in output])
-                for output in outputs]
+        segments = [_first_word_after_silence([segment_from_dict(raw) for raw in output])
+                    for output in outputs]
+        if not hear:
+            return segments, []
+        if not self.multilingual:
+            return segments, [{language: 1.0} for _ in audios]
+        # The language step on the encoder's output the decode used: no second pass.
+        found = self.model.model.detect_language(encoded[0])
+        return segments, [{str(token[2:-2]): float(p) for token, p in clip} for clip in found]
 
     def _batch_options(self, tokenizer: Any, temperature: float, max_new_tokens: int,
                        prompt: str | None) -> Any:

@@ -12,7 +12,7 @@ import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines.base import Segment, segment_from_dict, token_budget
+from subtitled.engines.base import Decodes, Heard, segment_from_dict, token_budget
 from subtitled.engines.ct2_weights import alignment_heads, read_model_bin, state_dict
 from subtitled.engines.ct2_weights import dimensions as ct2_dimensions
 from subtitled.errors import ModelError
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 _SECONDS_PER_TIMESTAMP = 0.02
 
 
-class OpenAIWhisperEngine:
+class OpenAIWhisperEngine(Decodes):
     def __init__(self, model: Any, device: str, name: str, beam_size: int,
                  batch_size: int = 1) -> None:
         self.model = model
@@ -47,10 +47,16 @@ class OpenAIWhisperEngine:
         return bool(self.model.is_multilingual)
 
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
+        return self.detect_languages([audio])[0]
+
+    def detect_languages(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        """One encoder pass over every clip's window, then the language step for all."""
+        import torch
+
         if not self.multilingual:
-            return {"en": 1.0}
-        _, probabilities = self.model.detect_language(self._mel(audio))
-        return {str(code): float(p) for code, p in probabilities.items()}
+            return [{"en": 1.0} for _ in audios]
+        _, found = self.model.detect_language(torch.stack([self._mel(a) for a in audios]))
+        return [{str(code): float(p) for code, p in clip.items()} for clip in found]
 
     def _mel(self, audio: np.ndarray, *, decoding: bool = False) -> torch.Tensor:
         """One 30 s window of log-mel frames on the model's device, in its precision, as
@@ -70,9 +76,8 @@ class OpenAIWhisperEngine:
         window: torch.Tensor = whisper.pad_or_trim(mel, whisper.audio.N_FRAMES).to(self.device)
         return window.half() if self.fp16 else window
 
-    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
-                         temperature: float = 0.0, prompt: str | None = None
-                         ) -> list[list[Segment]]:
+    def _decode(self, audios: Sequence[np.ndarray], language: str, task: Task,
+                temperature: float, prompt: str | None, *, hear: bool) -> Heard:
         """One batched decode (one encoder pass, one beam search for all chunks, FP16 on a
         GPU; one sample each above temperature 0), split into segments at the timestamp
         tokens, then each chunk's words aligned: what whisper.transcribe does per window at
@@ -90,8 +95,10 @@ class OpenAIWhisperEngine:
                                   beam_size=beam, fp16=self.fp16, prompt=prompt or None,
                                   sample_len=min(self.model.dims.n_text_ctx // 2,
                                                  token_budget(audios)))
+        decoding = _beam_task(self.model, options)
         with torch.no_grad():
-            results = _beam_task(self.model, options).run(torch.stack(mels))
+            results = decoding.run(torch.stack(mels))
+            heard = self._heard(decoding.encoded, language) if hear else []
         batch = []
         for audio, mel, result in zip(audios, mels, results, strict=True):
             seconds = len(audio) / 16_000
@@ -101,7 +108,15 @@ class OpenAIWhisperEngine:
                                     mel=mel, num_frames=min(3000, round(seconds * 100)),
                                     last_speech_timestamp=0.0)
             batch.append([segment_from_dict(segment) for segment in raw])
-        return batch
+        return batch, heard
+
+    def _heard(self, encoded: torch.Tensor, language: str) -> list[dict[str, float]]:
+        """The language of each window, from the encoder's output its decode used (given
+        encoded features, Whisper's detect_language skips the encoder)."""
+        if not self.multilingual:
+            return [{language: 1.0} for _ in encoded]
+        _, found = self.model.detect_language(encoded)
+        return [{str(code): float(p) for code, p in clip.items()} for clip in found]
 
     def release_memory(self) -> None:
         if self.device == "cuda":
@@ -133,8 +148,11 @@ def _beam_task(model: Any, options: Any) -> Any:
     from whisper.decoding import DecodingTask
 
     class BeamPerWindow(DecodingTask):  # type: ignore[misc]
+        encoded: torch.Tensor  # one row per window, to hear its language in
+
         def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
             features: torch.Tensor = super()._get_audio_features(mel)
+            self.encoded = features
             return features.repeat_interleave(self.n_group, dim=0)
 
         def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor

@@ -23,13 +23,14 @@ from subtitled.pipeline.tools import (
     Probe,
     Progress,
     Resume,
+    Role,
     Status,
     Tools,
     Write,
 )
 
 __all__ = ["Checkpoints", "Hooks", "OpenAudio", "Outcome", "Probe", "Progress", "Resume",
-           "Status", "Tools", "Write", "process_media_file", "skipped_pieces"]
+           "Role", "Status", "Tools", "Write", "process_media_file", "skipped_pieces"]
 
 
 def process_media_file(path: Path, settings: TranscribeSettings, tools: Tools,

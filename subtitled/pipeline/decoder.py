@@ -13,17 +13,21 @@ from pathlib import Path
 from typing import TypeVar
 
 from subtitled import failpoints
-from subtitled.config import TranscribeSettings
+from subtitled.config import Task, TranscribeSettings
 from subtitled.cues import segment_words
 from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
 from subtitled.errors import EnvironmentFault
 from subtitled.filters import keep_speech, needs_fallback
 from subtitled.media import MediaInfo
 from subtitled.pipeline.engine_calls import Alive, call_watched
+from subtitled.pipeline.foreign import ForeignFinder
 from subtitled.speech import Chunk, Piece, glue
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# A chunk's segments (None: decode it alone), and the language it was heard in (None: not
+# asked for, or not heard).
+Decoded = tuple[list[Segment] | None, dict[str, float] | None]
 
 # Shorter pieces of speech left without words are not decoded again (a cough, a breath).
 _MIN_SKIPPED_SECONDS = 1.0
@@ -53,21 +57,27 @@ _PROMPT_UP_TO_TEMPERATURE = 0.5
 
 @dataclass(frozen=True)
 class Work:
-    """A chunk to decode in a language; on its second pass, speech skipped again is not
-    sent round a third time but decoded alone."""
+    """A chunk to decode in a language, with a task (None: the settings' own); on its
+    second pass, speech skipped again is not sent round a third time but decoded alone."""
 
     language: str
     chunk: Chunk
     second_pass: bool = False
+    task: Task | None = None
+    labelled: bool = False  # a run of pieces in one language (forced subtitles)
 
 
 class BatchDecoder:
     """Takes work in as the audio is read; decodes a batch whenever one is full."""
 
     def __init__(self, path: Path, settings: TranscribeSettings, transcriber: Transcriber,
-                 media: MediaInfo, alive: Alive) -> None:
+                 media: MediaInfo, alive: Alive, foreign: ForeignFinder | None = None) -> None:
         self.path, self.settings, self.transcriber = path, settings, transcriber
         self.media, self.alive = media, alive
+        # For a forced subtitle: each chunk's language, heard as it is decoded; a chunk
+        # that leaves the film's language is decoded again, run by run, the foreign runs
+        # translated.
+        self.foreign = foreign
         self.windows_decoded = 0  # engine work, for the log and the resume tests
         self.retries = 0  # of those windows, the ones that decoded speech again
         self._speech_seconds = 0.0  # taken in for its first pass
@@ -97,12 +107,15 @@ class BatchDecoder:
 
     def finish(self) -> list[Word]:
         """The rest: a last batch, then the speech it skipped, in a batch of its own (whose
-        skipped speech is decoded stretch by stretch)."""
+        skipped speech is decoded stretch by stretch); before that, for a forced subtitle,
+        the runs of a chunk found to leave the film's language."""
         words, again = self._decode_batch(self._queue)
         self._queue = []
-        found, left = self._decode_batch(again)
-        assert not left, "second-pass work is not sent round a third time"
-        return words + found
+        for _ in range(2):  # runs in one language, then second passes, which end there
+            found, again = self._decode_batch(again)
+            words += found
+        assert not again, "second-pass work is not sent round a third time"
+        return words
 
     def decoded_through(self) -> float:
         """Source time before which every chunk taken in has been decoded."""
@@ -117,14 +130,18 @@ class BatchDecoder:
         once, alone, with Whisper's temperature fallback."""
         words: list[Word] = []
         again: list[Work] = []
-        for language in dict.fromkeys(work.language for work in batch):
-            items = [work for work in batch if work.language == language]
+        for language, task in dict.fromkeys((w.language, self._task(w)) for w in batch):
+            items = [w for w in batch if (w.language, self._task(w)) == (language, task)]
+            hear = any(self._to_hear(w) for w in items)
             skipped: list[tuple[Chunk, list[Word]]] = []  # and what the batch heard there
-            for work, segments in zip(items, self._segments(
-                    [work.chunk for work in items], language), strict=True):
+            for work, (segments, language_heard) in zip(items, self._segments(
+                    [work.chunk for work in items], language, task, hear), strict=True):
+                if self._to_hear(work) and (runs := self._relabelled(work, language_heard)):
+                    again += runs  # decoded again, run by run, in their languages
+                    continue
                 if segments is None or needs_fallback(segments, self.settings.filters):
                     # A second pass's window was paid for when it was glued.
-                    words += self.decode_alone(work.chunk, language, first=segments)
+                    words += self.decode_alone(work.chunk, language, task, first=segments)
                     continue
                 found, pieces = self._split_skipped(work.chunk, segments)
                 words += found
@@ -132,7 +149,7 @@ class BatchDecoder:
                     skipped += pieces
                     continue
                 for piece, heard in pieces:  # skipped twice: each stretch alone
-                    words += self.decode_alone(piece, language, retry=True) \
+                    words += self.decode_alone(piece, language, task, retry=True) \
                         if self._retries_left() >= 1 else heard
             # Glued, a second apart: each 30 s window costs the encoder the same.
             glued = glue([piece for piece, _ in skipped],
@@ -145,8 +162,32 @@ class BatchDecoder:
             again_from = {p.source_start_seconds for chunk in affordable for p in chunk.pieces}
             words += [w for piece, heard in skipped
                       if piece.pieces[0].source_start_seconds not in again_from for w in heard]
-            again += [Work(language, chunk, second_pass=True) for chunk in affordable]
+            again += [Work(language, chunk, second_pass=True, task=task)
+                      for chunk in affordable]
         return words, again
+
+    def _task(self, work: Work) -> Task:
+        return work.task or self.settings.language.task
+
+    def _to_hear(self, work: Work) -> bool:
+        """The language a chunk is heard in is wanted (for a forced subtitle: a chunk in
+        the film's language, not yet cut into runs)."""
+        return self.foreign is not None and not work.second_pass and not work.labelled \
+            and work.task is None and work.language == self.foreign.main
+
+    def _relabelled(self, work: Work, heard: dict[str, float] | None) -> list[Work]:
+        """The chunk's runs of pieces, to decode again, where it leaves the film's
+        language; none where it does not (its decode stands)."""
+        assert self.foreign is not None
+        runs = self.foreign.label(work.chunk, heard)
+        main = self.foreign.main
+        if len(runs) == 1 and runs[0][0] == main:
+            return []
+        logger.debug("%s: %.0f-%.0f s leaves %s: decoded again as %s", self.path,
+                     work.chunk.source_start_seconds, work.chunk.source_end_seconds, main,
+                     ", ".join(code for code, _ in runs))
+        return [Work(code, part, task=None if code == main else "translate", labelled=True)
+                for code, part in runs]
 
     def _split_skipped(self, chunk: Chunk, segments: list[Segment]
                        ) -> tuple[list[Word], list[tuple[Chunk, list[Word]]]]:
@@ -159,37 +200,46 @@ class BatchDecoder:
         kept = [w for w in found if not any(w in heard for heard in inside.values())]
         return kept, [(chunk.sub(i, i + 1), inside[i]) for i in missing]
 
-    def _segments(self, chunks: list[Chunk], language: str
-                  ) -> list[list[Segment] | None]:
-        """Each chunk's segments, in batches of at most the transcriber's batch size; None
-        (decode it alone) for a batch of one."""
+    def _segments(self, chunks: list[Chunk], language: str, task: Task, hear: bool
+                  ) -> list[Decoded]:
+        """Each chunk's segments (and, if asked, the language it was heard in), in batches
+        of at most the transcriber's batch size; None (decode it alone) for a batch of
+        one whose language is not wanted."""
         size = max(1, self.transcriber.batch_size)
-        found: list[list[Segment] | None] = []
+        found: list[Decoded] = []
         for first in range(0, len(chunks), size):
-            found += self._batch_segments(chunks[first:first + size], language)
+            found += self._batch_segments(chunks[first:first + size], language, task, hear)
         return found
 
-    def _batch_segments(self, chunks: list[Chunk], language: str
-                        ) -> list[list[Segment] | None]:
+    def _batch_segments(self, chunks: list[Chunk], language: str, task: Task, hear: bool
+                        ) -> list[Decoded]:
         """One batched decode; out of memory, the batch is halved, for this call and, from
         then on, for every later batch of the process."""
-        if len(chunks) < 2:
-            return [None] * len(chunks)
-        batch = self._engine(lambda: self.transcriber.transcribe_batch(
-            [c.audio for c in chunks], language=language, task=self.settings.language.task,
-            prompt=self._prompt))
+        if len(chunks) < 2 and not (hear and chunks):
+            return [(None, None)] * len(chunks)  # decoded alone, with the fallback
+        # (A chunk alone whose language is wanted: its first decode is this one.)
+        audios = [c.audio for c in chunks]
+        batch = self._engine(lambda: self.transcriber.transcribe_and_hear(
+            audios, language=language, task=task, prompt=self._prompt) if hear else
+            (self.transcriber.transcribe_batch(audios, language=language, task=task,
+                                               prompt=self._prompt), []))
         if batch is not None:
             self._count(len(chunks))
-            return list(batch)
+            segments, heard = batch
+            languages: list[dict[str, float] | None] = [*heard] or [None] * len(chunks)
+            return list(zip(segments, languages, strict=True))
+        if len(chunks) == 1:  # alone, out of memory: decoded alone, in halves if need be
+            return [(None, None)]
         size = len(chunks) // 2
         if self.transcriber.batch_size > size:
             self.transcriber.batch_size = size
             logger.warning("%s: out of memory on a batch of %d chunks; batches of %d from "
                            "now on", self.path, len(chunks), size)
-        return [segments for first in range(0, len(chunks), size)
-                for segments in self._batch_segments(chunks[first:first + size], language)]
+        return [decoded for first in range(0, len(chunks), size)
+                for decoded in self._batch_segments(chunks[first:first + size], language,
+                                                    task, hear)]
 
-    def decode_alone(self, chunk: Chunk, language: str, *,
+    def decode_alone(self, chunk: Chunk, language: str, task: Task | None = None, *,
                      first: list[Segment] | None = None, retry: bool = False) -> list[Word]:
         """One chunk with Whisper's temperature fallback: decoded (or, given its `first`
         decode at temperature 0, decoded again) at each higher temperature until its text
@@ -205,13 +255,13 @@ class BatchDecoder:
                 break
             decoded = self._engine(partial(
                 self.transcriber.transcribe_batch, [chunk.audio], language=language,
-                task=self.settings.language.task, temperature=temperature,
+                task=task or self.settings.language.task, temperature=temperature,
                 prompt=self._prompt if temperature <= _PROMPT_UP_TO_TEMPERATURE else None))
             if decoded is None:  # out of memory
                 self.retries -= paid  # nothing was decoded for it
                 if attempts:  # a hotter try failed: what was decoded stands
                     return self._kept_words(chunk, self._best(attempts))
-                return self._in_halves(chunk, language, retry)
+                return self._in_halves(chunk, language, task, retry)
             self._count(1)
             attempts.append(decoded[0])
         return self._kept_words(chunk, self._best(attempts)) if attempts else []
@@ -222,7 +272,8 @@ class BatchDecoder:
         return not needs_fallback(attempt, self.settings.filters) and \
             (bool(attempt) or tries == 1)
 
-    def _in_halves(self, chunk: Chunk, language: str, retry: bool) -> list[Word]:
+    def _in_halves(self, chunk: Chunk, language: str, task: Task | None,
+                   retry: bool) -> list[Word]:
         if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:  # the machine's, not the file's
             raise EnvironmentFault(
                 f"out of memory even on {chunk.duration_seconds:.1f} s of audio; "
@@ -231,7 +282,7 @@ class BatchDecoder:
         logger.warning("%s: out of memory on %.1f s of audio; retrying in halves",
                        self.path, chunk.duration_seconds)
         return [w for half in chunk.halves()
-                for w in self.decode_alone(half, language, retry=retry)]
+                for w in self.decode_alone(half, language, task, retry=retry)]
 
     def _best(self, attempts: list[list[Segment]]) -> list[Segment]:
         """The attempt that passed Whisper's checks (the last, since they stop there); if

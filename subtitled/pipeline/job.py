@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -14,26 +15,22 @@ import numpy as np
 from subtitled import languages
 from subtitled.config import TranscribeSettings
 from subtitled.cues import shape_cues
-from subtitled.engines.base import Word
-from subtitled.errors import ConfigError
+from subtitled.engines.base import Word, is_out_of_memory
+from subtitled.errors import ConfigError, EnvironmentFault
 from subtitled.language import LanguageGuess, label_pieces, vote
 from subtitled.media import MediaInfo
 from subtitled.pipeline.decoder import BatchDecoder, Work
+from subtitled.pipeline.decoding import Decoding
 from subtitled.pipeline.engine_calls import call_watched
+from subtitled.pipeline.foreign import ForeignFinder
 from subtitled.pipeline.sampling import sample_language
+from subtitled.pipeline.sidecars import Sidecars
 from subtitled.pipeline.tools import Hooks, Outcome, Resume, Status, Tools
 from subtitled.prefetch import Prefetch
 from subtitled.quality import Verdict, judge
 from subtitled.speech import Chunk, SpeechChunker
 from subtitled.subtitles import (
-    SUBTITLE_SUFFIXES,
-    existing_subtitle,
-    in_formats,
-    is_review,
-    named_like,
-    output_paths,
     review_path,
-    under_review,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,9 +42,15 @@ class MediaJob:
         self.path, self.settings, self.tools, self.hooks = path, settings, tools, hooks
         self.started = started
         self.allowed = tuple(languages.to_whisper(c) for c in settings.language.allowed)
+        self.sidecars = Sidecars(path, settings, tools.write, hooks.previous, hooks.wrote)
         self.audio_seconds = 0.0  # of the whole file, once it has all been read
         self._extracted_seconds = 0.0  # so far, counted by the extraction thread
         self._windows = 0
+        self._translating: bool | None = None  # decided once the language is known
+        self._translation_targets: list[Path] = []
+        self._finder: ForeignFinder | None = None  # for a forced subtitle
+        self._forced_targets: list[Path] | None = None  # decided once the language is known
+        self._foreign_saved = 0  # of them, those in checkpoints
 
     def run(self) -> Outcome:
         media = self.tools.probe(self.path)
@@ -81,18 +84,20 @@ class MediaJob:
                 if guess is not None and (done := self._needs_no_subtitle(guess.iso_code)
                                           or self._already_done(media, guess)):
                     return done
-                self._save(0.0, guess, [])
+                if guess is not None:
+                    self._save(0.0, guess, [], [] if self._translation(guess) else None,
+                               [] if self._forcing(guess) else None)
             # Before the long part: an hour of decoding must not end in a folder we cannot
             # write.
             self.tools.check_output(self.path)
-            words, guess = self._transcribe(media, chunks, guess, resume)
-        return self._write(media, words, guess, chunker.speech_seconds)
+            words, translated, guess = self._transcribe(media, chunks, guess, resume)
+        return self._write(media, words, translated, guess, chunker.speech_seconds)
 
-    def _write(self, media: MediaInfo, words: list[Word], guess: LanguageGuess | None,
-               speech_seconds: float) -> Outcome:
+    def _write(self, media: MediaInfo, words: list[Word], translated: list[Word] | None,
+               guess: LanguageGuess | None, speech_seconds: float) -> Outcome:
         verdict = self._judge(words, guess, speech_seconds)
         if guess is None or not words:
-            self._drop_ours()
+            self.sidecars.drop_ours()
             return self._outcome("no-speech", None, guess, 0, speech_seconds,
                                  verdict=verdict)
         if done := self._already_done(media, guess):
@@ -100,59 +105,40 @@ class MediaJob:
         cues = shape_cues(words, self.settings.cues)
         gate = self.settings.quality.gate if verdict else "off"
         targets = self._targets(guess)
+        # The subtitles written beside this one: the translation, the forced subtitle.
+        extras = {kind: (paths, found) for kind, paths, found in (
+            ("translation", self._translation(guess) or [], translated or []),
+            ("forced", self._forced_targets or [], self._foreign_words(words)))}
         if gate == "hold":  # and no subtitle of ours from before shows meanwhile
-            self._drop_ours(also=targets)
+            self.sidecars.drop_ours(also=targets,
+                                    extras=[p for ps, _ in extras.values() for p in ps])
             return self._outcome("held", None, guess, len(cues), speech_seconds,
                                  verdict=verdict)
         target, *beside = [review_path(p) for p in targets] if gate == "review" else targets
-        # The other formats beside the tracked one: ours when it is (a redo replaces them),
-        # else someone's where they exist (a tagger's Song.lrc), and kept.
-        ours = self.settings.output.overwrite or (
-            target.exists() and self.hooks.previous is not None and
-            self.hooks.previous(target) == "ours")
-        self.tools.write(target, cues)  # first: once it is in place, the job is done
+        # The other formats beside the tracked one: ours when it is (a redo replaces them,
+        # but one edited since), else someone's where they exist (a tagger's Song.lrc),
+        # and kept.
+        ours = target.exists() and self.hooks.previous is not None and \
+            self.hooks.previous(target) == "ours"
+        self.tools.write(target, cues, "tracked")  # first: once in place, the job is done
         for other in beside:
-            if other.exists() and not ours:
-                logger.info("%s: %s exists and is not ours; kept", self.path, other.name)
-                continue
-            self.tools.write(other, cues)
-        self._drop_ours(also=targets if gate == "review" else (), keep=(target, *beside))
+            self.sidecars.write_beside(other, cues, replace=self.settings.output.overwrite or (
+                ours and not self.sidecars.edited(other)))
+        # Nothing beside a subtitle written for review: its doubtful words are not shown
+        # translated either. Ours from before goes where nothing replaces it.
+        shown = {kind: paths[0] for kind, (paths, found) in extras.items()
+                 if paths and found and gate != "review"}
+        self.sidecars.drop_ours(also=targets if gate == "review" else (), keep=(target, *beside),
+                        extras=[p for kind, (ps, _) in extras.items() if kind not in shown
+                                for p in ps])
+        for kind in shown:
+            paths, found = extras[kind]
+            extra_cues = shape_cues(found, self.settings.cues)
+            for path in paths:
+                self.sidecars.write_beside(path, extra_cues, replace=False)
         return self._outcome("written", target, guess, len(cues), speech_seconds,
-                             verdict=verdict)
-
-    def _drop_ours(self, also: Sequence[Path] = (), keep: Collection[Path] = ()) -> None:
-        """Our subtitle from before that this outcome does not put back, with the other
-        formats written beside it: a copy written for review (in whichever language), and
-        `also` (the subtitle itself, where this one is held back or written for review).
-        Only the one this job last wrote, unedited since, is ours; a forced redo (which
-        knows no such thing) takes the review copy in this language."""
-        previous = self.hooks.previous
-        if previous is None:
-            if self.settings.output.overwrite and not also and keep:
-                for path in keep:
-                    review_path(path).unlink(missing_ok=True)
-            return
-        for path in [*also, *self._review_copies()]:
-            if path not in keep and path.exists() and previous(path) == "ours":
-                for stale in self._with_formats(path):
-                    if stale not in keep:
-                        stale.unlink(missing_ok=True)
-                logger.info("%s: %s, written before for this file, removed", self.path,
-                            path.name)
-                return  # a job tracks one subtitle
-
-    def _review_copies(self) -> list[Path]:
-        return sorted(p for p in named_like(self.path)
-                      if p.suffix.lower() in SUBTITLE_SUFFIXES and is_review(p))
-
-    def _with_formats(self, path: Path) -> list[Path]:
-        """A subtitle of ours and the other formats of the settings beside it, named as
-        they were written (`output_paths`, each for review where it is)."""
-        formats = self.settings.output.formats
-        if not is_review(path):
-            return list(dict.fromkeys([path, *in_formats(self.path, path, formats)]))
-        return list(dict.fromkeys([path, *map(review_path, in_formats(
-            self.path, under_review(path), formats))]))
+                             verdict=verdict, translation=shown.get("translation"),
+                             forced=shown.get("forced"))
 
     def _judge(self, words: list[Word], guess: LanguageGuess | None,
                speech_seconds: float) -> Verdict | None:
@@ -165,50 +151,77 @@ class MediaJob:
                      self.settings.quality)
 
     def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:
-        """A subtitle in this language exists beside the file or inside it. Our own, from
-        before the file changed, does not count (it is replaced); one edited by hand since
-        we wrote it does, and is kept."""
-        label, (target, *beside) = self._label(guess), self._targets(guess)
-        existing = target if target.exists() else None
-        previous = self.hooks.previous(target) if existing and self.hooks.previous else None
-        if previous == "edited":  # a person's work: kept, whatever the settings
-            return self._outcome("exists", target, guess, 0, 0.0,
-                                 f"{target} was edited since it was written; kept")
-        if self.settings.output.overwrite:
-            return None
-        if previous == "ours":
-            existing = None
-        if existing is None and self.settings.skip.existing_sidecar:
-            # Ours is replaced, and the other formats we wrote beside it with it.
-            ours = (target, *beside) if previous else ()
-            existing = existing_subtitle(self.path, label, ignore=ours)
-        if existing is not None:
-            return self._outcome("exists", existing, guess, 0, 0.0, str(existing))
+        """A subtitle in this language exists beside the file or inside it."""
+        label = self._label(guess)
+        if kept := self.sidecars.kept(label, self._targets(guess)):
+            return self._outcome("exists", kept[0], guess, 0, 0.0, kept[1])
         if self.settings.skip.embedded_text_subtitles and \
-                label in media.text_subtitle_languages:
+                label in media.text_subtitle_languages and not self.settings.output.overwrite:
             return self._outcome("skipped", None, guess, 0, 0.0,
                                  f"has an embedded {label} text subtitle")
         return None
 
+    def _translation(self, guess: LanguageGuess) -> list[Path] | None:
+        """Where the English translation beside the transcript goes, in each format (LRC
+        names no language: the transcript's alone), if one is made: `also_translate`, a
+        file not in English, and no English subtitle of someone else's there."""
+        if self._translating is None:
+            language = self.settings.language
+            targets = self.sidecars.beside_targets("en")
+            self._translating = language.also_translate and language.task == "transcribe" \
+                and self.tools.transcriber.multilingual and guess.code != "en" and \
+                self.sidecars.someone_elses("en", targets) is None
+            if self._translating:
+                self._translation_targets = targets
+        return self._translation_targets if self._translating else None
+
+    def _forcing(self, guess: LanguageGuess) -> bool:
+        """A forced subtitle (Movie.en.forced.srt: the stretches in other languages,
+        translated) is made: `forced_subtitles`, a film in English, and no forced subtitle
+        of someone else's there."""
+        if self._forced_targets is None:
+            language = self.settings.language
+            targets = self.sidecars.beside_targets("en.forced")
+            theirs = self.sidecars.someone_elses("en.forced", targets)
+            wanted = language.forced_subtitles and language.task == "transcribe" and \
+                self.tools.transcriber.multilingual and guess.code == "en"
+            if wanted and theirs is not None:
+                logger.info("%s: %s is not ours; kept, and no forced subtitle made",
+                            self.path, theirs.name)
+            self._forced_targets = targets if wanted and theirs is None else []
+        return bool(self._forced_targets)
+
+    def _forced(self, guess: LanguageGuess, media: MediaInfo) -> ForeignFinder | None:
+        """What finds the foreign stretches for the forced subtitle, if one is made."""
+        if not self._forcing(guess):
+            return None
+        return ForeignFinder(guess.code, self.allowed, self._detect_many,
+                             media.audio.start_offset_seconds)
+
+    def _foreign_words(self, words: list[Word]) -> list[Word]:
+        """The words spoken in a foreign stretch (their middle in it)."""
+        return [w for w in words if any(start <= (w.start_seconds + w.end_seconds) / 2 <= end
+                                        for start, end in self._finder.spans)] \
+            if self._finder else []
+
     def _outcome(self, status: Status, target: Path | None, guess: LanguageGuess | None,
                  cue_count: int, speech_seconds: float, reason: str | None = None, *,
-                 verdict: Verdict | None = None) -> Outcome:
+                 verdict: Verdict | None = None, translation: Path | None = None,
+                 forced: Path | None = None) -> Outcome:
         return Outcome(self.path, status, target, self._label(guess) if guess else None,
                        guess.confidence if guess else None, cue_count, self.audio_seconds,
                        speech_seconds, time.monotonic() - self.started, reason, self._windows,
-                       verdict.text if verdict else None, verdict.flags if verdict else ())
+                       verdict.text if verdict else None, verdict.flags if verdict else (),
+                       translation, forced,
+                       self._finder.windows if self._finder else 0)
 
     def _label(self, guess: LanguageGuess) -> str:
         """The language the subtitle is in: English when translating."""
         return "en" if self.settings.language.task == "translate" else guess.iso_code
 
-    def _target(self, guess: LanguageGuess) -> Path:
-        return self._targets(guess)[0]
-
     def _targets(self, guess: LanguageGuess) -> list[Path]:
         """The subtitle's file in each of the output formats, the first format's first."""
-        output = self.settings.output
-        return output_paths(self.path, self._label(guess), output.template, output.formats)
+        return self.sidecars.targets(self._label(guess))
 
     def _hinted_language(self) -> LanguageGuess | None:
         """The language recorded for this file before it changed, if the caller knows one
@@ -251,56 +264,85 @@ class MediaJob:
 
     def _transcribe(self, media: MediaInfo, chunks: Iterable[Chunk],
                     guess: LanguageGuess | None, resume: Resume | None
-                    ) -> tuple[list[Word], LanguageGuess | None]:
-        decoder = BatchDecoder(self.path, self.settings, self.tools.transcriber, media,
-                               self.hooks.alive)
-        words = list(resume.words) if resume else []
-        unsaved: list[Word] = []  # decoded, but not yet before the checkpoint's line
+                    ) -> tuple[list[Word], list[Word] | None, LanguageGuess | None]:
+        """The transcript's words and the translation's (None when none is made)."""
         saved_through = resume.decoded_seconds if resume else 0.0
-        # A chunk that straddles the resume point is decoded whole, as before the stop;
-        # its words before the point are in the checkpoint already.
         line = saved_through + media.audio.start_offset_seconds if resume else 0.0
-
-        def after_resume(found: list[Word]) -> list[Word]:
-            return [w for w in found if w.start_seconds >= line]
-
+        decoding: Decoding | None = None
         windows = 0
         for chunk in chunks:
             if guess is None:  # no window had speech to vote on: use the first chunk
                 guess = vote([(self._detect(chunk.audio), 1.0)], self.allowed)
                 assert guess is not None
+            if decoding is None:
+                decoding = self._decoding(media, guess, resume, line)
             self.hooks.alive(True)
-            unsaved += after_resume(decoder.add(
-                [Work(code, part) for code, part in self._languages_of(chunk, guess.code)]))
-            self._windows = decoder.windows_decoded
+            decoding.add([Work(code, part)
+                          for code, part in self._languages_of(chunk, guess.code)])
+            self._windows = decoding.windows_decoded
             self.hooks.progress(chunk.source_end_seconds, media.duration_seconds,
                                 self._label(guess))
             # After a batch was decoded (not merely queued): a checkpoint is progress.
-            if decoder.windows_decoded > windows and decoder.decoded_through() > saved_through:
-                windows, saved_through = decoder.windows_decoded, decoder.decoded_through()
-                unsaved = self._checkpoint(saved_through, media, guess, words, unsaved)
-        words += unsaved + after_resume(decoder.finish())
-        self._windows = decoder.windows_decoded
+            if decoding.windows_decoded > windows and \
+                    decoding.decoded_through() > saved_through:
+                windows, saved_through = decoding.windows_decoded, decoding.decoded_through()
+                line = saved_through + media.audio.start_offset_seconds
+                words, *translated = decoding.take(line)
+                self._save(saved_through, guess, words, translated[0] if translated else None,
+                           self._foreign_before(line))
+        if decoding is None:
+            decoding = self._decoding(media, guess, resume, line)
+        words, *translated = decoding.finish()
+        self._windows = decoding.windows_decoded
         self.audio_seconds = self._extracted_seconds  # every chunk is in: it has all been read
         # Decoding is over: from here on nothing is abandoned, the subtitle is written.
         self.hooks.progress(self.audio_seconds, self.audio_seconds,
                             self._label(guess) if guess else None)
-        # Per-chunk languages are decoded language by language; put the words back in order.
-        words.sort(key=lambda w: w.start_seconds)
-        return words, guess
+        return words, translated[0] if translated else None, guess
 
-    def _checkpoint(self, through: float, media: MediaInfo, guess: LanguageGuess,
-                    done: list[Word], unsaved: list[Word]) -> list[Word]:
-        """Save the words before `through`; the others wait for a later line."""
-        line = through + media.audio.start_offset_seconds
-        ready = [w for w in unsaved if w.start_seconds < line]
-        done += ready
-        self._save(through, guess, ready)
-        return [w for w in unsaved if w.start_seconds >= line]
+    def _decoding(self, media: MediaInfo, guess: LanguageGuess | None,
+                  resume: Resume | None, line: float) -> Decoding:
+        """The transcript's decoder, and the translation's when one is made (and, resumed,
+        was made before: its words before the line are in the checkpoints)."""
+        self._finder = self._forced(guess, media) if guess is not None else None
+        if self._finder is not None and resume is not None:
+            if resume.foreign is None:
+                logger.info("%s: resumed where no foreign stretches were saved; no forced "
+                            "subtitle is made", self.path)
+                self._finder, self._forced_targets = None, []
+            else:
+                self._finder.spans = list(resume.foreign)
+                self._foreign_saved = len(resume.foreign)
+        decoders = [BatchDecoder(self.path, self.settings, self.tools.transcriber, media,
+                                 self.hooks.alive, self._finder)]
+        resumed = [resume.words if resume else ()]
+        if guess is not None and self._translation(guess):
+            if resume is not None and resume.translated is None:
+                logger.info("%s: resumed where no translation was saved; none is made",
+                            self.path)
+                self._translating = False
+            else:
+                translate = replace(self.settings, language=replace(
+                    self.settings.language, task="translate"))
+                decoders.append(BatchDecoder(self.path, translate, self.tools.transcriber,
+                                             media, self.hooks.alive))
+                resumed.append(resume.translated or () if resume else ())
+        return Decoding(decoders, resumed, line)
 
-    def _save(self, through: float, guess: LanguageGuess | None, words: list[Word]) -> None:
+    def _save(self, through: float, guess: LanguageGuess | None, words: list[Word],
+              translated: list[Word] | None = None,
+              foreign: Sequence[tuple[float, float]] | None = None) -> None:
         if self.hooks.checkpoints is not None and guess is not None:
-            self.hooks.checkpoints.save(through, guess, words)
+            self.hooks.checkpoints.save(through, guess, words, translated, foreign)
+
+    def _foreign_before(self, line: float) -> list[tuple[float, float]] | None:
+        """The foreign stretches that start before `line` and no checkpoint holds yet
+        (None: no forced subtitle is made)."""
+        if self._finder is None:
+            return None
+        found = [span for span in self._finder.spans[self._foreign_saved:] if span[0] < line]
+        self._foreign_saved += len(found)
+        return found
 
     def _chunks(self, media: MediaInfo, chunker: SpeechChunker, resume_at: float
                 ) -> Generator[Chunk, None, None]:
@@ -314,9 +356,30 @@ class MediaJob:
             yield from (c for c in chunker.feed(block) if c.source_end_seconds > resume_at)
         yield from (c for c in chunker.finish() if c.source_end_seconds > resume_at)
 
+    def _detect_many(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        """The clips' languages in one batch; out of memory, the cache is given back and
+        each clip is heard alone (a window alone that still runs out fails as the
+        decoder's would)."""
+        transcriber = self.tools.transcriber
+        try:
+            return call_watched(partial(transcriber.detect_languages, audios),
+                                self.hooks.alive)
+        except Exception as err:
+            if not is_out_of_memory(err):
+                raise
+            transcriber.release_memory()
+            if len(audios) < 2:
+                raise EnvironmentFault("out of memory even on one language window; use a "
+                                       "smaller model or free the GPU", kind="memory",
+                                       path=self.path, stage="language") from err
+        return [found for audio in audios for found in self._detect_many([audio])]
+
     def _languages_of(self, chunk: Chunk, file_language: str) -> list[tuple[str, Chunk]]:
-        if self.settings.language.mode == "per-chunk" and self.tools.transcriber.multilingual \
-                and self.settings.language.language == "auto":
+        """The chunk whole in the file's language, or in runs of pieces by language
+        (`per-chunk`; a forced subtitle's runs are found as the chunk is decoded)."""
+        language = self.settings.language
+        if self._finder is None and language.mode == "per-chunk" and \
+                self.tools.transcriber.multilingual and language.language == "auto":
             return label_pieces(chunk, self._detect, self.allowed, file_language)
         return [(file_language, chunk)]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -21,7 +21,10 @@ Probe = Callable[[Path], MediaInfo]
 OpenAudio = Callable[[MediaInfo, float | None, float | None], Iterable[np.ndarray]]
 """(media, start seconds, duration seconds or None for the rest) → 16 kHz mono float32
 blocks."""
-Write = Callable[[Path, list[Cue]], None]
+Role = Literal["tracked", "beside"]
+Write = Callable[[Path, list[Cue], Role], None]
+"""(target, cues, role): the job's own subtitle, which the store tracks and which is
+written first, or one written after it beside it (another format, a translation)."""
 Progress = Callable[[float, float | None, str | None], None]
 """(audio seconds done, total seconds or None, ISO code of the language being decoded)."""
 
@@ -29,11 +32,15 @@ Progress = Callable[[float, float | None, str | None], None]
 @dataclass(frozen=True)
 class Resume:
     """What earlier attempts at this file decoded: every word before `decoded_seconds`
-    (source time), and the language they were decoded in."""
+    (source time), and the language they were decoded in; and the words of the
+    translation beside it, if they made one."""
 
     decoded_seconds: float
     language: LanguageGuess
     words: tuple[Word, ...]
+    translated: tuple[Word, ...] | None = None
+    # The stretches in another language, if they made a forced subtitle.
+    foreign: tuple[tuple[float, float], ...] | None = None
 
 
 class Checkpoints(Protocol):
@@ -42,10 +49,12 @@ class Checkpoints(Protocol):
 
     def load(self) -> Resume | None: ...
 
-    def save(self, decoded_seconds: float, language: LanguageGuess,
-             words: list[Word]) -> None:
+    def save(self, decoded_seconds: float, language: LanguageGuess, words: list[Word],
+             translated: list[Word] | None = None,
+             foreign: Sequence[tuple[float, float]] | None = None) -> None:
         """Everything before `decoded_seconds` is decoded; `words` are the ones that this
-        save adds."""
+        save adds (and `translated`, those of the translation beside it, if one is made;
+        `foreign`, the stretches in another language found, for a forced subtitle)."""
         ...
 
 
@@ -72,13 +81,17 @@ class Hooks:
     while the engine computes (it may raise to stop), checkpoints between batches.
     `previous` says whether a subtitle found at the target is the one this program wrote
     for the file ("ours", replaced when the file changed) or was edited since ("edited",
-    kept); `language_hint` is the language recorded for the file before it changed, with
-    which a kept subtitle is found before any audio is read."""
+    kept; None on a forced redo, which replaces whatever is there in its language);
+    `wrote` says the same, even on a forced redo, for the subtitles beside it (a
+    translation, a forced subtitle), which are never taken from anyone;
+    `language_hint` is the language recorded for the file before it changed, with which a
+    kept subtitle is found before any audio is read."""
 
     progress: Progress = _no_progress
     alive: Alive = field(default=no_watch)
     checkpoints: Checkpoints | None = None
     previous: Callable[[Path], Previous] | None = None
+    wrote: Callable[[Path], Previous] | None = None
     language_hint: str | None = None
 
 
@@ -100,6 +113,9 @@ class Outcome:
     windows_decoded: int = 0  # engine work: chunks decoded, each a Whisper window
     quality: str | None = None  # why the subtitle is likely bad (subtitled.quality)
     flags: tuple[str, ...] = ()  # and the kinds of reason, for /metrics
+    translation: Path | None = None  # the English translation written beside the subtitle
+    forced: Path | None = None  # the forced subtitle written beside it (foreign stretches)
+    detection_windows: int = 0  # windows heard to find the foreign stretches
 
     @property
     def realtime_factor(self) -> float:

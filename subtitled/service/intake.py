@@ -11,7 +11,7 @@ from pathlib import Path
 from subtitled.config import DaemonSettings, WatchRoot
 from subtitled.settle import Settler, is_candidate
 from subtitled.store import PRIORITY_NEW, Job, JobStore, file_sha256
-from subtitled.subtitles import output_paths, review_path
+from subtitled.subtitles import output_paths, renamed, review_path
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Intake:
         if moves is None:
             return self.offer(new)
         subtitle = moves[0][1]
-        if not store.moved(before, seen, subtitle):  # a job for it began meanwhile
+        if not store.moved(before, seen, subtitle, moves[1:]):  # a job for it began meanwhile
             _undo(moves)  # as it was
             return self.offer(new)
         logger.info("%s: renamed from %s; its subtitle is now %s", seen, before.name,
@@ -125,6 +125,9 @@ class Intake:
                     if old is not None and old.exists() and not other.exists():
                         old.replace(other)
                         moves.append((old, other))
+                for old, other in _renamed_beside(job, new, moves):  # a translation
+                    old.replace(other)
+                    moves.append((old, other))
                 return moves
         except OSError as err:  # another file system: the file is transcribed again
             logger.warning("%s: cannot move its subtitle %s: %s", new, written,
@@ -133,7 +136,33 @@ class Intake:
             return None
         moved_by_sender = not written.exists() and target.exists() and \
             file_sha256(target) == job.written_sha256
-        return [(written, target)] if moved_by_sender else None
+        return [(written, target), *_moved_beside(job, new)] if moved_by_sender else None
+
+
+def _renamed_beside(job: Job, new: Path, moved: list[tuple[Path, Path]]
+                    ) -> list[tuple[Path, Path]]:
+    """The other subtitles the job wrote beside its own (a translation), not moved yet,
+    under the name `new` gives them: `Old.en.srt` → `New.en.srt`."""
+    done = {old for old, _ in moved}
+    found = []
+    for name in sorted(job.beside):
+        old = job.path.parent / name
+        other = renamed(old, job.path, new)
+        if old not in done and other is not None and old.exists() and not other.exists():
+            found.append((old, other))
+    return found
+
+
+def _moved_beside(job: Job, new: Path) -> list[tuple[Path, Path]]:
+    """The other subtitles the job wrote beside its own, moved by the sender with the file
+    (Sonarr renames every sidecar): gone from the old name, at the new one as written."""
+    found = []
+    for name, hashes in sorted(job.beside.items()):
+        old = job.path.parent / name
+        other = renamed(old, job.path, new)
+        if other is not None and not old.exists() and file_sha256(other) in hashes:
+            found.append((old, other))
+    return found
 
 
 def _undo(moves: list[tuple[Path, Path]]) -> None:

@@ -34,6 +34,7 @@ from subtitled.pipeline import (
     Hooks,
     Outcome,
     Resume,
+    Role,
     Tools,
     Write,
     engine_calls,
@@ -54,7 +55,7 @@ from subtitled.store import (
     file_sha256,
     text_sha256,
 )
-from subtitled.subtitles import count_cues, output_paths, render, write_atomic
+from subtitled.subtitles import count_cues, output_paths, renamed, render, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +83,11 @@ class StoredCheckpoints:
     def load(self) -> Resume | None:
         return saved_words.decode(*self.store.checkpoint(self.job))
 
-    def save(self, decoded_seconds: float, language: LanguageGuess,
-             words: list[Word]) -> None:
+    def save(self, decoded_seconds: float, language: LanguageGuess, words: list[Word],
+             translated: list[Word] | None = None,
+             foreign: Sequence[tuple[float, float]] | None = None) -> None:
         self.store.add_checkpoint(self.job, decoded_seconds,
-                                  saved_words.encode(language, words))
+                                  saved_words.encode(language, words, translated, foreign))
 
 
 @dataclass
@@ -203,11 +205,17 @@ class Worker:
             texts = [path.read_text(encoding="utf-8") for path in sources]
             cues = count_cues(target, texts[0])
             self.store.writing(job, target, cues, text_sha256(texts[0]))
+            # The other formats beside it, and the twin's other subtitles (a translation, a
+            # forced subtitle), where the names are free.
+            beside = [(extra, text) for extra, text in [
+                *zip(extras, texts[1:], strict=True),
+                *_others_of(twin, job, sources, output.formats)] if not extra.exists()]
+            for extra, text in beside:
+                self.store.writing_beside(job, extra, text_sha256(text))
             with self.store.fenced(job):
                 write_atomic(target, texts[0])
-                for extra, text in zip(extras, texts[1:], strict=True):  # beside it
-                    if not extra.exists():
-                        write_atomic(extra, text)
+                for extra, text in beside:
+                    write_atomic(extra, text)
         except (OSError, ValueError, srt.SRTParseError, SubtitledError):
             return False  # the twin moved, or its subtitle is gone: transcribe this one
         self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
@@ -225,6 +233,7 @@ class Worker:
                       checkpoints=StoredCheckpoints(self.store, job),
                       # Forced: whatever subtitle is there in its language is replaced.
                       previous=None if job.force else partial(_previous, job),
+                      wrote=partial(_previous, job),
                       language_hint=job.language)
         self.health.beat(f"transcribing {job.path.name}")
         self.notifier.status(f"transcribing {job.path.name}")
@@ -239,8 +248,7 @@ class Worker:
             if request is not None:
                 transcribe = requests.settings_for(transcribe, request)
                 tools = requests.tools_for(tools, transcribe)
-            tools = replace(tools, write=self._guarded_write(job, tools,
-                                                             transcribe.output.formats))
+            tools = replace(tools, write=self._guarded_write(job, tools))
             if request is not None and request.kind == "detect":
                 run = partial(requests.detect, job.path, transcribe, tools, hooks.alive)
             else:
@@ -433,13 +441,12 @@ class Worker:
         if self.metrics is not None:
             self.metrics.failures.labels(stage, error).inc()
 
-    def _guarded_write(self, job: Job, tools: Tools, formats: Sequence[str]) -> Write:
-        """Write only if the source is still the file that was transcribed. The subtitle
-        in the first format is the one the store tracks (the job writes it first); the
-        others are written beside it after it."""
-        beside = {f".{format_}" for format_ in formats[1:]}
+    def _guarded_write(self, job: Job, tools: Tools) -> Write:
+        """Write only if the source is still the file that was transcribed, and with the
+        hash of what is written noted first: the tracked subtitle's (the job writes it
+        first), then each one's beside it."""
 
-        def write(target: Path, cues: list[Cue]) -> None:
+        def write(target: Path, cues: list[Cue], role: Role) -> None:
             try:
                 current = Fingerprint.of(job.path)
             except OSError as err:
@@ -451,14 +458,15 @@ class Worker:
                 raise TransientError("the file changed while it was being transcribed",
                                      path=job.path, stage="write")
             failpoints.hit("before-write", job.path.name)
-            if target.suffix.lower() in beside:  # another format, beside the subtitle
-                with self.store.fenced(job):
-                    tools.write(target, cues)
-                return
-            self.store.writing(job, target, len(cues), text_sha256(render(target, cues)))
+            sha256 = text_sha256(render(target, cues))
+            if role == "beside":
+                self.store.writing_beside(job, target, sha256)
+            else:
+                self.store.writing(job, target, len(cues), sha256)
             with self.store.fenced(job):  # not in place unless the job is still ours
-                tools.write(target, cues)
-            failpoints.hit("after-write", job.path.name)
+                tools.write(target, cues, role)
+            if role == "tracked":
+                failpoints.hit("after-write", job.path.name)
         return write
 
     def _count(self, outcome: str) -> None:
@@ -497,10 +505,12 @@ class Worker:
             return
         if outcome.status == "written":
             self.store.finish(job, "done", result)
-            logger.info("%s: %s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues, "
-                        "%d windows decoded", job.path, outcome.output, outcome.language,
-                        outcome.audio_seconds, outcome.wall_seconds, outcome.realtime_factor,
-                        outcome.cue_count, outcome.windows_decoded)
+            beside = "".join(f" and {p.name}" for p in (outcome.translation, outcome.forced)
+                             if p is not None)
+            logger.info("%s: %s%s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues, "
+                        "%d windows decoded", job.path, outcome.output, beside,
+                        outcome.language, outcome.audio_seconds, outcome.wall_seconds,
+                        outcome.realtime_factor, outcome.cue_count, outcome.windows_decoded)
             if job.request is None:  # an upload is nothing the media servers know
                 self.written(job.path)
             return
@@ -510,15 +520,37 @@ class Worker:
         logger.info("%s: skipped (%s)", job.path, reason)
 
 
+def _others_of(twin: Job, job: Job, copied: list[Path], formats: Sequence[str]
+               ) -> list[tuple[Path, str]]:
+    """The other subtitles the twin wrote beside its own (a translation, a forced
+    subtitle), in the formats wanted here, as named beside `job`'s file, with their text:
+    where they are still there as written (not edited since, nor someone else's now)."""
+    found = []
+    for name, hashes in sorted(twin.beside.items()):
+        source = twin.path.parent / name
+        target = renamed(source, twin.path, job.path)
+        if source in copied or target is None or source.suffix.lower().lstrip(".") \
+                not in formats:
+            continue
+        try:
+            text = source.read_text(encoding="utf-8")
+        except OSError:
+            continue  # gone since: the copy goes without it
+        if text_sha256(text) in hashes:
+            found.append((target, text))
+    return found
+
+
 def _previous(job: Job, target: Path) -> Previous:
-    """Whether the subtitle at `target` is the one written for this job ("ours": it may be
+    """Whether the subtitle at `target` is one written for this job ("ours": it may be
     replaced) or was edited by someone since ("edited": it is kept)."""
-    if job.written_path is None or Path(job.written_path) != target:
+    written = job.wrote(target)
+    if written is None:
         return None
     found = file_sha256(target)
-    if found is None or job.written_sha256 is None:  # cannot tell: keep it
+    if found is None or not written:  # cannot tell: keep it
         return "edited"
-    return "ours" if found == job.written_sha256 else "edited"
+    return "ours" if found in written else "edited"
 
 
 def _skip_marker(path: Path, settings: DaemonSettings) -> Path | None:

@@ -11,6 +11,7 @@ provide: the connection and its transactions, how a path is stored, and the cloc
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -219,7 +220,7 @@ class JobStore:
                    self._local_text(row["written_path"]), row["written_sha256"],
                    bool(row["force"]),
                    row["request"], row["confidence"], row["host"], row["lease"],
-                   row["lease_expires"], row["quality"])
+                   row["lease_expires"], row["quality"], _beside(row["beside"]))
 
     @staticmethod
     def _drop_checkpoints(db: Db, where: str, args: Sequence[Any]) -> None:
@@ -537,6 +538,24 @@ class JobStore:
                                *args)).rowcount:
                 raise LeaseLost(job.path)
 
+    def writing_beside(self, job: Job, target: Path, sha256: str) -> None:
+        """Note, before it is written, a subtitle the job writes beside its tracked one (in
+        another format, or a translation) and the hash of what it will hold, so that a
+        later run knows it for ours (replaced when the file changes) or edited (kept).
+        The hash it held before is kept with it: if the write does not happen, what is
+        there is still known for ours. Raises LeaseLost as `writing` does."""
+        held, args = self._held(job)
+        with self._transaction() as db:
+            row = db.execute(f"SELECT beside FROM jobs WHERE {held}{self._FOR_UPDATE}",
+                             args).fetchone()
+            if row is None:
+                raise LeaseLost(job.path)
+            beside = dict(_beside(row["beside"]))
+            known = beside.get(target.name, ())
+            beside[target.name] = (sha256, *[h for h in known if h != sha256])[:_HASHES_KEPT]
+            db.execute(f"UPDATE jobs SET beside = ? WHERE {held}",
+                       (json.dumps(beside, sort_keys=True), *args))
+
     # -- the outcome (each fenced by the claim's lease)
 
     def requeue_changed(self, job: Job, fingerprint: Fingerprint, not_before: float) -> None:
@@ -667,13 +686,16 @@ class JobStore:
                 "UPDATE jobs SET not_before = 0 WHERE state = 'queued' AND not_before > 0"
                 f" AND error_class = 'EnvironmentFault' AND {inside}", args).rowcount)
 
-    def moved(self, old: Path, new: Path, subtitle: Path) -> bool:
-        """`old` was renamed to `new` and its subtitle is now `subtitle`: the done job
-        follows the file (a job queued meanwhile for `new`, by an event, gives way to it).
-        False when `old` has no done job, or `new`'s is running."""
+    def moved(self, old: Path, new: Path, subtitle: Path,
+              beside: Sequence[tuple[Path, Path]] = ()) -> bool:
+        """`old` was renamed to `new` and its subtitle is now `subtitle`, and the ones
+        beside it moved as `beside` says (old, new): the done job follows the file (a job
+        queued meanwhile for `new`, by an event, gives way to it). False when `old` has no
+        done job, or `new`'s is running."""
         with self._transaction() as db:
             self._one_bulk_writer(db)
-            row = db.execute(f"SELECT id, state FROM jobs WHERE path = ?{self._FOR_UPDATE}",
+            row = db.execute(f"SELECT id, state, beside FROM jobs WHERE path = ?"
+                             f"{self._FOR_UPDATE}",
                              (self._key(old),)).fetchone()
             other = db.execute(f"SELECT id, state FROM jobs WHERE path = ?{self._FOR_UPDATE}",
                                (self._key(new),)).fetchone()
@@ -683,9 +705,14 @@ class JobStore:
             if other is not None:
                 self._drop_checkpoints(db, "id = ?", (other["id"],))
                 db.execute("DELETE FROM jobs WHERE id = ?", (other["id"],))
-            db.execute("UPDATE jobs SET path = ?, output = ?, written_path = ?, updated = ?"
-                       " WHERE id = ?", (self._key(new), self._key(subtitle),
-                                         self._key(subtitle), self._now(db), row["id"]))
+            names = {before.name: after.name for before, after in beside}
+            hashes = {names.get(name, name): known
+                      for name, known in _beside(row["beside"]).items()}
+            db.execute("UPDATE jobs SET path = ?, output = ?, written_path = ?, updated = ?,"
+                       " beside = ? WHERE id = ?",
+                       (self._key(new), self._key(subtitle), self._key(subtitle),
+                        self._now(db), json.dumps(hashes, sort_keys=True) if hashes else None,
+                        row["id"]))
             return True
 
     def retry(self, path: Path | None = None, *, force: bool = False) -> int:
@@ -826,6 +853,19 @@ def _on_clock(not_before: float, now: float) -> float:
     """A time given by this host's clock (`time.time()`), on the store's clock (`now`, the
     server's in a shared store): hosts whose clocks disagree wait alike."""
     return 0.0 if not_before <= 0 else now + (not_before - time.time())
+
+
+# What `beside` keeps of a subtitle: the hash last written and the one before it.
+_HASHES_KEPT = 2
+
+
+def _beside(text: str | None) -> dict[str, tuple[str, ...]]:
+    """The `beside` column: a JSON object, name → hashes; empty when unreadable."""
+    try:
+        found = json.loads(text) if text else {}
+        return {str(name): tuple(map(str, hashes)) for name, hashes in found.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _text(message: str | None) -> str | None:

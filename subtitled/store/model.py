@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +69,18 @@ class Job:
     lease: int = 0  # that claim's token: writes of its outcome are fenced by it
     lease_expires: float | None = None  # (a shared store) until the holder renews it
     quality: str | None = None  # why its subtitle is likely bad (subtitled.quality)
+    # The subtitles written beside the tracked one (other formats, a translation): each
+    # one's name in the file's folder, with the hashes of what was written there.
+    beside: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+    def wrote(self, subtitle: Path) -> tuple[str, ...] | None:
+        """The hashes of what this job wrote at `subtitle`; None: it wrote nothing there
+        (that it knows of)."""
+        if self.written_path is not None and Path(self.written_path) == subtitle:
+            return (self.written_sha256,) if self.written_sha256 else ()
+        if subtitle.parent != self.path.parent:
+            return None
+        return self.beside.get(subtitle.name)
 
 
 @dataclass(frozen=True)

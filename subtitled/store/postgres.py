@@ -110,6 +110,9 @@ _MIGRATIONS: tuple[str, ...] = (
     # found from an index
     "ALTER TABLE jobs ADD COLUMN quality TEXT;"
     " CREATE INDEX jobs_flagged ON jobs (updated) WHERE quality IS NOT NULL",
+    # 3 → 4: the hashes of the subtitles a job writes beside its tracked one (the other
+    # formats, a translation), to tell ours from edited ones there too
+    "ALTER TABLE jobs ADD COLUMN beside TEXT",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

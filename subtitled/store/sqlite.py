@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease INTEGER NOT NULL DEFAULT 0,
     lease_expires REAL,
     lease_renewed REAL,
-    quality TEXT
+    quality TEXT,
+    beside TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_recent ON jobs (state, updated);
@@ -104,6 +105,10 @@ def _quality(db: sqlite3.Connection) -> None:
     db.execute(_FLAGGED_INDEX)
 
 
+def _beside(db: sqlite3.Connection) -> None:
+    _add_columns(db, [("beside", "TEXT")])
+
+
 _FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS jobs_flagged ON jobs (updated)"
                   " WHERE quality IS NOT NULL")
 
@@ -123,6 +128,9 @@ _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     # 5 → 6: why a file's subtitle is likely bad (subtitled.quality), and those files
     # found from an index
     _quality,
+    # 6 → 7: the hashes of the subtitles a job writes beside its tracked one (the other
+    # formats, a translation), to tell ours from edited ones there too
+    _beside,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -100,3 +100,28 @@ def test_a_short_chunk_writes_no_more_tokens_than_its_length_allows(
     window = np.zeros(30 * 16_000, dtype=np.float32)
     model.transcribe_batch([window[:16_000], window], language="en", task="transcribe")
     assert limits[1] == (224 if engine == "openai-whisper" else 448 - 3)
+
+
+@pytest.mark.parametrize("engine", ["openai-whisper", "faster-whisper"])
+def test_clips_heard_in_one_batch_are_heard_as_each_alone(
+        engine: str, transcriber: Callable[[str, str], Transcriber]) -> None:
+    model = transcriber(engine, "base")
+    clips = [pcm(name) for name in (
+        "de_portal_leopard.wav", "en_jfk_inaugural.flac", "fr_consulat_leopard.wav")]
+    together = model.detect_languages(clips)
+    for clip, heard in zip(clips, together, strict=True):
+        alone = model.detect_language(clip)
+        assert max(alone, key=alone.__getitem__) == max(heard, key=heard.__getitem__)
+        assert all(abs(alone[code] - heard[code]) < 0.02 for code in alone)
+
+
+@pytest.mark.parametrize("engine", ["openai-whisper", "faster-whisper"])
+def test_a_decode_hears_each_chunk_s_language_in_its_own_encoder_pass(
+        engine: str, transcriber: Callable[[str, str], Transcriber]) -> None:
+    """The language the decode hears is the one detection hears, and the words are the
+    decode's own."""
+    model = transcriber(engine, "base")
+    clips = [pcm("de_portal_leopard.wav"), pcm("fr_consulat_leopard.wav")]
+    segments, heard = model.transcribe_and_hear(clips, language="en", task="transcribe")
+    assert segments == model.transcribe_batch(clips, language="en", task="transcribe")
+    assert [max(h, key=h.__getitem__) for h in heard] == ["de", "fr"]

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return hard_clips(tmp_path_factory.mktemp("hard"), ("ko", "bn"))
+    """Korean, clean and under noise: where Whisper's own transcribe decodes the fewest
+    windows of the hard clips (2 and 4, BENCHMARKS.md), so the bound against it is at its
+    tightest. bench.worst_case measures the other hard languages."""
+    return hard_clips(tmp_path_factory.mktemp("hard"), ("ko",))
 
 
 def auto(engine: str, model_dir: Path) -> Transcriber:

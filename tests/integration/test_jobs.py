@@ -22,6 +22,7 @@ from subtitled.store import (
     Fingerprint,
     Job,
     JobStore,
+    LeaseLost,
     Result,
     SqliteStore,
     text_sha256,
@@ -844,3 +845,42 @@ def test_a_client_s_request_is_never_a_twin_of_a_library_file(store: JobStore) -
     store.enqueue(Path("/media/Film.mkv"), FP, PRIORITY_NEW)
     film = store.claim()
     assert film is not None and store.twin(film) is None
+
+
+def test_the_subtitles_a_job_writes_beside_its_own_are_known_by_hash_and_follow_a_rename(
+        store: JobStore) -> None:
+    old, new = Path("/m/old.mkv"), Path("/m/New.mkv")
+    store.enqueue(old, FP, PRIORITY_NEW)
+    job = store.claim()
+    assert job is not None and job.beside == {}
+    store.writing(job, Path("/m/old.de.srt"), 3, "transcript")
+    store.writing_beside(job, Path("/m/old.en.srt"), "first")
+    store.writing_beside(job, Path("/m/old.en.srt"), "second")
+    store.writing_beside(job, Path("/m/old.en.srt"), "third")
+    store.writing_beside(job, Path("/m/old.de.vtt"), "format")
+    store.finish(job, "done", Result("de", 3, 10.0, 2.0, Path("/m/old.de.srt")))
+    done = store.get(old)
+    assert done is not None
+    # The last hash and the one before it: a write that never happened leaves what is
+    # there known for ours.
+    assert done.wrote(Path("/m/old.en.srt")) == ("third", "second")
+    assert done.wrote(Path("/m/old.de.vtt")) == ("format",)
+    assert done.wrote(Path("/m/old.de.srt")) == ("transcript",)
+    assert store.moved(old, new, Path("/m/New.de.srt"),
+                       [(Path("/m/old.en.srt"), Path("/m/New.en.srt"))])
+    moved = store.get(new)
+    assert moved is not None and moved.wrote(Path("/m/New.en.srt")) == ("third", "second")
+    assert moved.wrote(Path("/m/old.en.srt")) is None
+    assert moved.wrote(Path("/m/old.de.vtt")) == ("format",)  # not moved: still there
+
+
+def test_what_a_job_writes_beside_its_own_is_refused_once_the_claim_is_lost(
+        store: JobStore) -> None:
+    store.enqueue(FILM, FP, PRIORITY_NEW)
+    job = store.claim()
+    assert job is not None
+    store.release(job)
+    with pytest.raises(LeaseLost):
+        store.writing_beside(job, FILM.with_suffix(".en.srt"), "late")
+    again = store.get(FILM)
+    assert again is not None and again.beside == {}

@@ -60,6 +60,16 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str]]:
             for voice in voices.VOICES]
 
 
+_HEARD_BY_WHISPER: dict[Path, str] = {}
+
+
+def _whisper_own(path: Path, reference: object) -> str:
+    """Whisper's own detection, once per clip for both engines' tests."""
+    if path not in _HEARD_BY_WHISPER:
+        _HEARD_BY_WHISPER[path] = whisper_own(path, reference)
+    return _HEARD_BY_WHISPER[path]
+
+
 @pytest.mark.parametrize("engine", ["openai-whisper", "faster-whisper"])
 def test_a_clip_of_at_most_30_s_is_heard_as_whisper_hears_it_or_rightly(
         engine: str, spoken: list[tuple[Path, str]],
@@ -72,7 +82,7 @@ def test_a_clip_of_at_most_30_s_is_heard_as_whisper_hears_it_or_rightly(
         "de_portal_leopard.wav", "de_werbung_cheetah.wav", "en_jfk_inaugural.flac",
         "en_librispeech_quilter_leopard.wav",
         "zh_zashijidejiao_sr.flac"))]  # under a second of speech: heard all the same
-    heard = {path.name: (truth, whisper_own(path, reference), ours(path, model))
+    heard = {path.name: (truth, _whisper_own(path, reference), ours(path, model))
              for path, truth in clips}
     wrong = {name: codes for name, codes in heard.items() if codes[2] not in codes[:2]}
     assert not wrong, wrong
@@ -119,3 +129,30 @@ def concat(target: Path, parts: list[Path]) -> None:
                   for i in range(len(parts)))
     mix += "".join(f"[a{i}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1"
     ffmpeg(*inputs, "-filter_complex", mix, "-ar", "16000", str(target))
+
+
+def test_an_english_film_s_german_part_gets_a_forced_subtitle_in_english(
+        tmp_path: Path, transcribe: Transcribe) -> None:
+    """The corpus file that switches from English to German (at 30.5 s), as an English
+    film with a German scene."""
+    path = tmp_path / "license.mp3"
+    path.symlink_to(DATA / "mul_en-de_mit_license.mp3")
+    outcome = transcribe(path, engine="faster-whisper", language="en",
+                         forced_subtitles=True)
+    assert outcome.output == tmp_path / "license.en.srt"
+    assert outcome.forced == tmp_path / "license.en.forced.srt"
+    full, forced = cues_in(outcome.output), cues_in(outcome.forced)
+    # The full subtitle: the English part as it was said...
+    said = set(normalize_text(" ".join(c.text for c in full if c.end_seconds < 30.5)))
+    assert {"permission", "hereby", "granted", "software", "copies"} <= said
+    # ...and the forced one: cues over the German part alone, in English.
+    assert forced and all(c.start_seconds >= 30.5 for c in forced), forced
+    translated = set(normalize_text(" ".join(c.text for c in forced)))
+    assert len(translated & {"the", "and", "of", "to", "software", "right", "rights"}) >= 3
+    assert not translated & {"die", "der", "und", "zu", "recht", "genehmigung"}
+    # The German part is in the full subtitle too, as translated there.
+    assert [c for c in full if c.start_seconds >= 30.5] == forced
+    # The language work: each chunk heard in its own decode, and at most two windows more
+    # per 30 s of speech.
+    assert outcome.detection_windows <= 2 * outcome.speech_seconds / 30
+

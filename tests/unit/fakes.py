@@ -12,7 +12,7 @@ from subtitled.config import Task
 from subtitled.cues import Cue
 from subtitled.engines.base import Segment, Word
 from subtitled.media import AudioStream, MediaInfo
-from subtitled.pipeline import Tools
+from subtitled.pipeline import Role, Tools
 from tests.unit.test_speech import LoudnessProbabilities
 
 RATE = 16_000
@@ -33,6 +33,7 @@ class FakeTranscriber:
     temperatures: list[float] = field(default_factory=list)  # per chunk decoded
     prompts: list[str | None] = field(default_factory=list)  # per chunk decoded
     released: int = 0
+    detected: list[int] = field(default_factory=list)  # clips per batched detection
     description: str = "fake"
     batch_size: int = 8
     idled: int = 0
@@ -40,6 +41,10 @@ class FakeTranscriber:
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
         loud = float(np.abs(audio).max())
         return {"de": 0.9, "en": 0.1} if loud > 0.7 else {"en": 0.8, "de": 0.2}
+
+    def detect_languages(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        self.detected.append(len(audios))
+        return [self.detect_language(audio) for audio in audios]
 
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
                          temperature: float = 0.0, prompt: str | None = None
@@ -50,7 +55,19 @@ class FakeTranscriber:
             self.batches.append(len(audios))
         self.temperatures += [temperature] * len(audios)
         self.prompts += [prompt] * len(audios)
-        return [self.say(audio, language) for audio in audios]
+        # A translation says words that name where they came from ("de>en3").
+        said = language if task == "transcribe" else f"{language}>en"
+        return [self.say(audio, said) for audio in audios]
+
+    def transcribe_and_hear(self, audios: Sequence[np.ndarray], *, language: str,
+                            task: Task, prompt: str | None = None
+                            ) -> tuple[list[list[Segment]], list[dict[str, float]]]:
+        return (self.transcribe_batch(audios, language=language, task=task, prompt=prompt),
+                [self.hear(audio) for audio in audios])
+
+    def hear(self, audio: np.ndarray) -> dict[str, float]:
+        """The language heard in a decoded chunk (from its own encoder pass)."""
+        return self.detect_language(audio)
 
     def say(self, audio: np.ndarray, language: str) -> list[Segment]:
         seconds = len(audio) / RATE
@@ -82,6 +99,7 @@ class FakeMedia:
     audio: np.ndarray
     offset: float = 0.0
     written: dict[Path, list[Cue]] = field(default_factory=dict)
+    roles: dict[Path, Role] = field(default_factory=dict)
     language: str | None = None  # the audio track's tag
 
     def tools(self, transcriber: FakeTranscriber) -> Tools:
@@ -98,8 +116,9 @@ class FakeMedia:
         part = self.audio[first:last]
         return (part[i:i + 4 * RATE] for i in range(0, len(part), 4 * RATE))
 
-    def write(self, target: Path, cues: list[Cue]) -> None:
+    def write(self, target: Path, cues: list[Cue], role: Role) -> None:
         self.written[target] = cues
+        self.roles[target] = role
 
 
 def tone(seconds: float, level: float = 0.5) -> np.ndarray:

@@ -67,13 +67,24 @@ class FakeCT2:
     def load_model(self) -> None:
         self.moves.append("to gpu")
 
+    def detect_language(self, encoded: np.ndarray) -> list[list[tuple[str, float]]]:
+        return [[("<|en|>", 1.0)] for _ in encoded]
+
+
+class FakeFeatures:
+    nb_max_frames = 3000
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        return np.zeros((80, 3001), dtype=np.float32)
+
 
 @dataclass
 class FakeWhisperModel:
     model: FakeCT2
+    feature_extractor: FakeFeatures = field(default_factory=FakeFeatures)
 
-    def detect_language(self, audio: np.ndarray) -> tuple[str, float, list[tuple[str, float]]]:
-        return "en", 1.0, [("en", 1.0)]
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        return features
 
 
 def test_an_idle_faster_whisper_gpu_model_waits_in_host_memory_and_comes_back() -> None:

@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from subtitled.config import Task
+from subtitled.config import Task, TranscribeSettings
 from subtitled.cues import Cue
 from subtitled.engines.base import Segment, Word
 from subtitled.errors import EnvironmentFault, TransientError
@@ -38,9 +39,10 @@ class MemoryCheckpoints:
             return None
         return decode(self.saved[-1][0], [text for _, text in self.saved])
 
-    def save(self, decoded_seconds: float, language: LanguageGuess,
-             words: list[Word]) -> None:
-        self.saved.append((decoded_seconds, encode(language, words)))
+    def save(self, decoded_seconds: float, language: LanguageGuess, words: list[Word],
+             translated: list[Word] | None = None,
+             foreign: Sequence[tuple[float, float]] | None = None) -> None:
+        self.saved.append((decoded_seconds, encode(language, words, translated, foreign)))
 
 
 def uninterrupted(audio: np.ndarray) -> tuple[list[Cue], int, str | None]:
@@ -52,7 +54,8 @@ def uninterrupted(audio: np.ndarray) -> tuple[list[Cue], int, str | None]:
 
 
 def stopped(audio: np.ndarray, first: FakeTranscriber,
-            stop_when: Callable[[], bool]) -> MemoryCheckpoints:
+            stop_when: Callable[[], bool], *, settings: TranscribeSettings = SETTINGS,
+            path: Path = MOVIE) -> MemoryCheckpoints:
     """The checkpoints of a run that stops (as on a SIGTERM) at the first liveness check
     where `stop_when()` holds."""
     checkpoints = MemoryCheckpoints()
@@ -63,7 +66,7 @@ def stopped(audio: np.ndarray, first: FakeTranscriber,
             raise Stop
 
     with pytest.raises(Stop):
-        process_media_file(MOVIE, SETTINGS, FakeMedia(audio).tools(first),
+        process_media_file(path, settings, FakeMedia(audio).tools(first),
                            Hooks(alive=alive, checkpoints=checkpoints))
     return checkpoints
 
