@@ -22,16 +22,37 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import programme
+import srt
+
+from bench import programme, voices
 from bench.stages import Seconds, _TimedCT2
 from subtitled.config import ModelSettings, TranscribeSettings
 from subtitled.engines import build_transcriber
+from subtitled.evaluation import word_error_rate
 from subtitled.pipeline import Outcome, process_media_file
 from subtitled.wiring import real_tools
 
 _ENGINE = ("encoder passes", "search (decoder)", "word alignment")
 # Each extra, the setting that makes it, and the programme it is measured on by default.
 EXTRAS = {"translation": ("also_translate", "dense-de"), "forced": ("forced_subtitles", "mixed")}
+
+
+def translation_wer(subtitle: Path, truth: programme.Truth, language: str) -> float | None:
+    """The translation's word error rate against the English of the lines espeak-ng read
+    (bench.voices.LINES holds each line in every language): the words of the cues over
+    each such line, against its English. None when the programme has no such line."""
+    english = dict(zip(voices.LINES.get(language, ()), voices.LINES["en"], strict=False))
+    cues = list(srt.parse(subtitle.read_text(encoding="utf-8")))
+    references, hypotheses = [], []
+    for said in truth.speech:
+        if said.text not in english:
+            continue  # a corpus recording: no English of it
+        references.append(english[said.text])
+        hypotheses += [cue.content for cue in cues if said.onset_seconds - 0.5 <= (
+            cue.start.total_seconds() + cue.end.total_seconds()) / 2 <= said.end_seconds + 0.5]
+    if not references:
+        return None
+    return word_error_rate(" ".join(references), " ".join(hypotheses))
 
 
 def _run(media: Path, settings: TranscribeSettings, transcriber: Any,
@@ -57,7 +78,7 @@ def main() -> None:
     args.programme = args.programme or kind
     logging.basicConfig(level=logging.WARNING)
     media = args.workdir.resolve() / f"programme-{args.programme}-{args.minutes:g}min.mkv"
-    programme.build(media, args.minutes, kind=args.programme)
+    truth = programme.build(media, args.minutes, kind=args.programme)
     spent: Seconds = collections.defaultdict(float)
     transcriber = build_transcriber(ModelSettings(name=args.model, engine="faster-whisper",
                                                   offline=True))
@@ -74,10 +95,14 @@ def main() -> None:
             wall, engine, outcome = _run(media, settings, transcriber, spent)
             rows[name].append((wall, engine))
             beside = [p.name for p in (outcome.translation, outcome.forced) if p]
+            wer = translation_wer(outcome.translation, truth, args.programme[-2:]) \
+                if outcome.translation else None
             print(f"round {round_ + 1}, {name}: job {wall:.1f} s, engine {engine:.1f} s, "
                   f"{outcome.windows_decoded} windows decoded, "
                   f"{outcome.detection_windows} heard for their language, "
-                  f"{outcome.language}, beside: {', '.join(beside) or 'nothing'}")
+                  f"{outcome.language}, beside: {', '.join(beside) or 'nothing'}"
+                  + (f", translation WER {wer:.3f} against the lines' English"
+                     if wer is not None else ""))
     plain_wall = statistics.median(w for w, _ in rows["plain"])
     plain_engine = statistics.median(e for _, e in rows["plain"])
     both_wall = statistics.median(w for w, _ in rows[args.extra])

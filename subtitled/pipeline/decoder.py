@@ -139,9 +139,12 @@ class BatchDecoder:
                 if self._to_hear(work) and (runs := self._relabelled(work, language_heard)):
                     again += runs  # decoded again, run by run, in their languages
                     continue
-                if segments is None or needs_fallback(segments, self.settings.filters):
+                if segments is None or self._looks_wrong(segments, task):
                     # A second pass's window was paid for when it was glued.
                     words += self.decode_alone(work.chunk, language, task, first=segments)
+                    continue
+                if task == "translate":  # its words need not fill the speech: no second pass
+                    words += self._kept_words(work.chunk, segments)
                     continue
                 found, pieces = self._split_skipped(work.chunk, segments)
                 words += found
@@ -248,7 +251,7 @@ class BatchDecoder:
         for from the budget. Out of memory, in halves."""
         attempts = [] if first is None else [first]
         for temperature in TEMPERATURES[len(attempts):]:
-            if attempts and self._passed(attempts[-1], len(attempts)):
+            if attempts and self._passed(attempts[-1], len(attempts), task):
                 break
             paid = bool(attempts) or retry
             if paid and not self._spend_retry():
@@ -260,17 +263,27 @@ class BatchDecoder:
             if decoded is None:  # out of memory
                 self.retries -= paid  # nothing was decoded for it
                 if attempts:  # a hotter try failed: what was decoded stands
-                    return self._kept_words(chunk, self._best(attempts))
+                    return self._kept_words(chunk, self._best(attempts, task))
                 return self._in_halves(chunk, language, task, retry)
             self._count(1)
             attempts.append(decoded[0])
-        return self._kept_words(chunk, self._best(attempts)) if attempts else []
+        return self._kept_words(chunk, self._best(attempts, task)) if attempts else []
 
-    def _passed(self, attempt: list[Segment], tries: int) -> bool:
+    def _looks_wrong(self, segments: list[Segment], task: Task | None) -> bool:
+        """Whisper's checks fail: its text compresses like a loop, or (a transcript) it
+        is improbable. A translation is held to the loop check alone: its tokens are less
+        probable than a transcript's for text as good, and on the dense German programme
+        nearly every window of it fell under the threshold, decoded again hotter for a
+        translation no better (BENCHMARKS.md)."""
+        if (task or self.settings.language.task) == "translate":
+            threshold = self.settings.filters.compression_ratio_threshold
+            return any(s.compression_ratio > threshold for s in segments)
+        return needs_fallback(segments, self.settings.filters)
+
+    def _passed(self, attempt: list[Segment], tries: int, task: Task | None) -> bool:
         """Whisper's checks passed. An empty hotter try passes nothing: sampled text that
         ends at once is not evidence that the window held no speech."""
-        return not needs_fallback(attempt, self.settings.filters) and \
-            (bool(attempt) or tries == 1)
+        return not self._looks_wrong(attempt, task) and (bool(attempt) or tries == 1)
 
     def _in_halves(self, chunk: Chunk, language: str, task: Task | None,
                    retry: bool) -> list[Word]:
@@ -284,11 +297,11 @@ class BatchDecoder:
         return [w for half in chunk.halves()
                 for w in self.decode_alone(half, language, task, retry=retry)]
 
-    def _best(self, attempts: list[list[Segment]]) -> list[Segment]:
+    def _best(self, attempts: list[list[Segment]], task: Task | None) -> list[Segment]:
         """The attempt that passed Whisper's checks (the last, since they stop there); if
         none did, the most probable one whose text is not a loop, else the first."""
         filters = self.settings.filters
-        if self._passed(attempts[-1], len(attempts)):
+        if self._passed(attempts[-1], len(attempts), task):
             return attempts[-1]
         unlooped = [a for a in attempts
                     if a and all(s.compression_ratio <= filters.compression_ratio_threshold

@@ -14,7 +14,7 @@ import pytest
 from subtitled.config import OutputSettings, TranscribeSettings
 from subtitled.config_file import transcribe_settings
 from subtitled.cues import Cue
-from subtitled.engines.base import Word
+from subtitled.engines.base import Segment, Word
 from subtitled.errors import ConfigError
 from subtitled.language import LanguageGuess
 from subtitled.media import MediaInfo
@@ -25,7 +25,7 @@ from subtitled.service.requests import Request, settings_for
 from subtitled.store.model import Fingerprint, Job
 from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
 from tests.unit.test_pipeline import Mumbling, with_language
-from tests.unit.test_resume import stopped
+from tests.unit.test_resume import SkippingTranscriber, stopped
 
 TRANSLATING = with_language(also_translate=True)
 TRANSCRIBING = with_language(language="de")  # (no vote: each run reads the audio once)
@@ -224,3 +224,33 @@ def test_the_one_shot_command_s_force_replaces_the_translation_it_wrote_before(
     outcome = process_media_file(tmp_path / "Movie.mkv", forced,
                                  media.tools(FakeTranscriber()))
     assert outcome.translation == tmp_path / "Movie.en.srt"
+
+
+def test_a_translation_s_words_need_not_fill_the_speech_no_second_pass(
+        tmp_path: Path) -> None:
+    """A translation says in fewer words what was said: stretches its words leave bare
+    are not decoded again, as the transcript's are."""
+    audio = np.concatenate([np.concatenate([tone(8, level=0.9), silence(1)])] * 8)
+    transcriber = SkippingTranscriber(batch_size=2)
+    process_media_file(tmp_path / "Movie.mkv", TRANSLATING_GERMAN, FakeMedia(audio).tools(
+        transcriber))
+    transcript = [s for s, language in transcriber.calls if language == "de"]
+    translation = [s for s, language in transcriber.calls if language == "de>en"]
+    assert len(transcript) > len(translation) == 3  # the chunks, once each
+
+
+class Unsure(FakeTranscriber):
+    """Every window under Whisper's log-probability threshold, as a translation's are."""
+
+    def say(self, audio: np.ndarray, language: str) -> list[Segment]:
+        return [replace(s, avg_logprob=-1.5) for s in super().say(audio, language)]
+
+
+def test_an_improbable_translation_is_not_decoded_again_but_a_loop_would_be(
+        tmp_path: Path) -> None:
+    transcriber = Unsure(batch_size=2)
+    process_media_file(tmp_path / "Movie.mkv", TRANSLATING_GERMAN,
+                       FakeMedia(GERMAN).tools(transcriber))
+    tried = list(zip(transcriber.calls, transcriber.temperatures, strict=True))
+    assert all(t == 0.0 for (_, language), t in tried if language == "de>en")
+    assert any(t > 0.0 for (_, language), t in tried if language == "de")
