@@ -122,15 +122,15 @@ class MediaJob:
             self.hooks.previous(target) == "ours"
         self.tools.write(target, cues, "tracked")  # first: once in place, the job is done
         for other in beside:
-            self.sidecars.write_beside(other, cues, replace=self.settings.output.overwrite or (
-                ours and not self.sidecars.edited(other)))
+            self.sidecars.write_beside(other, cues, replace=self.settings.output.overwrite or
+                                       (ours and not self.sidecars.edited(other)))
         # Nothing beside a subtitle written for review: its doubtful words are not shown
         # translated either. Ours from before goes where nothing replaces it.
         shown = {kind: paths[0] for kind, (paths, found) in extras.items()
                  if paths and found and gate != "review"}
-        self.sidecars.drop_ours(also=targets if gate == "review" else (), keep=(target, *beside),
-                        extras=[p for kind, (ps, _) in extras.items() if kind not in shown
-                                for p in ps])
+        self.sidecars.drop_ours(
+            also=targets if gate == "review" else (), keep=(target, *beside),
+            extras=[p for kind, (ps, _) in extras.items() if kind not in shown for p in ps])
         for kind in shown:
             paths, found = extras[kind]
             extra_cues = shape_cues(found, self.settings.cues)

@@ -41,10 +41,31 @@ class Sidecars:
         output = self.settings.output
         return output_paths(self.media, label, output.template, output.formats)
 
-    def previous(self, path: Path) -> Previous:
-        """Whether the subtitle at `path` is ours, edited since, or (None) neither or
-        absent."""
-        return self._previous(path) if self._previous and path.exists() else None
+    def beside_targets(self, label: str) -> list[Path]:
+        """A subtitle beside the tracked one, in each format but LRC (its name says no
+        language: the transcript's alone)."""
+        output = self.settings.output
+        formats = [f for f in output.formats if f != "lrc"] or ["srt"]
+        return output_paths(self.media, label, output.template, formats)
+
+    def kept(self, label: str, targets: Sequence[Path]) -> tuple[Path, str] | None:
+        """The subtitle in `label` beside the file that is kept, and why. Our own, from
+        before the file changed, is not (it is replaced); one edited by hand since we wrote
+        it is, whatever the settings."""
+        target, *beside = targets
+        existing = target if target.exists() else None
+        previous = self._previous(target) if existing and self._previous else None
+        if previous == "edited":  # a person's work
+            return target, f"{target} was edited since it was written; kept"
+        if self.settings.output.overwrite:
+            return None
+        if previous == "ours":
+            existing = None
+        if existing is None and self.settings.skip.existing_sidecar:
+            # Ours is replaced, and the other formats we wrote beside it with it.
+            ours = (target, *beside) if previous else ()
+            existing = existing_subtitle(self.media, label, ignore=ours)
+        return (existing, str(existing)) if existing is not None else None
 
     def ours(self, path: Path) -> bool:
         """The subtitle at `path` is one written for this file, unedited since (known on
@@ -116,30 +137,3 @@ class Sidecars:
             return list(dict.fromkeys([path, *in_formats(self.media, path, formats)]))
         return list(dict.fromkeys([path, *map(review_path, in_formats(
             self.media, under_review(path), formats))]))
-
-    def kept(self, label: str, targets: Sequence[Path]) -> tuple[Path, str] | None:
-        """The subtitle in `label` beside the file that is kept, and why. Our own, from
-        before the file changed, is not (it is replaced); one edited by hand since we wrote
-        it is, whatever the settings."""
-        target, *beside = targets
-        existing = target if target.exists() else None
-        previous = self._previous(target) if existing and self._previous else None
-        if previous == "edited":  # a person's work
-            return target, f"{target} was edited since it was written; kept"
-        if self.settings.output.overwrite:
-            return None
-        if previous == "ours":
-            existing = None
-        if existing is None and self.settings.skip.existing_sidecar:
-            # Ours is replaced, and the other formats we wrote beside it with it.
-            ours = (target, *beside) if previous else ()
-            existing = existing_subtitle(self.media, label, ignore=ours)
-        return (existing, str(existing)) if existing is not None else None
-
-    def beside_targets(self, label: str) -> list[Path]:
-        """A subtitle beside the tracked one, in each format but LRC (its name says no
-        language: the transcript's alone)."""
-        output = self.settings.output
-        formats = [f for f in output.formats if f != "lrc"] or ["srt"]
-        return output_paths(self.media, label, output.template, formats)
-
