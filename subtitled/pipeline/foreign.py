@@ -3,9 +3,10 @@ each chunk of speech is heard whole (in the encoder pass that decoded it, where 
 decoder gives that; else in a window of its own); one whose language is not clear is
 heard again in halves, cut between its pieces, and those halves again, all the halves of
 a round in one batch (one encoder pass over their windows). The windows are held to a
-budget of two per 30 s of speech (and two more), pooled over the file: past it, a chunk
-is not heard again in halves, and a chunk that would need a window of its own takes the
-language of the chunk before it. A stretch is foreign only where its detection gives
+budget of two per 30 s of speech (and four more), pooled over the file: past it, a chunk
+is not heard again in halves but taken for the film's language (its words are not lost
+to a translation), and a chunk that would need a window of its own takes the language of
+the chunk before it. A stretch is foreign only where its detection gives
 another language at least `SURE` of the vote; a short stretch in the film's language
 between two foreign ones is taken as foreign too, so that one scene is decoded, and
 subtitled, as one."""
@@ -32,7 +33,7 @@ SURE = 0.5
 # as well as a later one: the language work costs at most about twice the decoding's
 # encoder passes.
 WINDOWS_PER_30_SECONDS = 2.0
-WINDOWS_AT_START = 2
+WINDOWS_AT_START = 4
 # Stretches with less speech than this are not cut in halves (each half too short to judge).
 MIN_SPLIT_SECONDS = 4.0
 # Speech in the film's language this short between two stretches of one foreign language
@@ -85,20 +86,23 @@ class ForeignFinder:
         while spans:
             split: list[Span] = []
             for span, probabilities in zip(spans, heard, strict=True):
-                if self._settled(chunk, span, probabilities, halves=2 * (len(split) + 1)):
-                    labels[span[0]:span[1]] = [self._code(probabilities)] * (span[1] - span[0])
-                else:
+                clear = max(probabilities.values(), default=0.0) >= CLEAR
+                if clear or not self._cuttable(chunk, span):
+                    code = self._code(probabilities)
+                elif self._budget() >= len(split) + 2:
                     split += _halves(chunk, span)
+                    continue
+                else:  # unclear, and no budget to find where: the film's own language
+                    code = self.main  # (its words are not lost to a translation)
+                labels[span[0]:span[1]] = [code] * (span[1] - span[0])
             spans = split
             heard = self._heard(chunk, spans) if spans else []
         return labels
 
-    def _settled(self, chunk: Chunk, span: Span, probabilities: dict[str, float],
-                 halves: int) -> bool:
-        """Heard clearly enough, too short to cut, or no budget left for its halves."""
-        share = max(probabilities.values(), default=0.0)
-        return share >= CLEAR or span[1] - span[0] < 2 or \
-            _speech(chunk, span) < MIN_SPLIT_SECONDS or self._budget() < halves
+    @staticmethod
+    def _cuttable(chunk: Chunk, span: Span) -> bool:
+        """Long enough to be heard again in halves (each half long enough to judge)."""
+        return span[1] - span[0] >= 2 and _speech(chunk, span) >= MIN_SPLIT_SECONDS
 
     def _heard(self, chunk: Chunk, spans: list[Span]) -> list[dict[str, float]]:
         """One batched detection over the spans, each heard alone."""

@@ -156,3 +156,28 @@ def test_an_english_film_s_german_part_gets_a_forced_subtitle_in_english(
     # per 30 s of speech.
     assert outcome.detection_windows <= 2 * outcome.speech_seconds / 30
 
+
+
+def test_a_german_line_inside_an_english_chunk_is_cut_out_for_the_forced_subtitle(
+        tmp_path: Path, transcribe: Transcribe) -> None:
+    """English (11 s), German (5 s), English again (6 s), a second apart: one chunk, which
+    its decode hears as mostly English; heard again in halves, the German line alone is
+    decoded again, translated, and is all the forced subtitle holds."""
+    path = tmp_path / "scene.wav"
+    ffmpeg("-i", str(DATA / "en_jfk_inaugural.flac"), "-i", str(DATA / "de_portal_leopard.wav"),
+           "-i", str(DATA / "en_librispeech_quilter_leopard.wav"), "-filter_complex",
+           ";".join(f"[{i}]aresample=16000,aformat=sample_fmts=fltp:channel_layouts=mono"
+                    f"{',apad=pad_dur=1' * (i < 2)}[{name}]" for i, name in enumerate("abc"))
+           + ";[a][b][c]concat=n=3:v=0:a=1", str(path))
+    outcome = transcribe(path, engine="faster-whisper", language="en",
+                         forced_subtitles=True)
+    assert outcome.forced is not None and outcome.output is not None, outcome
+    forced = cues_in(outcome.forced)
+    # The German line lies from about 12 to 17 s.
+    assert forced and all(c.start_seconds >= 11.5 and c.end_seconds <= 18.0
+                          for c in forced), forced
+    translated = set(normalize_text(" ".join(c.text for c in forced)))
+    assert not translated & {"der", "diesem", "raum", "wurde", "als", "genutzt"}, forced
+    full = set(normalize_text(" ".join(c.text for c in cues_in(outcome.output))))
+    assert {"fellow", "americans", "quilter"} <= full
+    assert 0 < outcome.detection_windows <= 2 * outcome.speech_seconds / 30 + 4

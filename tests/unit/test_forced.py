@@ -113,7 +113,7 @@ def test_the_detection_costs_at_most_two_windows_per_30_s_of_speech() -> None:
     for _ in range(20):
         finder.label(chunk_of(*[(2.5, ENGLISH), (2.5, GERMAN)] * 5))
     assert finder.windows == sum(detect.batches)
-    assert finder.windows <= 2 * finder.speech_seconds / 30 + 2
+    assert finder.windows <= 2 * finder.speech_seconds / 30 + 4
 
 
 def english_then_german(scenes: int = 1) -> np.ndarray:
@@ -224,4 +224,15 @@ def test_a_scene_that_starts_inside_a_chunk_is_cut_out_of_it_and_translated(
     forced = media.written[tmp_path / "Film.en.forced.srt"]
     assert forced[0].start_seconds >= 59.5 and forced[-1].end_seconds <= 69.5
     assert [language for _, language in transcriber.calls].count("de>en") == 1
-    assert 0 < outcome.detection_windows <= 2 * 96 / 30 + 2
+    assert 0 < outcome.detection_windows <= 2 * 96 / 30 + 4
+
+
+def test_a_mixed_stretch_with_no_budget_left_to_cut_stays_in_the_film_s_language() -> None:
+    """Taken for foreign, its English would be lost to a translation; taken for the film's
+    language, a foreign line in it is at worst transcribed badly."""
+    finder = ForeignFinder("en", (), lambda audios: [{"de": 0.6, "en": 0.4}
+                                                     for _ in audios])
+    finder.windows = 100  # the budget spent
+    chunk = chunk_of(*[(4.0, ENGLISH)] * 3, *[(4.0, GERMAN)] * 3)
+    assert finder.label(chunk, heard={"de": 0.6, "en": 0.4}) == [("en", chunk)]
+    assert finder.windows == 100
