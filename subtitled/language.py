@@ -81,15 +81,27 @@ def label_pieces(
             continue
         guess = vote([(detect(chunk.sub(index, index + 1).audio), 1.0)], allowed)
         labels.append(guess.code if guess else fallback)
-    labels = _fill_leading_blanks(labels, fallback)
-    runs: list[tuple[str, Chunk]] = []
+    return runs_of(chunk, _fill_leading_blanks(labels, fallback))
+
+
+def label_runs(labels: list[str]) -> list[tuple[str, tuple[int, int]]]:
+    """Runs of equal labels, each as (label, (first index, end index))."""
+    runs: list[tuple[str, tuple[int, int]]] = []
     start = 0
     for index in range(1, len(labels) + 1):
         if index == len(labels) or labels[index] != labels[start]:
-            whole = start == 0 and index == len(labels)  # kept as it is, surroundings too
-            runs.append((labels[start], chunk if whole else chunk.sub(start, index)))
+            runs.append((labels[start], (start, index)))
             start = index
     return runs
+
+
+def runs_of(chunk: Chunk, labels: list[str]) -> list[tuple[str, Chunk]]:
+    """The chunk as runs of pieces that share a label (one label a piece); the chunk
+    itself where all share one (kept as it is, with what surrounds its speech)."""
+    runs = label_runs(labels)
+    if len(runs) == 1:
+        return [(runs[0][0], chunk)]
+    return [(label, chunk.sub(*span)) for label, span in runs]
 
 
 def _fill_leading_blanks(labels: list[str], fallback: str) -> list[str]:

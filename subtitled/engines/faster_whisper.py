@@ -58,8 +58,7 @@ class FasterWhisperEngine(Decodes):
         features = np.stack([
             extractor(np.pad(audio[:window], (0, max(0, window - len(audio)))))
             [..., :extractor.nb_max_frames] for audio in audios])
-        found = self.model.model.detect_language(self.model.encode(features))
-        return [{str(token[2:-2]): float(p) for token, p in clip} for clip in found]
+        return self._languages(self.model.encode(features))
 
     def _decode(self, audios: Sequence[np.ndarray], language: str, task: Task,
                 temperature: float, prompt: str | None, *, hear: bool) -> Heard:
@@ -109,8 +108,12 @@ class FasterWhisperEngine(Decodes):
         if not self.multilingual:
             return segments, [{language: 1.0} for _ in audios]
         # The language step on the encoder's output the decode used: no second pass.
-        found = self.model.model.detect_language(encoded[0])
-        return segments, [{str(token[2:-2]): float(p) for token, p in clip} for clip in found]
+        return segments, self._languages(encoded[0])
+
+    def _languages(self, encoded: Any) -> list[dict[str, float]]:
+        """CTranslate2's language step for each window of an encoder output."""
+        return [{str(token[2:-2]): float(p) for token, p in clip}
+                for clip in self.model.model.detect_language(encoded)]
 
     def _batch_options(self, tokenizer: Any, temperature: float, max_new_tokens: int,
                        prompt: str | None) -> Any:

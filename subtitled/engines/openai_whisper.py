@@ -53,10 +53,7 @@ class OpenAIWhisperEngine(Decodes):
         """One encoder pass over every clip's window, then the language step for all."""
         import torch
 
-        if not self.multilingual:
-            return [{"en": 1.0} for _ in audios]
-        _, found = self.model.detect_language(torch.stack([self._mel(a) for a in audios]))
-        return [{str(code): float(p) for code, p in clip.items()} for clip in found]
+        return self._heard(torch.stack([self._mel(a) for a in audios]), "en")
 
     def _mel(self, audio: np.ndarray, *, decoding: bool = False) -> torch.Tensor:
         """One 30 s window of log-mel frames on the model's device, in its precision, as
@@ -110,12 +107,13 @@ class OpenAIWhisperEngine(Decodes):
             batch.append([segment_from_dict(segment) for segment in raw])
         return batch, heard
 
-    def _heard(self, encoded: torch.Tensor, language: str) -> list[dict[str, float]]:
-        """The language of each window, from the encoder's output its decode used (given
-        encoded features, Whisper's detect_language skips the encoder)."""
+    def _heard(self, windows: torch.Tensor, language: str) -> list[dict[str, float]]:
+        """The language of each window: of its log-mel frames, or of the encoder's output
+        a decode used (given that, Whisper's detect_language skips the encoder); `language`
+        for a model that knows no other."""
         if not self.multilingual:
-            return [{language: 1.0} for _ in encoded]
-        _, found = self.model.detect_language(encoded)
+            return [{language: 1.0} for _ in windows]
+        _, found = self.model.detect_language(windows)
         return [{str(code): float(p) for code, p in clip.items()} for clip in found]
 
     def release_memory(self) -> None:

@@ -242,7 +242,7 @@ class BatchDecoder:
                 for decoded in self._batch_segments(chunks[first:first + size], language,
                                                     task, hear)]
 
-    def decode_alone(self, chunk: Chunk, language: str, task: Task | None = None, *,
+    def decode_alone(self, chunk: Chunk, language: str, task: Task, *,
                      first: list[Segment] | None = None, retry: bool = False) -> list[Word]:
         """One chunk with Whisper's temperature fallback: decoded (or, given its `first`
         decode at temperature 0, decoded again) at each higher temperature until its text
@@ -258,7 +258,7 @@ class BatchDecoder:
                 break
             decoded = self._engine(partial(
                 self.transcriber.transcribe_batch, [chunk.audio], language=language,
-                task=task or self.settings.language.task, temperature=temperature,
+                task=task, temperature=temperature,
                 prompt=self._prompt if temperature <= _PROMPT_UP_TO_TEMPERATURE else None))
             if decoded is None:  # out of memory
                 self.retries -= paid  # nothing was decoded for it
@@ -269,24 +269,23 @@ class BatchDecoder:
             attempts.append(decoded[0])
         return self._kept_words(chunk, self._best(attempts, task)) if attempts else []
 
-    def _looks_wrong(self, segments: list[Segment], task: Task | None) -> bool:
+    def _looks_wrong(self, segments: list[Segment], task: Task) -> bool:
         """Whisper's checks fail: its text compresses like a loop, or (a transcript) it
         is improbable. A translation is held to the loop check alone: its tokens are less
         probable than a transcript's for text as good, and on the dense German programme
         nearly every window of it fell under the threshold, decoded again hotter for a
         translation no better (BENCHMARKS.md)."""
-        if (task or self.settings.language.task) == "translate":
+        if task == "translate":
             threshold = self.settings.filters.compression_ratio_threshold
             return any(s.compression_ratio > threshold for s in segments)
         return needs_fallback(segments, self.settings.filters)
 
-    def _passed(self, attempt: list[Segment], tries: int, task: Task | None) -> bool:
+    def _passed(self, attempt: list[Segment], tries: int, task: Task) -> bool:
         """Whisper's checks passed. An empty hotter try passes nothing: sampled text that
         ends at once is not evidence that the window held no speech."""
         return not self._looks_wrong(attempt, task) and (bool(attempt) or tries == 1)
 
-    def _in_halves(self, chunk: Chunk, language: str, task: Task | None,
-                   retry: bool) -> list[Word]:
+    def _in_halves(self, chunk: Chunk, language: str, task: Task, retry: bool) -> list[Word]:
         if chunk.duration_seconds < _MIN_OOM_RETRY_SECONDS:  # the machine's, not the file's
             raise EnvironmentFault(
                 f"out of memory even on {chunk.duration_seconds:.1f} s of audio; "
@@ -297,7 +296,7 @@ class BatchDecoder:
         return [w for half in chunk.halves()
                 for w in self.decode_alone(half, language, task, retry=retry)]
 
-    def _best(self, attempts: list[list[Segment]], task: Task | None) -> list[Segment]:
+    def _best(self, attempts: list[list[Segment]], task: Task) -> list[Segment]:
         """The attempt that passed Whisper's checks (the last, since they stop there); if
         none did, the most probable one whose text is not a loop, else the first."""
         filters = self.settings.filters

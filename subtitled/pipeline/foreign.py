@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from subtitled.language import restrict
+from subtitled.language import label_runs, restrict, runs_of
 from subtitled.speech import Chunk
 
 DetectMany = Callable[[Sequence[np.ndarray]], list[dict[str, float]]]
@@ -70,7 +70,7 @@ class ForeignFinder:
             else [self._last or self.main] * count
         labels = _merged(labels, chunk, self.main)
         self._last = labels[-1]
-        runs = _runs(chunk, labels)
+        runs = runs_of(chunk, labels)
         found = [(p.source_start_seconds + self.offset_seconds,
                   p.source_start_seconds + p.duration_seconds + self.offset_seconds)
                  for label, part in runs if label != self.main for p in part.pieces]
@@ -140,28 +140,9 @@ def _halves(chunk: Chunk, span: Span) -> list[Span]:
 def _merged(labels: list[str], chunk: Chunk, main: str) -> list[str]:
     """Short runs in the film's language between two runs of one foreign language joined
     to them."""
-    runs = _label_runs(labels)
+    runs = label_runs(labels)
     merged = list(labels)
     for (before, _), (label, span), (after, _) in zip(runs, runs[1:], runs[2:], strict=False):
         if label == main and before == after != main and _speech(chunk, span) < MERGE_SECONDS:
             merged[span[0]:span[1]] = [before] * (span[1] - span[0])
     return merged
-
-
-def _label_runs(labels: list[str]) -> list[tuple[str, Span]]:
-    runs: list[tuple[str, Span]] = []
-    start = 0
-    for index in range(1, len(labels) + 1):
-        if index == len(labels) or labels[index] != labels[start]:
-            runs.append((labels[start], (start, index)))
-            start = index
-    return runs
-
-
-def _runs(chunk: Chunk, labels: list[str]) -> list[tuple[str, Chunk]]:
-    runs = _label_runs(labels)
-    if len(runs) == 1:
-        return [(runs[0][0], chunk)]  # whole, with what surrounds its speech
-    return [(label, chunk.sub(*span)) for label, span in runs]
-
-

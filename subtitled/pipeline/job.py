@@ -46,10 +46,11 @@ class MediaJob:
         self.audio_seconds = 0.0  # of the whole file, once it has all been read
         self._extracted_seconds = 0.0  # so far, counted by the extraction thread
         self._windows = 0
-        self._translating: bool | None = None  # decided once the language is known
-        self._translation_targets: list[Path] = []
+        # Where the translation and the forced subtitle go, decided once the language is
+        # known ([]: none is made).
+        self._translation_targets: list[Path] | None = None
         self._finder: ForeignFinder | None = None  # for a forced subtitle
-        self._forced_targets: list[Path] | None = None  # decided once the language is known
+        self._forced_targets: list[Path] | None = None
         self._foreign_saved = 0  # of them, those in checkpoints
 
     def run(self) -> Outcome:
@@ -165,15 +166,14 @@ class MediaJob:
         """Where the English translation beside the transcript goes, in each format (LRC
         names no language: the transcript's alone), if one is made: `also_translate`, a
         file not in English, and no English subtitle of someone else's there."""
-        if self._translating is None:
+        if self._translation_targets is None:
             language = self.settings.language
             targets = self.sidecars.beside_targets("en")
-            self._translating = language.also_translate and language.task == "transcribe" \
-                and self.tools.transcriber.multilingual and guess.code != "en" and \
+            wanted = language.also_translate and language.task == "transcribe" and \
+                self.tools.transcriber.multilingual and guess.code != "en" and \
                 self.sidecars.someone_elses("en", targets) is None
-            if self._translating:
-                self._translation_targets = targets
-        return self._translation_targets if self._translating else None
+            self._translation_targets = targets if wanted else []
+        return self._translation_targets or None
 
     def _forcing(self, guess: LanguageGuess) -> bool:
         """A forced subtitle (Movie.en.forced.srt: the stretches in other languages,
@@ -320,7 +320,7 @@ class MediaJob:
             if resume is not None and resume.translated is None:
                 logger.info("%s: resumed where no translation was saved; none is made",
                             self.path)
-                self._translating = False
+                self._translation_targets = []
             else:
                 translate = replace(self.settings, language=replace(
                     self.settings.language, task="translate"))
