@@ -19,13 +19,31 @@ from subtitled.engines.base import Word
 _FLOOR = 1e-4
 
 
+@dataclass
+class LogProbability:
+    """Words' log-probability per character of text, summed as they come: a long word
+    counts as the tokens it is made of."""
+
+    total: float = 0.0
+    characters: int = 0
+
+    def add(self, words: Sequence[Word]) -> None:
+        for word in words:
+            weight = len(word.text.strip()) or 1
+            self.total += weight * math.log(max(word.probability, _FLOOR))
+            self.characters += weight
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.characters if self.characters else None
+
+
 def mean_log_probability(words: Sequence[Word]) -> float:
-    """The words' log-probability, per character of text: a long word counts as the
-    tokens it is made of."""
-    weights = [len(w.text.strip()) or 1 for w in words]
-    total = sum(weights)
-    return sum(weight * math.log(max(w.probability, _FLOOR))
-               for weight, w in zip(weights, words, strict=True)) / total
+    """The words' log-probability, per character of text."""
+    summed = LogProbability()
+    summed.add(words)
+    assert summed.mean is not None, "no words"
+    return summed.mean
 
 
 def heard_share(words: Sequence[Word], speech_seconds: float) -> float:
@@ -61,9 +79,13 @@ class Verdict:
 
 def judge(words: Sequence[Word], audio_seconds: float, speech_seconds: float,
           language: str | None, language_confidence: float | None,
-          settings: QualitySettings) -> Verdict | None:
+          settings: QualitySettings, first_look: float | None = None) -> Verdict | None:
     """Why the subtitle of these words is likely bad; None when nothing says so.
-    `language_confidence` is None where the language was given, not detected."""
+    `language_confidence` is None where the language was given, not detected.
+    `first_look` is the mean log-probability of what the first decode kept, before
+    Whisper's fallback decoded improbable windows again by sampling: a sample may come out
+    sure of itself by chance (a crowd heard as confident Yiddish), so text is improbable
+    when either look says so, and a verdict does not hang on a draw."""
     if not words:
         if audio_seconds < _MIN_SECONDS:
             return None
@@ -78,8 +100,12 @@ def judge(words: Sequence[Word], audio_seconds: float, speech_seconds: float,
         found.append(("music-or-noise", f"music or noise? words over {heard:.0%} of the "
                       f"{speech_seconds:.0f} s that sounded like speech (below "
                       f"{settings.min_heard_share:.0%})"))
-    if (logprob := mean_log_probability(words)) < settings.min_log_probability:
-        found.append(("improbable", f"improbable text (mean log-probability {logprob:.2f} "
+    logprob = mean_log_probability(words)
+    first = f"{first_look:.2f} at the first decode, {logprob:.2f} kept" \
+        if first_look is not None and first_look < logprob else f"{logprob:.2f}"
+    if min(logprob, first_look if first_look is not None else 0.0) < \
+            settings.min_log_probability:
+        found.append(("improbable", f"improbable text (mean log-probability {first} "
                       f"of its words, below {settings.min_log_probability:g})"))
     if language_confidence is not None and \
             language_confidence < settings.min_language_confidence:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -140,9 +141,20 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(sign in text for sign in _OUT_OF_MEMORY)
 
 
+def sampling_seed(audios: Sequence[np.ndarray], temperature: float) -> int:
+    """The seed of a sampled decode (Whisper's fallback above temperature 0), from the
+    audio itself: with openai-whisper, the same file gives the same subtitle on every run
+    (CTranslate2 cannot be seeded per call: faster_whisper.load)."""
+    seed = zlib.crc32(np.float32(temperature).tobytes())
+    for audio in audios:
+        seed = zlib.crc32(np.ascontiguousarray(audio, dtype=np.float32).tobytes(), seed)
+    return seed
+
+
 class Decodes:
     """`transcribe_batch` and `transcribe_and_hear` from one `_decode`, which an engine
-    writes once: the language of each window is heard only where it is asked for."""
+    writes once: the language of each window is heard only where it is asked for. A
+    sampled decode is seeded from its audio (`sampling_seed`)."""
 
     def _decode(self, audios: Sequence[np.ndarray], language: str, task: Task,
                 temperature: float, prompt: str | None, *, hear: bool) -> Heard:

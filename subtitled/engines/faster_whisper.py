@@ -14,7 +14,13 @@ import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines.base import Decodes, Heard, Segment, segment_from_dict, token_budget
+from subtitled.engines.base import (
+    Decodes,
+    Heard,
+    Segment,
+    segment_from_dict,
+    token_budget,
+)
 from subtitled.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -199,6 +205,7 @@ def _first_word_after_silence(segments: list[Segment]) -> list[Segment]:
 
 
 def load(settings: ModelSettings, choice: Choice) -> FasterWhisperEngine:
+    from ctranslate2 import set_random_seed as ctranslate2_seed
     from faster_whisper import WhisperModel
     from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -210,6 +217,11 @@ def load(settings: ModelSettings, choice: Choice) -> FasterWhisperEngine:
                           "a CTranslate2 folder (ct2-transformers-converter makes one)",
                           stage="model")
     started = time.monotonic()
+    # CTranslate2 samples (Whisper's fallback) from one generator per worker thread, seeded
+    # at its first draw (src/random.cc) and never again, so a sample cannot be seeded from
+    # its audio as openai-whisper's is (`sampling_seed`): a fixed seed here at least makes
+    # a process repeat its draws, so `subtitled transcribe` gives one file one subtitle.
+    ctranslate2_seed(0)
     try:
         path = str(source.path) if source.path else _download(source.name, settings)
         model = WhisperModel(path, device=device, compute_type=compute_type,

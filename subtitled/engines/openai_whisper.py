@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,13 @@ import numpy as np
 
 from subtitled import models
 from subtitled.config import ModelSettings, Task
-from subtitled.engines.base import Decodes, Heard, segment_from_dict, token_budget
+from subtitled.engines.base import (
+    Decodes,
+    Heard,
+    sampling_seed,
+    segment_from_dict,
+    token_budget,
+)
 from subtitled.engines.ct2_weights import alignment_heads, read_model_bin, state_dict
 from subtitled.engines.ct2_weights import dimensions as ct2_dimensions
 from subtitled.errors import ModelError
@@ -93,7 +100,8 @@ class OpenAIWhisperEngine(Decodes):
                                   sample_len=min(self.model.dims.n_text_ctx // 2,
                                                  token_budget(audios)))
         decoding = _beam_task(self.model, options)
-        with torch.no_grad():
+        with torch.no_grad(), _seeded(sampling_seed(audios, temperature) if temperature > 0
+                                      else None, self.device):
             results = decoding.run(torch.stack(mels))
             heard = self._heard(decoding.encoded, language) if hear else []
         batch = []
@@ -135,6 +143,21 @@ class OpenAIWhisperEngine(Decodes):
         import torch
 
         return int(torch.cuda.memory_reserved())
+
+
+@contextmanager
+def _seeded(seed: int | None, device: str) -> Iterator[None]:
+    """torch's random numbers (Whisper samples with them) from `seed` for the block, and
+    as they were after it: nothing else in the process sees its draws changed."""
+    import torch
+
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()]
+                               if device == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _beam_task(model: Any, options: Any) -> Any:

@@ -21,6 +21,7 @@ from subtitled.filters import keep_speech, needs_fallback
 from subtitled.media import MediaInfo
 from subtitled.pipeline.engine_calls import Alive, call_watched
 from subtitled.pipeline.foreign import ForeignFinder
+from subtitled.quality import LogProbability
 from subtitled.speech import Chunk, Piece, glue
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class BatchDecoder:
         self._speech_seconds = 0.0  # taken in for its first pass
         self._first_pass_windows = 0  # chunks taken in for it: one window each
         self._out_of_retries_logged = False
+        # What the first decode of each chunk kept, before any fallback (quality.judge).
+        self.first_look = LogProbability()
         self._queue: list[Work] = []
         self._read_to_seconds = 0.0
         # Names separated by spaces, as faster-whisper's own `hotwords` reads them: Whisper
@@ -139,6 +142,9 @@ class BatchDecoder:
                 if self._to_hear(work) and (runs := self._relabelled(work, language_heard)):
                     again += runs  # decoded again, run by run, in their languages
                     continue
+                if segments is not None and not (work.second_pass or work.labelled):
+                    self.first_look.add([word for segment in keep_speech(
+                        segments, self.settings.filters) for word in segment.words])
                 if segments is None or self._looks_wrong(segments, task):
                     # A second pass's window was paid for when it was glued.
                     words += self.decode_alone(work.chunk, language, task, first=segments)

@@ -34,6 +34,11 @@ class Decoding:
     def windows_decoded(self) -> int:
         return sum(track.decoder.windows_decoded for track in self._tracks)
 
+    @property
+    def first_look(self) -> float | None:
+        """The transcript's first decodes' mean log-probability (quality.judge)."""
+        return self._tracks[0].decoder.first_look.mean
+
     def add(self, work: list[Work]) -> None:
         """One chunk's work, for each track."""
         for track in self._tracks:

@@ -46,6 +46,7 @@ class MediaJob:
         self.audio_seconds = 0.0  # of the whole file, once it has all been read
         self._extracted_seconds = 0.0  # so far, counted by the extraction thread
         self._windows = 0
+        self._first_look: float | None = None  # quality.judge
         # Where the translation and the forced subtitle go, decided once the language is
         # known ([]: none is made).
         self._translation_targets: list[Path] | None = None
@@ -149,7 +150,7 @@ class MediaJob:
         return judge(words, self.audio_seconds, speech_seconds,
                      guess.iso_code if guess else None,
                      guess.confidence if guess and detected else None,
-                     self.settings.quality)
+                     self.settings.quality, self._first_look)
 
     def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:
         """A subtitle in this language exists beside the file or inside it."""
@@ -293,7 +294,7 @@ class MediaJob:
         if decoding is None:
             decoding = self._decoding(media, guess, resume, line)
         words, *translated = decoding.finish()
-        self._windows = decoding.windows_decoded
+        self._windows, self._first_look = decoding.windows_decoded, decoding.first_look
         self.audio_seconds = self._extracted_seconds  # every chunk is in: it has all been read
         # Decoding is over: from here on nothing is abandoned, the subtitle is written.
         self.hooks.progress(self.audio_seconds, self.audio_seconds,

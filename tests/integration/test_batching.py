@@ -102,6 +102,30 @@ def test_a_short_chunk_writes_no_more_tokens_than_its_length_allows(
     assert limits[1] == (224 if engine == "openai-whisper" else 448 - 3)
 
 
+def test_a_sampled_decode_is_the_same_on_every_run(
+        transcriber: Callable[[str, str], Transcriber]) -> None:
+    """Whisper's fallback samples; seeded from the audio, one file gives one subtitle
+    however often openai-whisper decodes it (CTranslate2 keeps a generator per thread
+    that cannot be seeded again: faster_whisper.load), and the process's own random
+    numbers are left as they were."""
+    import torch
+
+    model = transcriber("openai-whisper", "base")
+    noise = np.random.default_rng(2).normal(0, 0.3, 8 * 16_000).astype(np.float32)
+
+    def sampled() -> list[tuple[str, float]]:
+        segments = model.transcribe_batch([noise], language="te", task="transcribe",
+                                          temperature=1.0)[0]
+        return [(w.text, w.start_seconds) for s in segments for w in s.words]
+
+    torch.manual_seed(7)
+    first = sampled()
+    after = torch.rand(1)
+    assert first and sampled() == sampled() == first
+    torch.manual_seed(7)
+    assert torch.equal(torch.rand(1), after)
+
+
 @pytest.mark.parametrize("engine", ["openai-whisper", "faster-whisper"])
 def test_clips_heard_in_one_batch_are_heard_as_each_alone(
         engine: str, transcriber: Callable[[str, str], Transcriber]) -> None:

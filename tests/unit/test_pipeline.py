@@ -307,6 +307,32 @@ def test_a_chunk_whose_batched_text_looks_like_a_loop_is_decoded_again_hotter() 
     assert transcriber.batches == [2] and transcriber.temperatures == [0.0, 0.0, 0.2, 0.2]
 
 
+def test_text_improbable_at_first_and_sure_of_itself_once_sampled_is_still_flagged() -> None:
+    """A sample that happens to pass Whisper's checks (a crowd heard as confident
+    Yiddish) does not clear a file whose first decode the model did not believe: the
+    verdict does not hang on a draw."""
+    class SureOnceSampled(Looping):
+        def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str,
+                             task: Task, temperature: float = 0.0, prompt: str | None = None
+                             ) -> list[list[Segment]]:
+            results = super().transcribe_batch(audios, language=language, task=task,
+                                               temperature=temperature, prompt=prompt)
+            doubt = 0.1 if temperature < self.hot_enough else 0.95
+            return [[replace(s, words=tuple(replace(w, probability=doubt) for w in s.words))
+                     for s in segments] for segments in results]
+
+    transcriber = SureOnceSampled(looping=False)
+    media = FakeMedia(speech_with_pauses(8))
+    outcome = process_media_file(MOVIE, SETTINGS, media.tools(transcriber))
+    assert transcriber.temperatures == [0.0, 0.0, 0.2, 0.2]  # both were sampled, and passed
+    assert outcome.status == "written" and outcome.flags == ("improbable",)
+    assert outcome.quality is not None and "at the first decode, -0.05 kept" in outcome.quality
+    # Believed at the first decode: not flagged.
+    sure = process_media_file(MOVIE, SETTINGS, FakeMedia(speech_with_pauses(8)).tools(
+        SureOnceSampled(looping=False, hot_enough=0.0)))
+    assert sure.flags == ()
+
+
 def test_retries_on_hard_audio_stay_within_the_budget_per_window() -> None:
     # Never good enough: every chunk would take Whisper's whole fallback (five more
     # decodes each) without a budget.

@@ -29,6 +29,13 @@ def test_text_the_model_did_not_believe_is_flagged_as_improbable() -> None:
     assert "mean log-probability -1.61" in verdict.text
 
 
+def test_text_improbable_at_the_first_decode_is_flagged_whatever_a_sample_kept() -> None:
+    verdict = judge(spoken(60), 80.0, 70.0, "en", None, SETTINGS, first_look=-1.4)
+    assert verdict is not None and verdict.flags == ("improbable",)
+    assert "mean log-probability -1.40 at the first decode, -0.11 kept" in verdict.text
+    assert judge(spoken(60), 80.0, 70.0, "en", None, SETTINGS, first_look=-0.2) is None
+
+
 def test_speech_found_but_hardly_any_words_heard_is_music_or_noise() -> None:
     verdict = judge(spoken(10), 150.0, 120.0, "en", None, SETTINGS)
     assert verdict is not None and verdict.flags == ("music-or-noise",)
