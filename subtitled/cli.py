@@ -136,6 +136,9 @@ def _add_transcribe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forced", action="store_true",
                    help="for speech in English, STEM.en.forced.srt: only the stretches in "
                         "other languages, translated to English")
+    p.add_argument("--each-audio-language", action="store_true",
+                   help="one subtitle per audio language: STEM.ja.srt from a Japanese track "
+                        "and STEM.en.srt from an English dub")
     p.add_argument("--force", action="store_true",
                    help="replace an existing subtitle for the same language")
     p.add_argument("--template", default=defaults.output.template,
@@ -175,6 +178,7 @@ _OPTIONS = {
     ("language", "allowed"): "--allowed-languages", ("language", "task"): "--task",
     ("language", "also_translate"): "--also-translate",
     ("language", "forced_subtitles"): "--forced",
+    ("language", "each_audio_language"): "--each-audio-language",
     ("cues", "max_line_chars"): "--max-line-chars", ("cues", "max_lines"): "--max-lines",
     ("cues", "min_duration_seconds"): "--min-duration",
     ("cues", "max_duration_seconds"): "--max-duration",
@@ -202,7 +206,8 @@ def settings_from_args(args: argparse.Namespace) -> TranscribeSettings:
         "language": {"language": args.language, "mode": args.language_mode,
                      "allowed": args.allowed_languages, "task": args.task,
                      "also_translate": args.also_translate,
-                     "forced_subtitles": args.forced},
+                     "forced_subtitles": args.forced,
+                     "each_audio_language": args.each_audio_language},
         "cues": {"max_line_chars": args.max_line_chars, "max_lines": args.max_lines,
                  "min_duration_seconds": args.min_duration,
                  "max_duration_seconds": args.max_duration,

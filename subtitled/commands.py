@@ -27,21 +27,25 @@ logger = logging.getLogger(__name__)
 def describe(outcome: Outcome) -> str:
     """The one result line for a file."""
     source = shown(outcome.path)
+    # From the other audio tracks, whatever became of the main one.
+    tracks = "".join(f"; {shown(p)} from another audio track" for p in outcome.tracks)
     if outcome.status == "exists":
-        return f"{source}: {shown(outcome.output or '')} already exists (--force replaces it)"
+        return f"{source}: {shown(outcome.output or '')} already exists (--force replaces " \
+               f"it){tracks}"
     if outcome.status == "skipped":
-        return f"{source}: skipped, {shown(outcome.reason or '')}"
+        return f"{source}: skipped, {shown(outcome.reason or '')}{tracks}"
     flag = f"; likely bad: {outcome.quality}" if outcome.quality else ""
     if outcome.status == "no-speech":
         return f"{source}: no speech found, no subtitle written " \
-               f"({outcome.audio_seconds:.1f} s audio{flag})"
+               f"({outcome.audio_seconds:.1f} s audio{flag}){tracks}"
     confidence = f" {outcome.language_confidence:.0%}" if outcome.language_confidence else ""
     written = "held back, not written (quality.gate: hold)" if outcome.status == "held" \
         else " + ".join(shown(p) for p in (outcome.output, outcome.translation, outcome.forced)
                         if p is not None)
     return (f"{source} -> {written} ({outcome.language}{confidence}, "
             f"{outcome.cue_count} cues, {outcome.audio_seconds:.1f} s audio in "
-            f"{outcome.wall_seconds:.1f} s, {outcome.realtime_factor:.1f}x realtime{flag})")
+            f"{outcome.wall_seconds:.1f} s, {outcome.realtime_factor:.1f}x realtime{flag})"
+            f"{tracks}")
 
 
 def media_files(paths: Sequence[Path]) -> list[Path]:

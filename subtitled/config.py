@@ -171,6 +171,10 @@ class LanguageSettings:
     # translated to English (they are translated in Movie.en.srt too). Players show a
     # forced subtitle by themselves.
     forced_subtitles: Bool = False
+    # One subtitle per audio language: a film with a Japanese track and an English dub gets
+    # Movie.ja.srt from the one and Movie.en.srt from the other (each other track decoded
+    # whole: about the main track's cost again per language).
+    each_audio_language: Bool = False
     # Take the audio track's language tag, when it has one, instead of detecting: no vote,
     # no misdetection, but a wrong tag (many files say "eng" whatever they hold) is believed.
     trust_track_tags: Bool = False
@@ -353,6 +357,9 @@ class WatchRoot:
     # What a likely bad subtitle here does (transcribe.quality.gate when not given), e.g.
     # off for a music folder, whose lyrics the gate would take for music.
     quality_gate: QualityGate | None = None
+    # One subtitle per audio language here (transcribe.language.each_audio_language when
+    # not given), e.g. true for an anime folder of dubbed releases.
+    each_audio_language: Bool | None = None
 
 
 @with_config(UNKNOWN_KEYS_REFUSED)
@@ -514,8 +521,8 @@ class DaemonSettings:
 
     def for_file(self, path: Path) -> TranscribeSettings:
         """The transcription settings of a file: with its root's own language allow-list,
-        subtitle formats, hotwords and quality gate, where the root has them (roots do not
-        overlap)."""
+        subtitle formats, hotwords, quality gate and audio languages, where the root has
+        them (roots do not overlap)."""
         transcribe = self.transcribe
         root = next((root for root in self.watch
                      if root.path == path or root.path in path.parents), None)
@@ -533,4 +540,7 @@ class DaemonSettings:
         if root.quality_gate:
             transcribe = replace(transcribe, quality=replace(transcribe.quality,
                                                              gate=root.quality_gate))
+        if root.each_audio_language is not None:
+            transcribe = replace(transcribe, language=replace(
+                transcribe.language, each_audio_language=root.each_audio_language))
         return transcribe

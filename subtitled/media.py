@@ -46,6 +46,22 @@ class MediaInfo:
     audio_stream_count: int
     # Languages of embedded subtitle streams that are text (not bitmaps like PGS).
     text_subtitle_languages: tuple[str, ...] = ()
+    # Every audio track, the chosen one among them (language.each_audio_language).
+    audio_streams: tuple[AudioStream, ...] = ()
+
+    def other_tracks(self) -> list[AudioStream]:
+        """The audio tracks besides the chosen one that may hold the dialogue in another
+        language (a dub): not commentary, description or karaoke, and one per language
+        tag (the first, the default first); untagged tracks all, their language heard."""
+        tagged = {self.audio.language}
+        others = []
+        for stream in sorted(self.audio_streams, key=lambda s: (not s.default, s.index)):
+            if stream.index == self.audio.index or stream.avoided or \
+                    (stream.language is not None and stream.language in tagged):
+                continue
+            tagged.add(stream.language)
+            others.append(stream)
+        return others
 
 
 def _float(value: Any) -> float | None:
@@ -192,7 +208,7 @@ def probe(path: Path, preferred_languages: Sequence[str] = (), *,
         raise MediaError(f"no audio stream (streams found: {found})", path=path, stage="probe")
     count = sum(1 for s in _streams(result) if s.get("codec_type") == "audio")
     return MediaInfo(path, chosen, duration_seconds(result), count,
-                     text_subtitle_languages(result))
+                     text_subtitle_languages(result), tuple(audio_streams(result)))
 
 
 def _ffprobe(path: Path, timeout_seconds: float) -> ProbeJson:

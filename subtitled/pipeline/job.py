@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Collection, Generator, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -14,18 +14,18 @@ import numpy as np
 
 from subtitled import languages
 from subtitled.config import TranscribeSettings
-from subtitled.cues import shape_cues
+from subtitled.cues import Cue, shape_cues
 from subtitled.engines.base import Word, is_out_of_memory
-from subtitled.errors import ConfigError, EnvironmentFault
+from subtitled.errors import ConfigError, EnvironmentFault, MediaError
 from subtitled.language import LanguageGuess, label_pieces, vote
-from subtitled.media import MediaInfo
+from subtitled.media import AudioStream, MediaInfo
 from subtitled.pipeline.decoder import BatchDecoder, Work
 from subtitled.pipeline.decoding import Decoding
 from subtitled.pipeline.engine_calls import call_watched
 from subtitled.pipeline.foreign import ForeignFinder
 from subtitled.pipeline.sampling import sample_language
 from subtitled.pipeline.sidecars import Sidecars
-from subtitled.pipeline.tools import Hooks, Outcome, Resume, Status, Tools
+from subtitled.pipeline.tools import Hooks, Outcome, Resume, Role, Status, Tools
 from subtitled.prefetch import Prefetch
 from subtitled.quality import Verdict, judge
 from subtitled.speech import Chunk, SpeechChunker
@@ -38,9 +38,10 @@ logger = logging.getLogger(__name__)
 
 class MediaJob:
     def __init__(self, path: Path, settings: TranscribeSettings, tools: Tools, hooks: Hooks,
-                 started: float) -> None:
+                 started: float, taken: Collection[str] = ()) -> None:
         self.path, self.settings, self.tools, self.hooks = path, settings, tools, hooks
         self.started = started
+        self.taken = taken  # languages whose subtitle another audio track gives
         self.allowed = tuple(languages.to_whisper(c) for c in settings.language.allowed)
         self.sidecars = Sidecars(path, settings, tools.write, hooks.previous, hooks.wrote)
         self.audio_seconds = 0.0  # of the whole file, once it has all been read
@@ -61,6 +62,14 @@ class MediaJob:
                 media.duration_seconds < skip.min_duration_seconds:
             return self._outcome("skipped", None, None, 0, 0.0,
                                  f"shorter than {skip.min_duration_seconds:g} s")
+        outcome = self._main_track(media)
+        if not self.settings.language.each_audio_language or not media.other_tracks():
+            return outcome
+        taken = {outcome.language} if outcome.language else set()
+        return replace(outcome, tracks=tuple(other_track_subtitles(
+            self.path, self.settings, self.tools, self.hooks, media, taken)))
+
+    def _main_track(self, media: MediaInfo) -> Outcome:
         if (spoken := self._needs_no_subtitle(media.audio.language)) is not None:
             return spoken  # decided by the track's tag, before any audio is read
         resume = self.hooks.checkpoints.load() if self.hooks.checkpoints else None
@@ -153,8 +162,12 @@ class MediaJob:
                      self.settings.quality, self._first_look)
 
     def _already_done(self, media: MediaInfo, guess: LanguageGuess) -> Outcome | None:
-        """A subtitle in this language exists beside the file or inside it."""
+        """A subtitle in this language exists beside the file or inside it, or comes from
+        another audio track of it."""
         label = self._label(guess)
+        if label in self.taken:
+            return self._outcome("skipped", None, guess, 0, 0.0,
+                                 f"its {label} subtitle comes from another audio track")
         if kept := self.sidecars.kept(label, self._targets(guess)):
             return self._outcome("exists", kept[0], guess, 0, 0.0, kept[1])
         if self.settings.skip.embedded_text_subtitles and \
@@ -388,3 +401,53 @@ class MediaJob:
         detect = self.tools.transcriber.detect_language
         return call_watched(partial(detect, audio), self.hooks.alive)
 
+
+
+def other_track_subtitles(path: Path, settings: TranscribeSettings, tools: Tools,
+                          hooks: Hooks, media: MediaInfo, taken: set[str]) -> list[Path]:
+    """A subtitle from each other audio track in a language no track before it gave (an
+    English dub beside a Japanese film), written beside the main one: decoded whole, with
+    no checkpoints (a stop decodes it again), no translation or forced subtitle, and a
+    likely bad one flagged in the log, never held (the gate is the main subtitle's). Like
+    a translation, it never takes a subtitle from anyone: only ours is replaced. A track
+    that cannot be read is said and left; the main subtitle stands."""
+    settings = replace(settings, language=replace(
+        settings.language, each_audio_language=False, also_translate=False,
+        forced_subtitles=False), quality=replace(settings.quality, gate="flag")
+        if settings.quality.gate in ("review", "hold") else settings.quality,
+        # LRC's name says no language: the main track's alone.
+        output=replace(settings.output, formats=tuple(
+            f for f in settings.output.formats if f != "lrc") or ("srt",)))
+    hooks = Hooks(alive=hooks.alive, previous=hooks.wrote or hooks.previous,
+                  wrote=hooks.wrote or hooks.previous)
+    def beside(target: Path, cues: list[Cue], role: Role) -> None:
+        del role  # the main track's subtitle is the tracked one
+        tools.write(target, cues, "beside")
+
+    written = []
+    for stream in media.other_tracks():
+        track = replace(tools, probe=partial(_with_track, media, stream), write=beside)
+        name = f"audio track {stream.index}" + (f" ({stream.language})"
+                                                 if stream.language else "")
+        try:
+            outcome = MediaJob(path, settings, track, hooks, time.monotonic(),
+                               frozenset(taken)).run()
+        except MediaError as err:
+            logger.warning("%s: %s: no subtitle from it: %s", path, name, err.one_line())
+            continue
+        if outcome.language:
+            taken.add(outcome.language)
+        if outcome.quality:
+            logger.warning("%s: %s: likely a bad subtitle: %s", path, name, outcome.quality)
+        if outcome.status == "written" and outcome.output is not None:
+            logger.info("%s: %s: %s (%s, %d cues)", path, name, outcome.output.name,
+                        outcome.language, outcome.cue_count)
+            written.append(outcome.output)
+        else:
+            logger.info("%s: %s: %s", path, name, outcome.reason or outcome.status)
+    return written
+
+
+def _with_track(media: MediaInfo, stream: AudioStream, path: Path) -> MediaInfo:
+    del path  # probed once, for the main track
+    return replace(media, audio=stream)

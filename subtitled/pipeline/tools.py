@@ -116,6 +116,8 @@ class Outcome:
     translation: Path | None = None  # the English translation written beside the subtitle
     forced: Path | None = None  # the forced subtitle written beside it (foreign stretches)
     detection_windows: int = 0  # windows heard to find the foreign stretches
+    # The subtitles written from the other audio tracks (language.each_audio_language).
+    tracks: tuple[Path, ...] = ()
 
     @property
     def realtime_factor(self) -> float:

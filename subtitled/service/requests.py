@@ -48,10 +48,11 @@ def settings_for(settings: TranscribeSettings, request: Request) -> TranscribeSe
     over the whole upload), its task, and none of the library's reasons to skip a file
     (the client wants this one); a likely bad subtitle is flagged, never held back (the
     client judges what it gets: Bazarr scores subtitles itself). It gets the one subtitle
-    it asked for: no translation or forced subtitle beside it."""
+    it asked for: no translation, forced subtitle or other track's subtitle beside it."""
     language = replace(settings.language, language=request.language or "auto",
                        task=request.task, mode="vote", allowed=(), trust_track_tags=False,
-                       also_translate=False, forced_subtitles=False)
+                       also_translate=False, forced_subtitles=False,
+                       each_audio_language=False)
     skip = replace(settings.skip, existing_sidecar=False, embedded_text_subtitles=False,
                    marker_file="", min_duration_seconds=0.0, audio_languages=())
     output = replace(settings.output, template="{stem}.{lang}.srt", overwrite=True,

@@ -497,6 +497,8 @@ class Worker:
             self.metrics.audio_seconds.inc(outcome.audio_seconds)
             if outcome.status == "written":
                 self.metrics.realtime.observe(outcome.realtime_factor)
+        if outcome.tracks and outcome.status != "written" and job.request is None:
+            self.written(job.path)  # the other audio tracks' subtitles are new all the same
         if outcome.status == "held":
             self.store.finish(job, "done", result)
             logger.info("%s: %s, %.1f s audio in %.1f s, %d cues held back, not written",
@@ -505,8 +507,8 @@ class Worker:
             return
         if outcome.status == "written":
             self.store.finish(job, "done", result)
-            beside = "".join(f" and {p.name}" for p in (outcome.translation, outcome.forced)
-                             if p is not None)
+            beside = "".join(f" and {p.name}" for p in (outcome.translation, outcome.forced,
+                                                        *outcome.tracks) if p is not None)
             logger.info("%s: %s%s, %s, %.1f s audio in %.1f s (%.1fx realtime), %d cues, "
                         "%d windows decoded", job.path, outcome.output, beside,
                         outcome.language, outcome.audio_seconds, outcome.wall_seconds,
