@@ -6,6 +6,8 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
+
 from subtitled.eta import duration
 from tests.integration.daemon_harness import DaemonRun, make_video
 from tests.integration.figures import record
@@ -17,8 +19,12 @@ _SECONDS = (4.0, 8.0, 11.0)
 _LENGTHS = [_SECONDS[index % 3] for index in range(10)]
 
 
-def test_after_three_files_the_eta_is_within_a_quarter_of_the_next_ten(
+def test_after_three_files_the_eta_is_the_backlog_at_their_realtime_factor(
         tmp_path: Path, model_dir: Path) -> None:
+    """The ETA is the backlog's probed audio over the realtime factor of the files
+    finished last, as `status` and /metrics say. How near it comes to the time the next
+    ten then take is recorded, not asserted: it holds only while the machine's load
+    does (CI's and a media server's vary), and bench/ is where speed is measured."""
     daemon = DaemonRun(tmp_path, model_dir, http={"enabled": True, "port": 0})
     daemon.start()
     try:
@@ -44,6 +50,10 @@ def test_after_three_files_the_eta_is_within_a_quarter_of_the_next_ten(
                           said, re.MULTILINE)
         assert found, said
         assert found.group(2) == duration(eta)
+        first = daemon.rows()[:3]
+        factor = sum(r["audio_seconds"] for r in first) / sum(r["wall_seconds"] for r in first)
+        assert eta == pytest.approx(sum(lengths) / factor, rel=0.01), (eta, factor)
+        assert float(found.group(3)) == pytest.approx(factor, abs=0.051)
         assert run_check(daemon.config, "resume").returncode == 0
         daemon.wait_until(lambda: daemon.all_settled(13))
         rows = daemon.rows()[3:]
@@ -52,7 +62,6 @@ def test_after_three_files_the_eta_is_within_a_quarter_of_the_next_ten(
         took = max(r["updated"] for r in rows) - min(r["started"] for r in rows)
         record("ETA after three files", f"{eta:.1f} s estimated, {took:.1f} s taken by the "
                f"next ten ({eta / took - 1:+.0%})")
-        assert abs(eta - took) <= 0.25 * took, (eta, took)
         assert "backlog" not in run_check(daemon.config, "status").stdout
     finally:
         assert daemon.finish(signal.SIGTERM) == 0
