@@ -9,10 +9,12 @@ speech starts and ends, and what is said) kept beside it:
   minutes of continuous dialogue (turns 0.15 to 0.8 s apart) from several voices (the
   corpus's recordings in that language and espeak-ng voices reading bench.voices.LINES),
   some under a music bed or a noise bed, with music alone between scenes; over 65 %
-  speech.
+  speech;
+- quiet-en: dense-en's scenes with every scene's dialogue at -30 to -20 dBFS under music
+  or effects at -20 dBFS, mixed with pydub (issue: quiet and whispered dialogue).
 
     .venv/bin/python -m bench.programme OUT.mkv [--minutes 10] [--seed 1]
-        [--kind mixed|dense-en|dense-de|dense-fr|looped] [--dense: looped]
+        [--kind mixed|dense-en|dense-de|dense-fr|quiet-en|looped] [--dense: looped]
 """
 
 from __future__ import annotations
@@ -163,12 +165,14 @@ def assemble(minutes: float, seed: int, dense: bool = False) -> tuple[np.ndarray
     return programme, Truth(len(programme) / RATE_HZ, tuple(speech))
 
 
-KINDS = ("mixed", "dense-en", "dense-de", "dense-fr", "looped")
+KINDS = ("mixed", "dense-en", "dense-de", "dense-fr", "quiet-en", "looped")
 
 
-def assemble_scenes(language: str, minutes: float, seed: int) -> tuple[np.ndarray, Truth]:
+def assemble_scenes(language: str, minutes: float, seed: int,
+                    quiet: bool = False) -> tuple[np.ndarray, Truth]:
     """Scenes of continuous dialogue in `language`, some over a bed of music or noise,
-    with music alone or a pause between them."""
+    with music alone or a pause between them. `quiet`: every scene's dialogue at -30 to
+    -20 dBFS under a bed of music or effects at -20 dBFS (`_quiet_scene`)."""
     rng = random.Random(seed)
     rows = manifest()
     real = [(decode(CORPUS / name), row["transcript"]) for name, row in sorted(rows.items())
@@ -191,13 +195,7 @@ def assemble_scenes(language: str, minutes: float, seed: int) -> tuple[np.ndarra
             scene += [audio, gap]
             at += len(audio) + len(gap)
         dialogue = np.concatenate(scene)
-        bed = rng.choice(("none", "music", "noise"))
-        if bed == "music":  # about 20 dB under the dialogue
-            dialogue = dialogue + 0.12 * music(len(dialogue) / RATE_HZ + 1, rng)[
-                : len(dialogue)]
-        elif bed == "noise":
-            dialogue = dialogue + _brown(len(dialogue), 0.03, rng)
-        parts.append(dialogue.astype(np.float32))
+        parts.append(_quiet_scene(dialogue, rng) if quiet else _bedded(dialogue, rng))
         between = music(rng.uniform(4, 10), rng) if rng.random() < 0.5 else \
             np.zeros(int(rng.uniform(1, 3) * RATE_HZ), dtype=np.float32)
         parts.append(between)
@@ -206,6 +204,39 @@ def assemble_scenes(language: str, minutes: float, seed: int) -> tuple[np.ndarra
     floor = np.random.default_rng(seed).standard_normal(len(programme)) * 10 ** (-65 / 20)
     programme = (programme + floor).astype(np.float32)
     return programme, Truth(len(programme) / RATE_HZ, tuple(speech), language)
+
+
+def _bedded(dialogue: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A scene as the dense programmes have it: no bed, music about 20 dB under the
+    dialogue, or brown noise."""
+    bed = rng.choice(("none", "music", "noise"))
+    if bed == "music":
+        dialogue = dialogue + 0.12 * music(len(dialogue) / RATE_HZ + 1, rng)[
+            : len(dialogue)]
+    elif bed == "noise":
+        dialogue = dialogue + _brown(len(dialogue), 0.03, rng)
+    return dialogue.astype(np.float32)
+
+
+def _quiet_scene(dialogue: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A scene of the quiet programme, mixed with pydub: the dialogue set to -30 to -20
+    dBFS, laid over music or effects (brown noise with a crash now and then) set to -20
+    dBFS: a film mastered with its dialogue far under the score and the effects."""
+    from subtitled.levels import samples, segment
+
+    seconds = len(dialogue) / RATE_HZ
+    if rng.random() < 0.5:
+        bed = music(seconds + 1, rng)[: len(dialogue)]
+    else:
+        bed = _brown(len(dialogue), 0.3, rng)
+        for hit in np.arange(rng.uniform(0, 4), seconds, rng.uniform(3, 6)):
+            first = int(hit * RATE_HZ)
+            crash = _brown(min(RATE_HZ, len(bed) - first), 0.6, rng)
+            bed[first:first + len(crash)] += crash * np.exp(-np.arange(len(crash)) / 3000)
+    voice, under = segment(dialogue), segment(bed)
+    voice = voice.apply_gain(rng.uniform(-30, -20) - voice.dBFS)
+    under = under.apply_gain(-20 - under.dBFS)
+    return samples(under.overlay(voice))
 
 
 def _spoken_lines(language: str, rng: random.Random) -> list[tuple[np.ndarray, str]]:
@@ -272,6 +303,8 @@ def build(target: Path, minutes: float, seed: int = 1, dense: bool = False,
         return Truth.load(truth_path(target))
     if kind.startswith("dense-"):
         audio, truth = assemble_scenes(kind.removeprefix("dense-"), minutes, seed)
+    elif kind == "quiet-en":
+        audio, truth = assemble_scenes("en", minutes, seed, quiet=True)
     else:
         audio, truth = assemble(minutes, seed, dense or kind == "looped")
     mux(audio, target, truth.language)

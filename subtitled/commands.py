@@ -29,6 +29,9 @@ def describe(outcome: Outcome) -> str:
     source = shown(outcome.path)
     # From the other audio tracks, whatever became of the main one.
     tracks = "".join(f"; {shown(p)} from another audio track" for p in outcome.tracks)
+    if outcome.quiet:
+        tracks = f"; quiet: {outcome.quiet}, {outcome.second_look_words} words found by a " \
+                 f"second look{tracks}"
     if outcome.status == "exists":
         return f"{source}: {shown(outcome.output or '')} already exists (--force replaces " \
                f"it){tracks}"

@@ -190,6 +190,15 @@ class SpeechSettings:
     speech_pad_ms: Annotated[int, Strict(), Field(ge=0, le=2_000)] = 200
     # Whisper hears 30 s at a time: speech past that in a chunk would be lost.
     max_chunk_seconds: Annotated[float, Strict(), Field(ge=5, le=30)] = 30.0
+    # Quiet dialogue (subtitled.levels): a file whose dialogue sits this far below its
+    # loudest passages is quiet; detection misses lines spoken under its music and effects.
+    quiet_margin_db: Annotated[float, Strict(), Field(ge=1, le=60)] = 15.0
+    # In a quiet file, the decoder listens once more where detection heard no speech but
+    # something covers it (pipeline.second_look); its own signs of non-speech decide.
+    second_look: Bool = True
+    # A chunk whose speech lies this far below the file's dialogue is raised to its level
+    # before decoding (null: never).
+    raise_below_db: Annotated[float, Strict(), Field(ge=1, le=60)] | None = 10.0
 
 
 @with_config(UNKNOWN_KEYS_REFUSED)

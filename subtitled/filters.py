@@ -46,6 +46,23 @@ def needs_fallback(segments: Sequence[Segment], settings: FilterSettings) -> boo
                for s in segments)
 
 
+# Whisper's own list (whisper.transcribe), the full-width marks written as escapes.
+_PUNCTUATION = "\"'\u201c\u00bf([{-\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001"
+
+
+def is_anomaly(segment: Segment) -> bool:
+    """Whisper's own sign of a hallucination (whisper.transcribe, with word timestamps):
+    among its first eight words, improbable ones (under 0.15), and ones too short (under
+    0.133 s) or too long (over 2 s) to be spoken, add up to three, or to nearly all."""
+    words = [w for w in segment.words if w.text.strip() not in _PUNCTUATION][:8]
+    score = 0.0
+    for word in words:
+        duration = word.end_seconds - word.start_seconds
+        score += (word.probability < 0.15) + max(0.0, 0.133 - duration) * 15 + \
+            max(0.0, duration - 2.0)
+    return score >= 3 or score + 0.01 >= len(words)
+
+
 def keep_speech(segments: Sequence[Segment], settings: FilterSettings) -> list[Segment]:
     """The segments worth showing, in order; a segment repeating its predecessor's text
     (a loop spread over segments) is dropped after it has appeared twice in a row."""

@@ -108,6 +108,12 @@ class Metrics:
                         "likely bad (`subtitled status` lists them with the reason)",
                         registry=self.registry)
         flagged.set_function(lambda: float(flagged_files()))
+        self.quiet = Counter("subtitled_quiet_files", "Files whose dialogue sits far below "
+                             "their loudest passages (subtitled.levels)",
+                             registry=self.registry)
+        self.second_look_words = Counter(
+            "subtitled_second_look_words", "Words the second look at quiet files found where "
+            "speech detection heard no speech", registry=self.registry)
         self.audio_seconds = Counter("subtitled_audio_seconds", "Audio seconds transcribed",
                                      registry=self.registry)
         self.realtime = Histogram("subtitled_realtime_factor",

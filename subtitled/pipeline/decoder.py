@@ -360,7 +360,7 @@ class BatchDecoder:
         """The speech among the segments, placed on the programme's timeline."""
         kept = keep_speech(segments, self.settings.filters)
         offset = self.media.audio.start_offset_seconds
-        return [word for segment in kept for word in _placed(chunk, segment, offset)]
+        return [word for segment in kept for word in placed_words(chunk, segment, offset)]
 
 
 def skipped_pieces(chunk: Chunk, words: list[Word], offset_seconds: float) -> list[int]:
@@ -391,7 +391,7 @@ def _holds(piece: Piece, word: Word, offset_seconds: float) -> bool:
     return start - 1e-6 <= word.start_seconds < end
 
 
-def _placed(chunk: Chunk, segment: Segment, offset: float) -> list[Word]:
+def placed_words(chunk: Chunk, segment: Segment, offset: float) -> list[Word]:
     """The segment's words moved from chunk time to the programme's timeline; words heard
     outside the chunk's speech are dropped."""
     placed = []

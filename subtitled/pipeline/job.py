@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Generator, Iterable, Sequence
+from collections.abc import Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -18,12 +18,14 @@ from subtitled.cues import Cue, shape_cues
 from subtitled.engines.base import Word, is_out_of_memory
 from subtitled.errors import ConfigError, EnvironmentFault, MediaError
 from subtitled.language import LanguageGuess, label_pieces, vote
+from subtitled.levels import Dialogue, Levels, raised
 from subtitled.media import AudioStream, MediaInfo
 from subtitled.pipeline.decoder import BatchDecoder, Work
 from subtitled.pipeline.decoding import Decoding
 from subtitled.pipeline.engine_calls import call_watched
 from subtitled.pipeline.foreign import ForeignFinder
 from subtitled.pipeline.sampling import sample_language
+from subtitled.pipeline.second_look import second_look
 from subtitled.pipeline.sidecars import Sidecars
 from subtitled.pipeline.tools import Hooks, Outcome, Resume, Role, Status, Tools
 from subtitled.prefetch import Prefetch
@@ -54,6 +56,9 @@ class MediaJob:
         self._finder: ForeignFinder | None = None  # for a forced subtitle
         self._forced_targets: list[Path] | None = None
         self._foreign_saved = 0  # of them, those in checkpoints
+        self._levels = Levels(settings.speech.quiet_margin_db)  # as the audio is read
+        self.dialogue: Dialogue | None = None  # what the levels said, at the end
+        self._second_look_words = 0
 
     def run(self) -> Outcome:
         media = self.tools.probe(self.path)
@@ -102,6 +107,15 @@ class MediaJob:
             # write.
             self.tools.check_output(self.path)
             words, translated, guess = self._transcribe(media, chunks, guess, resume)
+        self.dialogue = self._levels.finish()
+        if self.dialogue.quiet:
+            logger.info("%s: quiet: %s", self.path, self.dialogue.describe())
+            if self.settings.speech.second_look:
+                heard, guess = second_look(self.path, self.settings, self.tools,
+                                           self.hooks.alive, self.allowed, media, guess,
+                                           self._levels, self._windows)
+                self._second_look_words = len(heard)
+                words = sorted(words + heard, key=lambda w: w.start_seconds)
         return self._write(media, words, translated, guess, chunker.speech_seconds)
 
     def _write(self, media: MediaInfo, words: list[Word], translated: list[Word] | None,
@@ -227,7 +241,9 @@ class MediaJob:
                        speech_seconds, time.monotonic() - self.started, reason, self._windows,
                        verdict.text if verdict else None, verdict.flags if verdict else (),
                        translation, forced,
-                       self._finder.windows if self._finder else 0)
+                       self._finder.windows if self._finder else 0,
+                       quiet=self.dialogue.describe() if self.dialogue and self.dialogue.quiet
+                       else None, second_look_words=self._second_look_words)
 
     def _label(self, guess: LanguageGuess) -> str:
         """The language the subtitle is in: English when translating."""
@@ -367,8 +383,25 @@ class MediaJob:
         self._extracted_seconds = 0.0
         for block in self.tools.open_audio(media, None, None):
             self._extracted_seconds += len(block) / 16_000
-            yield from (c for c in chunker.feed(block) if c.source_end_seconds > resume_at)
-        yield from (c for c in chunker.finish() if c.source_end_seconds > resume_at)
+            self._levels.add_block(block)
+            yield from self._leveled(chunker.feed(block), resume_at)
+        yield from self._leveled(chunker.finish(), resume_at)
+
+    def _leveled(self, chunks: list[Chunk], resume_at: float) -> Iterator[Chunk]:
+        """The chunks measured (the dialogue's level), the ones after `resume_at` each
+        raised to the dialogue's level so far where it lies well below it."""
+        below = self.settings.speech.raise_below_db
+        for chunk in chunks:
+            dialogue = self._levels.dialogue_dbfs
+            self._levels.add_chunk(chunk)
+            if chunk.source_end_seconds <= resume_at:
+                continue
+            if below is not None:
+                chunk, gain = raised(chunk, dialogue, below)
+                if gain:
+                    logger.debug("%s: speech at %.0f s raised %.0f dB to the dialogue's "
+                                 "level", self.path, chunk.source_start_seconds, gain)
+            yield chunk
 
     def _detect_many(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
         """The clips' languages in one batch; out of memory, the cache is given back and

@@ -118,6 +118,10 @@ class Outcome:
     detection_windows: int = 0  # windows heard to find the foreign stretches
     # The subtitles written from the other audio tracks (language.each_audio_language).
     tracks: tuple[Path, ...] = ()
+    # A quiet file (subtitled.levels): its dialogue's level against its loudest passages;
+    # and the words its second look found where speech detection heard none.
+    quiet: str | None = None
+    second_look_words: int = 0
 
     @property
     def realtime_factor(self) -> float:

@@ -475,6 +475,9 @@ class Worker:
 
     def _record(self, job: Job, outcome: Outcome) -> None:
         self._finish(job, outcome)
+        if outcome.quiet is not None and self.metrics is not None:
+            self.metrics.quiet.inc()
+            self.metrics.second_look_words.inc(outcome.second_look_words)
         if outcome.quality is None:
             return
         logger.warning("%s: likely a bad subtitle: %s", job.path, outcome.quality)

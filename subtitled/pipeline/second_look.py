@@ -1,0 +1,155 @@
+"""The second look at a quiet file: where speech detection heard no speech but something
+is heard (music, effects, noise), the decoder listens once more, after the file's own
+decoding, and keeps only what it is sure is speech.
+
+Silero hears nothing of a voice 19 dB under a music bed (probabilities of 0.00 there, at
+any threshold), while Whisper still writes the line (BENCHMARKS.md): detection run again
+lower would find nothing, so the decoder itself looks. Its cost is bounded: only in a
+file the levels call quiet (`subtitled.levels`), only over those stretches, each window
+once, and at most half the windows the file's own decoding took (and four, for a file in
+which detection found nothing at all), the loudest stretches first. What it hears counts
+only where Whisper's own signs agree: probable text, no loop, no hallucination. A
+sampled retry is never made there (it is what writes words into music)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from subtitled.audio import SAMPLE_RATE_HZ
+from subtitled.config import TranscribeSettings
+from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
+from subtitled.errors import EnvironmentFault
+from subtitled.filters import is_anomaly, keep_speech
+from subtitled.language import LanguageGuess, vote
+from subtitled.levels import Levels
+from subtitled.media import MediaInfo
+from subtitled.pipeline.decoder import placed_words
+from subtitled.pipeline.engine_calls import Alive, call_watched
+from subtitled.pipeline.tools import Tools
+from subtitled.speech import Chunk, Piece
+
+logger = logging.getLogger(__name__)
+
+# Shorter than this, a gap between lines is a pause, not a place for a line to hide.
+MIN_SECONDS = 2.0
+# Windows the second look may decode: this share of the file's own decoding, and at
+# least MIN_WINDOWS.
+SHARE_OF_DECODING = 0.5
+MIN_WINDOWS = 4
+_WINDOW_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window heard (source seconds), and the part of it whose words it gives."""
+
+    start: float
+    end: float
+    own_start: float
+    own_end: float
+
+
+def windows(places: Sequence[tuple[float, float]], levels: Levels,
+            budget: int) -> list[Window]:
+    """The places cut into Whisper windows; past the budget, the loudest (where a voice
+    is likeliest to be covered), in time order."""
+    cut = [window for place in places for window in _windows(*place)]
+    if len(cut) > budget:
+        loudest = sorted(cut, key=lambda w: -levels.level(w.own_start, w.own_end))
+        cut = sorted(loudest[:budget], key=lambda w: w.start)
+    return cut
+
+
+def _windows(start: float, end: float) -> list[Window]:
+    """Whole 30 s windows over a place: the last one ends where the place does and gives
+    only the words past the one before it. No scrap of a second or two at the end, where
+    Whisper makes words up, and no line cut in half where it need not be."""
+    if end - start <= _WINDOW_SECONDS:
+        return [Window(start, end, start, end)]
+    count = math.ceil((end - start) / _WINDOW_SECONDS)
+    starts = [start + i * _WINDOW_SECONDS for i in range(count - 1)]
+    return [*(Window(s, s + _WINDOW_SECONDS, s, s + _WINDOW_SECONDS) for s in starts),
+            Window(end - _WINDOW_SECONDS, end, starts[-1] + _WINDOW_SECONDS, end)]
+
+
+def sure(segments: Sequence[Segment], settings: TranscribeSettings) -> list[Segment]:
+    """The segments Whisper is sure are speech: the usual filters (no non-speech, no
+    loops), not what Whisper itself takes for a hallucination (`is_anomaly`), and text
+    as probable as Whisper's threshold asks (where the first pass keeps improbable text
+    in the speech detection found). Not the no-speech probability alone: a voice under
+    music is faint to Whisper too (0.75 on the JFK line 19 dB under a bed, transcribed
+    at a log-probability of -0.5), which is why Whisper's own rule asks for both."""
+    filters = settings.filters
+    return [s for s in keep_speech(segments, filters)
+            if not is_anomaly(s) and s.avg_logprob >= filters.logprob_threshold
+            and s.compression_ratio <= filters.compression_ratio_threshold]
+
+
+def second_look(path: Path, settings: TranscribeSettings, tools: Tools, alive: Alive,
+                allowed: Sequence[str], media: MediaInfo, guess: LanguageGuess | None,
+                levels: Levels, decoded_windows: int) -> tuple[list[Word], LanguageGuess | None]:
+    """The words found in the quiet file's hiding places, and its language (found here
+    when detection found no speech at all)."""
+    budget = max(MIN_WINDOWS, int(SHARE_OF_DECODING * decoded_windows))
+    looked = windows(list(levels.hiding_places(MIN_SECONDS)), levels, budget)
+    if not looked:
+        return [], guess
+    transcriber = tools.transcriber
+    words: list[Word] = []
+    size = max(1, transcriber.batch_size)
+    for first in range(0, len(looked), size):
+        batch = looked[first:first + size]
+        chunks = [_read(tools, media, window.start, window.end, alive) for window in batch]
+        if guess is None:
+            guess = vote([(call_watched(partial(transcriber.detect_language, c.audio), alive),
+                           c.duration_seconds) for c in chunks], allowed)
+            if guess is None:
+                return [], None
+        decoded = _decode(transcriber, [c.audio for c in chunks], guess.code, settings,
+                          alive, path)
+        offset = media.audio.start_offset_seconds
+        for window, chunk, segments in zip(batch, chunks, decoded, strict=True):
+            words += [w for s in sure(segments, settings)
+                      for w in placed_words(chunk, s, offset)
+                      if window.own_start <= (w.start_seconds + w.end_seconds) / 2 - offset
+                      < window.own_end]
+    logger.info("%s: a second look over %d windows (%.0f s) where detection heard no "
+                "speech: %d words", path, len(looked),
+                sum(w.own_end - w.own_start for w in looked), len(words))
+    return words, guess
+
+
+def _read(tools: Tools, media: MediaInfo, start: float, end: float,
+          alive: Alive) -> Chunk:
+    alive(True)
+    audio = np.concatenate([np.zeros(0, dtype=np.float32),
+                            *tools.open_audio(media, start, end - start)])
+    return Chunk(audio, (Piece(0.0, start, len(audio) / SAMPLE_RATE_HZ),))
+
+
+def _decode(transcriber: Transcriber, audios: list[np.ndarray], language: str,
+            settings: TranscribeSettings, alive: Alive, path: Path) -> list[list[Segment]]:
+    """One batch at temperature 0; out of memory, the cache given back and each window
+    alone."""
+    decode: Callable[[list[np.ndarray]], list[list[Segment]]] = partial(
+        transcriber.transcribe_batch, language=language, task=settings.language.task,
+        prompt=" ".join(settings.hotwords) or None)
+    try:
+        return call_watched(partial(decode, audios), alive)
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        transcriber.release_memory()
+        if len(audios) < 2:
+            raise EnvironmentFault("out of memory even on one window; use a smaller model "
+                                   "or free the GPU", kind="memory", path=path,
+                                   stage="transcribe") from err
+    return [found for audio in audios
+            for found in _decode(transcriber, [audio], language, settings, alive, path)]

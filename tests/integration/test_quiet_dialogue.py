@@ -1,0 +1,50 @@
+"""Quiet dialogue with real weights: a line spoken 25 dB under its recorded level, under a
+music bed at -20 dBFS (the voice about 19 dB under the music, where silero hears nothing),
+is transcribed about as well as the same line at full level over the same bed, and the
+music around it gets no cues. The media is built with pydub, as the level work is done."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import srt
+from pydub import AudioSegment
+
+from bench.programme import music
+from subtitled.evaluation import word_error_rate
+from subtitled.levels import segment
+from tests.integration.conftest import DATA, JFK_TEXT, Transcribe
+
+SPEECH_AT_SECONDS = 10.0
+
+
+def over_a_bed(path: Path, gain_db: float) -> Path:
+    """32 s of music at -20 dBFS with the JFK clip `gain_db` from its own level laid over
+    it at 10 s."""
+    bed = segment(music(32.0, random.Random(1)))
+    bed = bed.apply_gain(-20.0 - bed.dBFS)
+    voice = AudioSegment.from_file(DATA / "en_jfk_inaugural.flac").set_channels(1)
+    bed.overlay(voice.apply_gain(gain_db), position=int(SPEECH_AT_SECONDS * 1000)).export(
+        path, format="wav")
+    return path
+
+
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
+def test_a_line_under_a_music_bed_is_transcribed_and_the_music_gets_no_cues(
+        engine: str, tmp_path: Path, transcribe: Transcribe) -> None:
+    full = transcribe(over_a_bed(tmp_path / "full.wav", 0.0), engine=engine)
+    quiet = transcribe(over_a_bed(tmp_path / "quiet.wav", -25.0), engine=engine)
+    assert full.output is not None and full.quiet is None  # found by detection alone
+    assert quiet.status == "written" and quiet.output is not None, quiet
+    assert str(quiet.quiet).startswith("no dialogue found, its loudest passages at -")
+    assert quiet.second_look_words >= 15
+    cues = list(srt.parse(quiet.output.read_text()))
+    heard = " ".join(c.content for c in cues)
+    reference = " ".join(c.content for c in srt.parse(full.output.read_text()))
+    assert word_error_rate(JFK_TEXT, heard) <= word_error_rate(JFK_TEXT, reference) + 0.3, \
+        heard
+    # Every cue over the voice (10.3 to 21 s); none over the music before or after it.
+    assert all(c.start.total_seconds() >= SPEECH_AT_SECONDS - 0.5 and
+               c.end.total_seconds() <= 21.5 for c in cues), cues

@@ -1,0 +1,207 @@
+"""Quiet dialogue: the levels measured as the audio is read (pydub), a file called quiet
+when its dialogue sits far below its loudest passages, the second look where detection
+heard no speech but something covers it, and soft lines raised before decoding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from subtitled.config import Task, TranscribeSettings
+from subtitled.engines.base import Segment
+from subtitled.levels import FLOOR_DBFS, Levels, dbfs, raised, segment
+from subtitled.pipeline import process_media_file
+from subtitled.pipeline.second_look import MIN_WINDOWS, Window, _windows, sure
+from subtitled.speech import FRAME_SAMPLES, Chunk, Piece
+from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
+from tests.unit.test_speech import LoudnessProbabilities
+
+RATE = 16_000
+MOVIE = Path("/media/Movie.mkv")
+# The fake detection hears speech above 0.1 on average; the fake decoder words above
+# 0.01: a tone at 0.05 is a voice under a bed, which only the decoder hears.
+HIDDEN = 0.05
+
+
+def speech_chunk(*levels: float, seconds: float = 2.0) -> Chunk:
+    """A chunk of pieces, each `seconds` of a tone at its level, back to back."""
+    audio = np.concatenate([tone(seconds, level) for level in levels])
+    pieces = tuple(Piece(i * seconds, 10.0 + i * seconds, seconds) for i in range(len(levels)))
+    return Chunk(audio, pieces)
+
+
+def fed(audio: np.ndarray, chunks: Sequence[Chunk] = (), block: float = 0.7) -> Levels:
+    levels = Levels(margin_db=15.0)
+    size = int(block * RATE)
+    for start in range(0, len(audio), size):
+        levels.add_block(audio[start:start + size])
+    for chunk in chunks:
+        levels.add_chunk(chunk)
+    return levels
+
+
+def test_each_second_is_measured_whatever_the_blocks_and_the_last_part_too() -> None:
+    audio = np.concatenate([tone(3, 0.5), silence(2), tone(0.5, 0.05)])
+    levels = fed(audio)
+    dialogue = levels.finish()
+    assert levels.level(0, 3) == pytest.approx(dbfs(segment(tone(1, 0.5))), abs=0.1)
+    assert levels.level(3, 5) == FLOOR_DBFS  # digital silence
+    assert levels.level(5, 6) == pytest.approx(-26.0, abs=0.2)  # the half second at the end
+    assert dialogue.loud_dbfs == pytest.approx(-6.0, abs=0.2)
+
+
+def test_a_file_whose_dialogue_sits_far_below_its_loudest_passages_is_quiet() -> None:
+    music, speech = tone(20, 0.5), tone(10, 0.03)  # -6 and -30 dBFS
+    quiet = fed(np.concatenate([music, speech]), [speech_chunk(0.03, 0.03)]).finish()
+    assert quiet.quiet and quiet.dialogue_dbfs == pytest.approx(-30.5, abs=0.2)
+    assert quiet.describe() == "dialogue at -30 dBFS, its loudest passages at -6 dBFS"
+    # Dialogue as loud as the rest: not quiet.
+    even = fed(np.concatenate([music, tone(10, 0.3)]), [speech_chunk(0.3, 0.3)]).finish()
+    assert not even.quiet
+    # No speech found in a file with sound in it: detection heard none of what is there.
+    assert fed(tone(30, 0.05)).finish().quiet
+    # Nothing but silence, or a recording's noise floor: nothing to hide a voice.
+    assert not fed(silence(30)).finish().quiet
+    assert not fed(tone(30, 10 ** (-65 / 20))).finish().quiet
+
+
+def test_the_dialogue_level_is_the_median_by_length() -> None:
+    levels = fed(silence(1), [speech_chunk(0.5, seconds=1.0), speech_chunk(0.01, seconds=5.0),
+                              speech_chunk(0.02, seconds=3.0)])
+    assert levels.dialogue_dbfs == pytest.approx(dbfs(segment(tone(1, 0.01))), abs=0.1)
+
+
+def test_speech_hides_only_where_detection_heard_none_and_something_is_heard() -> None:
+    # 0-10 s music, 10-14 s speech (found), 14-15 s music, 15-20 s silence, 20-27 s music
+    audio = np.concatenate([tone(10, 0.2), tone(4, 0.2), tone(1, 0.2), silence(5),
+                            tone(7, 0.2)])
+    levels = fed(audio, [speech_chunk(0.2, 0.2)])
+    levels.finish()
+    # The second of music between the speech and the silence is a pause, not a place.
+    assert list(levels.hiding_places(2.0)) == [(0.0, 10.0), (20.0, 27.0)]
+
+
+def test_a_place_is_heard_in_whole_windows_the_last_ending_where_it_does() -> None:
+    assert _windows(5.0, 20.0) == [Window(5.0, 20.0, 5.0, 20.0)]
+    assert _windows(0.0, 65.0) == [Window(0.0, 30.0, 0.0, 30.0), Window(30.0, 60.0, 30.0, 60.0),
+                                   Window(35.0, 65.0, 60.0, 65.0)]
+
+
+def test_a_soft_piece_is_raised_to_the_dialogue_level_and_a_loud_one_left() -> None:
+    chunk = speech_chunk(0.3, 0.01, 0.3)
+    louder, gain = raised(chunk, dbfs(segment(tone(1, 0.3))), below_db=10.0)
+    assert gain == pytest.approx(29.5, abs=0.2)
+    assert np.abs(louder.audio[:2 * RATE]).max() == pytest.approx(0.3, abs=1e-3)
+    assert np.abs(louder.audio[2 * RATE:4 * RATE]).max() == pytest.approx(0.3, abs=0.01)
+    assert louder.pieces == chunk.pieces and len(louder.audio) == len(chunk.audio)
+    # Never past full scale, at most 30 dB, and only well below the dialogue.
+    near_full, gain = raised(speech_chunk(0.5), 0.0, below_db=3.0)
+    assert np.abs(near_full.audio).max() < 1.0 and 0 < gain < 6.1
+    assert raised(speech_chunk(0.001), -6.0, below_db=10.0)[1] == pytest.approx(30.0)
+    unchanged = speech_chunk(0.2, 0.3)
+    assert raised(unchanged, -12.0, below_db=10.0) == (unchanged, 0.0)
+    # The first chunk of a file, with no dialogue level yet: its own speech's.
+    assert raised(speech_chunk(0.3, 0.3, 0.3, 0.003), None, below_db=10.0)[1] > 30 - 1
+
+
+class HearsSoftly(LoudnessProbabilities):
+    """Detection that finds a soft line too (a frame above 0.005 on average)."""
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        data = np.concatenate((self.leftover, samples))
+        count = len(data) // FRAME_SAMPLES
+        self.leftover = data[count * FRAME_SAMPLES:]
+        frames = data[:count * FRAME_SAMPLES].reshape(count, FRAME_SAMPLES)
+        found: np.ndarray = (np.abs(frames).mean(axis=1) > 0.005).astype(np.float32)
+        return found
+
+
+def test_a_line_said_softly_reaches_the_engine_at_the_dialogue_s_level() -> None:
+    # The fake decoder hears nothing under 0.01: the soft line is lost unless raised.
+    audio = np.concatenate([silence(1), tone(4, 0.5), silence(2), tone(4, 0.0075),
+                            silence(1)])
+    outcomes = []
+    for below in (10.0, None):
+        settings = TranscribeSettings()
+        settings = replace(settings, speech=replace(settings.speech, raise_below_db=below))
+        tools = replace(FakeMedia(audio).tools(FakeTranscriber()),
+                        speech_probabilities=HearsSoftly)
+        outcomes.append(process_media_file(MOVIE, settings, tools))
+    raised_line, as_it_was = outcomes
+    assert raised_line.cue_count > as_it_was.cue_count
+    assert as_it_was.cue_count >= 1  # the loud line, either way
+
+
+@dataclass
+class Hearing(FakeTranscriber):
+    """Says how sure it is: `no_speech` and `logprob` on every segment."""
+
+    no_speech: float = 0.0
+    logprob: float = 0.0
+    peaks: list[float] = field(default_factory=list)  # of each window decoded
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
+        self.peaks += [float(np.abs(audio).max()) for audio in audios]
+        return [[replace(s, no_speech_prob=self.no_speech, avg_logprob=self.logprob)
+                 for s in found] for found in super().transcribe_batch(
+                     audios, language=language, task=task, temperature=temperature,
+                     prompt=prompt)]
+
+
+def test_a_voice_detection_missed_under_a_bed_is_found_by_a_second_look() -> None:
+    audio = np.concatenate([silence(2), tone(12, HIDDEN), silence(2)])
+    transcriber = Hearing()
+    outcome = process_media_file(MOVIE, TranscribeSettings(),
+                                 FakeMedia(audio).tools(transcriber))
+    assert outcome.status == "written" and outcome.second_look_words >= 10
+    assert outcome.quiet == "no dialogue found, its loudest passages at -26 dBFS"
+    # The one window over the 12 s of sound, not the silence around it.
+    assert transcriber.calls[-1][0] == pytest.approx(12.0, abs=1.0)
+    # Turned off: nothing is found.
+    off = TranscribeSettings()
+    off = replace(off, speech=replace(off.speech, second_look=False))
+    outcome = process_media_file(MOVIE, off, FakeMedia(audio).tools(Hearing()))
+    assert outcome.status == "no-speech" and outcome.second_look_words == 0
+
+
+def test_the_second_look_keeps_only_what_whisper_is_sure_is_speech() -> None:
+    audio = np.concatenate([silence(2), tone(12, HIDDEN), silence(2)])
+    for unsure in (Hearing(no_speech=0.7, logprob=-1.1), Hearing(logprob=-1.2)):
+        outcome = process_media_file(MOVIE, TranscribeSettings(),
+                                     FakeMedia(audio).tools(unsure))
+        assert outcome.status == "no-speech" and outcome.second_look_words == 0
+    segments = Hearing().say(tone(4, 0.5), "en")
+    anomalous = [replace(s, words=tuple(replace(w, probability=0.05) for w in s.words))
+                 for s in segments]
+    assert sure(segments, TranscribeSettings()) == segments
+    assert sure(anomalous, TranscribeSettings()) == []
+
+
+def test_a_silent_file_gets_no_second_look() -> None:
+    transcriber = Hearing()
+    outcome = process_media_file(MOVIE, TranscribeSettings(),
+                                 FakeMedia(silence(40)).tools(transcriber))
+    assert outcome.status == "no-speech" and outcome.quiet is None
+    assert transcriber.calls == []
+
+
+def test_the_second_look_takes_at_most_its_budget_the_loudest_places_first() -> None:
+    # Six places of 10 s under beds of rising level, between stretches of silence.
+    parts = []
+    for number in range(6):
+        parts += [tone(10, HIDDEN * (1 + number / 10)), silence(3)]
+    transcriber = Hearing()
+    process_media_file(MOVIE, TranscribeSettings(),
+                       FakeMedia(np.concatenate(parts)).tools(transcriber))
+    looked = [seconds for seconds, _ in transcriber.calls]
+    assert len(looked) == MIN_WINDOWS  # no decoding of its own: the least budget
+    assert all(s == pytest.approx(10.0, abs=1.0) for s in looked)
+    # The four loudest, the last four places, in time order.
+    assert transcriber.peaks == pytest.approx([HIDDEN * (1 + n / 10) for n in range(2, 6)],
+                                              abs=1e-3)
