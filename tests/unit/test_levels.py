@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from subtitled.engines.base import Segment
 from subtitled.levels import FLOOR_DBFS, Levels, dbfs, raised, segment
 from subtitled.pipeline import process_media_file
 from subtitled.pipeline.second_look import MIN_WINDOWS, Window, _windows, sure
-from subtitled.speech import FRAME_SAMPLES, Chunk, Piece
+from subtitled.speech import Chunk, Piece
 from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
 from tests.unit.test_speech import LoudnessProbabilities
 
@@ -108,18 +109,6 @@ def test_a_soft_piece_is_raised_to_the_dialogue_level_and_a_loud_one_left() -> N
     assert raised(speech_chunk(0.3, 0.3, 0.3, 0.003), None, below_db=10.0)[1] > 30 - 1
 
 
-class HearsSoftly(LoudnessProbabilities):
-    """Detection that finds a soft line too (a frame above 0.005 on average)."""
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        data = np.concatenate((self.leftover, samples))
-        count = len(data) // FRAME_SAMPLES
-        self.leftover = data[count * FRAME_SAMPLES:]
-        frames = data[:count * FRAME_SAMPLES].reshape(count, FRAME_SAMPLES)
-        found: np.ndarray = (np.abs(frames).mean(axis=1) > 0.005).astype(np.float32)
-        return found
-
-
 def test_a_line_said_softly_reaches_the_engine_at_the_dialogue_s_level() -> None:
     # The fake decoder hears nothing under 0.01: the soft line is lost unless raised.
     audio = np.concatenate([silence(1), tone(4, 0.5), silence(2), tone(4, 0.0075),
@@ -129,7 +118,8 @@ def test_a_line_said_softly_reaches_the_engine_at_the_dialogue_s_level() -> None
         settings = TranscribeSettings()
         settings = replace(settings, speech=replace(settings.speech, raise_below_db=below))
         tools = replace(FakeMedia(audio).tools(FakeTranscriber()),
-                        speech_probabilities=HearsSoftly)
+                        # detection that finds the soft line too
+                        speech_probabilities=partial(LoudnessProbabilities, 0.005))
         outcomes.append(process_media_file(MOVIE, settings, tools))
     raised_line, as_it_was = outcomes
     assert raised_line.cue_count > as_it_was.cue_count

@@ -10,17 +10,19 @@ RATE = 16_000
 
 
 class LoudnessProbabilities:
-    """Stands in for the VAD in unit tests: a frame is speech when it is loud."""
+    """Stands in for the VAD in unit tests: a frame is speech when it is loud (its mean
+    above `threshold`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: float = 0.1) -> None:
         self.leftover = np.zeros(0, dtype=np.float32)
+        self.threshold = threshold
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         data = np.concatenate((self.leftover, samples))
         count = len(data) // FRAME_SAMPLES
         self.leftover = data[count * FRAME_SAMPLES:]
         frames = data[: count * FRAME_SAMPLES].reshape(count, FRAME_SAMPLES)
-        loud: np.ndarray = (np.abs(frames).mean(axis=1) > 0.1).astype(np.float32)
+        loud: np.ndarray = (np.abs(frames).mean(axis=1) > self.threshold).astype(np.float32)
         return loud
 
 
