@@ -325,7 +325,8 @@ class MediaJob:
         words, *translated = decoding.finish()
         self._windows, self._first_look = decoding.windows_decoded, decoding.first_look
         self.audio_seconds = self._extracted_seconds  # every chunk is in: it has all been read
-        # Decoding is over: from here on nothing is abandoned, the subtitle is written.
+        # The file's own decoding is over (a quiet file's second look may follow, and may
+        # still be stopped: it is looked at again on the next run).
         self.hooks.progress(self.audio_seconds, self.audio_seconds,
                             self._label(guess) if guess else None)
         return words, translated[0] if translated else None, guess
