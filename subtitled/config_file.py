@@ -210,7 +210,7 @@ def cross_checks(settings: TranscribeSettings, name: Any = _where) -> list[str]:
     if model.endswith(".en") and "/" not in model:
         wanted = {language.language, *language.allowed} - {"auto", "en"}
         if wanted or language.task == "translate" or language.also_translate or \
-                language.forced_subtitles:
+                language.forced_subtitles or language.each_audio_language:
             add(("model", "name"), f"{model} knows only English: language "
                 f"{', '.join(sorted(wanted)) or 'translation'} needs a multilingual model")
     if language.forced_subtitles and language.task == "translate":
@@ -219,6 +219,13 @@ def cross_checks(settings: TranscribeSettings, name: Any = _where) -> list[str]:
     if language.also_translate and language.task == "translate":
         add(("language", "also_translate"), f"the subtitle is the translation already "
             f"({name(('language', 'task'))} is translate)")
+    if language.each_audio_language and (language.task == "translate" or
+                                         language.language != "auto"):
+        add(("language", "each_audio_language"), "every track would give the same "
+            f"subtitle ({name(('language', 'task'))} is translate)"
+            if language.task == "translate" else
+            f"every track would be taken for {language.language} "
+            f"({name(('language', 'language'))} is not auto)")
     return problems
 
 

@@ -38,14 +38,24 @@ from subtitled.subtitles import (
 logger = logging.getLogger(__name__)
 
 
+# Outcomes that leave a subtitle in their language beside the file (written, someone's,
+# or ours held back): another audio track in that language has nothing to add.
+_GAVE = ("written", "exists", "held")
+
+
 class MediaJob:
+    """`taken`: for another audio track's job, the languages the file has a subtitle in
+    already (its main track's, a translation's, an earlier track's)."""
+
     def __init__(self, path: Path, settings: TranscribeSettings, tools: Tools, hooks: Hooks,
-                 started: float, taken: Collection[str] = ()) -> None:
+                 started: float, taken: Collection[str] | None = None) -> None:
         self.path, self.settings, self.tools, self.hooks = path, settings, tools, hooks
         self.started = started
-        self.taken = taken  # languages whose subtitle another audio track gives
+        self.taken = taken or ()
         self.allowed = tuple(languages.to_whisper(c) for c in settings.language.allowed)
-        self.sidecars = Sidecars(path, settings, tools.write, hooks.previous, hooks.wrote)
+        # Another track's job leaves the main subtitle's review copies alone.
+        self.sidecars = Sidecars(path, settings, tools.write, hooks.previous, hooks.wrote,
+                                 review_copies=taken is None)
         self.audio_seconds = 0.0  # of the whole file, once it has all been read
         self._extracted_seconds = 0.0  # so far, counted by the extraction thread
         self._windows = 0
@@ -70,7 +80,9 @@ class MediaJob:
         outcome = self._main_track(media)
         if not self.settings.language.each_audio_language or not media.other_tracks():
             return outcome
-        taken = {outcome.language} if outcome.language else set()
+        # The languages with a subtitle now: the main track's, its translation's.
+        taken = {outcome.language} if outcome.language and outcome.status in _GAVE else set()
+        taken |= {"en"} if outcome.translation else set()
         return replace(outcome, tracks=tuple(other_track_subtitles(
             self.path, self.settings, self.tools, self.hooks, media, taken)))
 
@@ -181,7 +193,7 @@ class MediaJob:
         label = self._label(guess)
         if label in self.taken:
             return self._outcome("skipped", None, guess, 0, 0.0,
-                                 f"its {label} subtitle comes from another audio track")
+                                 f"the file has its {label} subtitle already")
         if kept := self.sidecars.kept(label, self._targets(guess)):
             return self._outcome("exists", kept[0], guess, 0, 0.0, kept[1])
         if self.settings.skip.embedded_text_subtitles and \
@@ -443,8 +455,9 @@ def other_track_subtitles(path: Path, settings: TranscribeSettings, tools: Tools
     English dub beside a Japanese film), written beside the main one: decoded whole, with
     no checkpoints (a stop decodes it again), no translation or forced subtitle, and a
     likely bad one flagged in the log, never held (the gate is the main subtitle's). Like
-    a translation, it never takes a subtitle from anyone: only ours is replaced. A track
-    that cannot be read is said and left; the main subtitle stands."""
+    a translation, it takes no subtitle from anyone (but with `output.overwrite`): only
+    ours is replaced. A track that cannot be read, or that the memory does not hold, is
+    said and left; the main subtitle stands."""
     settings = replace(settings, language=replace(
         settings.language, each_audio_language=False, also_translate=False,
         forced_subtitles=False), quality=replace(settings.quality, gate="flag")
@@ -466,10 +479,14 @@ def other_track_subtitles(path: Path, settings: TranscribeSettings, tools: Tools
         try:
             outcome = MediaJob(path, settings, track, hooks, time.monotonic(),
                                frozenset(taken)).run()
-        except MediaError as err:
+        except (MediaError, EnvironmentFault) as err:
+            # A broken track, or one the memory does not hold: the main subtitle stands
+            # (a stop, a changed file, a share gone and a hung engine end the job).
+            if isinstance(err, EnvironmentFault) and err.kind != "memory":
+                raise
             logger.warning("%s: %s: no subtitle from it: %s", path, name, err.one_line())
             continue
-        if outcome.language:
+        if outcome.language and outcome.status in _GAVE:
             taken.add(outcome.language)
         if outcome.quality:
             logger.warning("%s: %s: likely a bad subtitle: %s", path, name, outcome.quality)

@@ -6,8 +6,9 @@ Silero hears nothing of a voice 19 dB under a music bed (probabilities of 0.00 t
 any threshold), while Whisper still writes the line (BENCHMARKS.md): detection run again
 lower would find nothing, so the decoder itself looks. Its cost is bounded: only in a
 file the levels call quiet (`subtitled.levels`), only over those stretches, each window
-once, and at most half the windows the file's own decoding took (and four, for a file in
-which detection found nothing at all), the loudest stretches first. What it hears counts
+once, and at most half the windows this run's own decoding took, or four where that is
+fewer (a file in which detection found nothing, a run resumed near the end), the loudest
+stretches first. What it hears counts
 only where Whisper's own signs agree: probable text, no loop, no hallucination. A
 sampled retry is never made there (it is what writes words into music)."""
 
@@ -68,11 +69,14 @@ def windows(places: Sequence[tuple[float, float]], levels: Levels,
 
 
 def _windows(start: float, end: float) -> list[Window]:
-    """Whole 30 s windows over a place: the last one ends where the place does and gives
-    only the words past the one before it. No scrap of a second or two at the end, where
-    Whisper makes words up, and no line cut in half where it need not be."""
+    """Whole 30 s windows over a place: a shorter place heard in a window around it (the
+    audio on either side as context), the last window of a longer one ending where the
+    place does; each gives only the words of its own part. No scrap of a few seconds
+    decoded alone, where Whisper makes words up over music, and no line cut in half
+    where it need not be."""
     if end - start <= _WINDOW_SECONDS:
-        return [Window(start, end, start, end)]
+        around = max(0.0, (start + end - _WINDOW_SECONDS) / 2)
+        return [Window(around, around + _WINDOW_SECONDS, start, end)]
     count = math.ceil((end - start) / _WINDOW_SECONDS)
     starts = [start + i * _WINDOW_SECONDS for i in range(count - 1)]
     return [*(Window(s, s + _WINDOW_SECONDS, s, s + _WINDOW_SECONDS) for s in starts),
@@ -128,9 +132,12 @@ def second_look(path: Path, settings: TranscribeSettings, tools: Tools, alive: A
 
 def _read(tools: Tools, media: MediaInfo, start: float, end: float,
           alive: Alive) -> Chunk:
+    """Source seconds `start` to `end` of the track. ffmpeg seeks on the programme's
+    timeline, where a track that starts late (`start_offset_seconds`) is that much on."""
     alive(True)
+    offset = max(0.0, media.audio.start_offset_seconds)
     audio = np.concatenate([np.zeros(0, dtype=np.float32),
-                            *tools.open_audio(media, start, end - start)])
+                            *tools.open_audio(media, start + offset, end - start)])
     return Chunk(audio, (Piece(0.0, start, len(audio) / SAMPLE_RATE_HZ),))
 
 

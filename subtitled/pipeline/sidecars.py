@@ -26,14 +26,17 @@ logger = logging.getLogger(__name__)
 
 
 class Sidecars:
-    """`previous` and `wrote`: as `Hooks` has them."""
+    """`previous` and `wrote`: as `Hooks` has them. `review_copies`: whether a review copy
+    beside the file is this job's to remove (not another audio track's job's)."""
 
     def __init__(self, media: Path, settings: TranscribeSettings, write: Write,
                  previous: Callable[[Path], Previous] | None,
-                 wrote: Callable[[Path], Previous] | None) -> None:
+                 wrote: Callable[[Path], Previous] | None, *,
+                 review_copies: bool = True) -> None:
         self.media, self.settings = media, settings
         self._write, self._previous = write, previous
         self._wrote = wrote or previous
+        self._own_review_copies = review_copies
 
     def targets(self, label: str) -> list[Path]:
         """The subtitle in `label` in each of the output formats, the first format's
@@ -126,6 +129,8 @@ class Sidecars:
                 break  # a job tracks one subtitle (and its formats)
 
     def _review_copies(self) -> list[Path]:
+        if not self._own_review_copies:
+            return []
         return sorted(p for p in named_like(self.media)
                       if p.suffix.lower() in SUBTITLE_SUFFIXES and is_review(p))
 

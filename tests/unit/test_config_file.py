@@ -83,6 +83,10 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
       "auto, int8"),
      ({"retry": {"backoff_seconds": 600, "backoff_max_seconds": 60}},
       "At 'retry.backoff_max_seconds': must be at least retry.backoff_seconds"),
+     ({"language": {"each_audio_language": True, "task": "translate"}},
+      "At 'language.each_audio_language': every track would give the same subtitle"),
+     ({"language": {"each_audio_language": True, "language": "ja"}},
+      "At 'language.each_audio_language': every track would be taken for ja"),
      ([1, 2], "must be a mapping")],
 )
 def test_cross_field_and_shape_checks(document: Any, problem: str) -> None:

@@ -4,7 +4,7 @@ heard no speech but something covers it, and soft lines raised before decoding."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -14,7 +14,9 @@ import pytest
 
 from subtitled.config import Task, TranscribeSettings
 from subtitled.engines.base import Segment
+from subtitled.filters import is_anomaly
 from subtitled.levels import FLOOR_DBFS, Levels, dbfs, raised, segment
+from subtitled.media import MediaInfo
 from subtitled.pipeline import process_media_file
 from subtitled.pipeline.second_look import MIN_WINDOWS, Window, _windows, sure
 from subtitled.speech import Chunk, Piece
@@ -87,7 +89,9 @@ def test_speech_hides_only_where_detection_heard_none_and_something_is_heard() -
 
 
 def test_a_place_is_heard_in_whole_windows_the_last_ending_where_it_does() -> None:
-    assert _windows(5.0, 20.0) == [Window(5.0, 20.0, 5.0, 20.0)]
+    # A shorter place in a window around it: the audio on either side is context.
+    assert _windows(5.0, 20.0) == [Window(0.0, 30.0, 5.0, 20.0)]
+    assert _windows(40.0, 50.0) == [Window(30.0, 60.0, 40.0, 50.0)]
     assert _windows(0.0, 65.0) == [Window(0.0, 30.0, 0.0, 30.0), Window(30.0, 60.0, 30.0, 60.0),
                                    Window(35.0, 65.0, 60.0, 65.0)]
 
@@ -151,8 +155,8 @@ def test_a_voice_detection_missed_under_a_bed_is_found_by_a_second_look() -> Non
                                  FakeMedia(audio).tools(transcriber))
     assert outcome.status == "written" and outcome.second_look_words >= 10
     assert outcome.quiet == "no dialogue found, its loudest passages at -26 dBFS"
-    # The one window over the 12 s of sound, not the silence around it.
-    assert transcriber.calls[-1][0] == pytest.approx(12.0, abs=1.0)
+    # One window around the 12 s of sound (the whole 16 s file).
+    assert [seconds for seconds, _ in transcriber.calls] == [pytest.approx(16.0)]
     # Turned off: nothing is found.
     off = TranscribeSettings()
     off = replace(off, speech=replace(off.speech, second_look=False))
@@ -191,7 +195,33 @@ def test_the_second_look_takes_at_most_its_budget_the_loudest_places_first() -> 
                        FakeMedia(np.concatenate(parts)).tools(transcriber))
     looked = [seconds for seconds, _ in transcriber.calls]
     assert len(looked) == MIN_WINDOWS  # no decoding of its own: the least budget
-    assert all(s == pytest.approx(10.0, abs=1.0) for s in looked)
-    # The four loudest, the last four places, in time order.
-    assert transcriber.peaks == pytest.approx([HIDDEN * (1 + n / 10) for n in range(2, 6)],
+    # Each in a window around it, the last cut short by the end of the file.
+    assert looked == [pytest.approx(30.0)] * (MIN_WINDOWS - 1) + [pytest.approx(23.0)]
+    # The four loudest, the last four places, in time order (each window reaches into
+    # the place after it, louder, but for the last).
+    assert transcriber.peaks == pytest.approx([HIDDEN * (1 + n / 10) for n in (3, 4, 5, 5)],
                                               abs=1e-3)
+
+
+def test_a_track_that_starts_late_is_read_where_its_stretch_is_on_the_programme() -> None:
+    """ffmpeg seeks on the programme's timeline: a track 2 s late is read 2 s on."""
+    media = FakeMedia(np.concatenate([silence(2), tone(12, HIDDEN), silence(2)]), offset=2.0)
+    asked: list[float | None] = []
+    tools = media.tools(Hearing())
+
+    def open_audio(info: MediaInfo, start: float | None,
+                   duration: float | None) -> Iterable[np.ndarray]:
+        asked.append(start)
+        return media.open_audio(info, start if start is None else start - 2.0, duration)
+
+    outcome = process_media_file(MOVIE, TranscribeSettings(),
+                                 replace(tools, open_audio=open_audio))
+    assert asked[-1] == pytest.approx(2.0)  # source 0 s, the window around 2 to 14 s
+    # The words are placed on the programme: from 2 s of the track, 4 s into the film.
+    assert outcome.status == "written" and outcome.second_look_words >= 10
+    (cues,) = media.written.values()
+    assert cues[0].start_seconds == pytest.approx(4.0, abs=0.6)
+
+
+def test_whisper_s_anomaly_rule_needs_words_to_judge() -> None:
+    assert not is_anomaly(Segment(0.0, 2.0, " Hello there.", ()))

@@ -21,7 +21,7 @@ from subtitled.config import (
     WatchRoot,
 )
 from subtitled.engines.base import Segment
-from subtitled.errors import MediaError
+from subtitled.errors import EnvironmentFault, MediaError
 from subtitled.media import AudioStream, MediaInfo
 from subtitled.pipeline import Hooks, process_media_file
 from subtitled.pipeline.tools import Previous
@@ -190,3 +190,58 @@ def test_the_one_shot_command_names_the_other_tracks_subtitles(tmp_path: Path) -
     # The main track's subtitle was there already: the dub's is still said.
     exists = replace(outcome, status="exists", output=tmp_path / "Movie.en.srt")
     assert describe(exists).endswith(f"already exists (--force replaces it){dub}")
+
+
+def test_an_english_dub_beside_an_english_translation_writes_nothing_over_it(
+        tmp_path: Path) -> None:
+    """The translation is written first; the dub's English has nothing to add, and never
+    replaces it (both would be Movie.en.srt)."""
+    settings = with_language(each_audio_language=True, also_translate=True)
+    media = Tracks(GERMAN, tracks={stream(1, "de", default=True): GERMAN,
+                                   stream(2, "en"): ENGLISH})
+    outcome = process_media_file(tmp_path / "Movie.mkv", settings,
+                                 media.tools(FakeTranscriber()))
+    assert outcome.translation == tmp_path / "Movie.en.srt" and outcome.tracks == ()
+    assert all(">" in w for w in texts(media.written[tmp_path / "Movie.en.srt"]))
+
+
+def test_a_track_the_memory_does_not_hold_is_left_and_a_share_gone_ends_the_job(
+        tmp_path: Path) -> None:
+    class Failing(Tracks):
+        fault = "memory"
+
+        def open_audio(self, info: MediaInfo, start: float | None,
+                       duration: float | None) -> Iterable[np.ndarray]:
+            if info.audio.index == 2:
+                raise EnvironmentFault("out of memory", kind=self.fault, stage="transcribe")
+            return super().open_audio(info, start, duration)
+
+    media = Failing(ENGLISH, tracks={stream(1, "en", default=True): ENGLISH,
+                                     stream(2, "de"): GERMAN})
+    outcome = process_media_file(tmp_path / "Movie.mkv", EACH, media.tools(FakeTranscriber()))
+    assert outcome.status == "written" and outcome.tracks == ()
+    media.fault = "share"
+    with pytest.raises(EnvironmentFault):
+        process_media_file(tmp_path / "Movie.mkv", EACH, media.tools(FakeTranscriber()))
+
+
+def test_another_track_s_job_leaves_the_main_subtitle_s_review_copy(tmp_path: Path) -> None:
+    """The main subtitle written for review; the dub's job, which knows the review copy
+    for one of this file's (a daemon's redo), must not take it for its own to remove."""
+    review = tmp_path / "Movie.en.review.srt"
+    review.write_text("for review\n")
+
+    def ours(path: Path) -> Previous:
+        return "ours"
+
+    class Unsure(FakeTranscriber):
+        def say(self, audio: np.ndarray, language: str) -> list[Segment]:
+            return [replace(s, words=tuple(replace(w, probability=0.2) for w in s.words))
+                    for s in super().say(audio, language)]
+
+    settings = replace(EACH, quality=QualitySettings(gate="review"))
+    media = dubbed((stream(2, "de"), GERMAN))
+    outcome = process_media_file(tmp_path / "Movie.mkv", settings, media.tools(Unsure()),
+                                 Hooks(previous=ours, wrote=ours))
+    assert outcome.output == review and outcome.tracks == (tmp_path / "Movie.de.srt",)
+    assert review.exists()
