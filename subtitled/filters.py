@@ -54,9 +54,10 @@ def is_anomaly(segment: Segment) -> bool:
     """Whisper's own sign of a hallucination (whisper.transcribe, with word timestamps):
     among its first eight words, improbable ones (under 0.15), and ones too short (under
     0.133 s) or too long (over 2 s) to be spoken, add up to three, or to nearly all."""
-    words = [w for w in segment.words if w.text.strip() not in _PUNCTUATION][:8]
-    if not words:  # no word timings to judge by (as Whisper's own rule)
+    if not segment.words:  # no word timings to judge by (as Whisper's own rule)
         return False
+    # Words that are punctuation alone ("." four times over a chord) are nearly all.
+    words = [w for w in segment.words if w.text.strip() not in _PUNCTUATION][:8]
     score = 0.0
     for word in words:
         duration = word.end_seconds - word.start_seconds

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from subtitled.config import Task, TranscribeSettings
-from subtitled.engines.base import Segment
+from subtitled.engines.base import Segment, Word
 from subtitled.filters import is_anomaly
 from subtitled.levels import FLOOR_DBFS, Levels, dbfs, raised, segment
 from subtitled.media import MediaInfo
@@ -225,3 +225,5 @@ def test_a_track_that_starts_late_is_read_where_its_stretch_is_on_the_programme(
 
 def test_whisper_s_anomaly_rule_needs_words_to_judge() -> None:
     assert not is_anomaly(Segment(0.0, 2.0, " Hello there.", ()))
+    # A full stop heard over a chord (its only word): a hallucination.
+    assert is_anomaly(Segment(0.0, 2.0, " .", (Word(0.5, 0.52, " .", 0.9),)))
