@@ -35,6 +35,14 @@ ENGLISH = np.concatenate([silence(2), tone(12), silence(2)])  # the fake hears "
 GERMAN = np.concatenate([silence(2), tone(12, level=0.9), silence(2)])  # and "de"
 
 
+class Unsure(FakeTranscriber):
+    """Every word improbable: the quality gate judges each subtitle likely bad."""
+
+    def say(self, audio: np.ndarray, language: str) -> list[Segment]:
+        return [replace(s, words=tuple(replace(w, probability=0.2) for w in s.words))
+                for s in super().say(audio, language)]
+
+
 def stream(index: int, language: str | None = None, *, default: bool = False,
            avoided: bool = False, title: str = "") -> AudioStream:
     return AudioStream(index, language, title, 2, default, avoided, 0.0)
@@ -146,11 +154,6 @@ def test_a_track_that_cannot_be_read_is_left_and_the_main_subtitle_stands(
 
 def test_a_dub_s_likely_bad_subtitle_is_flagged_in_the_log_and_never_held(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    class Unsure(FakeTranscriber):
-        def say(self, audio: np.ndarray, language: str) -> list[Segment]:
-            return [replace(s, words=tuple(replace(w, probability=0.2) for w in s.words))
-                    for s in super().say(audio, language)]
-
     held = replace(EACH, quality=QualitySettings(gate="hold"))
     media = dubbed((stream(2, "de"), GERMAN))
     # Every word is improbable: the main subtitle is held, the dub's written.
@@ -233,11 +236,6 @@ def test_another_track_s_job_leaves_the_main_subtitle_s_review_copy(tmp_path: Pa
 
     def ours(path: Path) -> Previous:
         return "ours"
-
-    class Unsure(FakeTranscriber):
-        def say(self, audio: np.ndarray, language: str) -> list[Segment]:
-            return [replace(s, words=tuple(replace(w, probability=0.2) for w in s.words))
-                    for s in super().say(audio, language)]
 
     settings = replace(EACH, quality=QualitySettings(gate="review"))
     media = dubbed((stream(2, "de"), GERMAN))
