@@ -23,14 +23,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from subtitled import faults
 from subtitled.engines.base import is_out_of_memory
-from subtitled.errors import SubtitledError
+from subtitled.errors import EnvironmentFault, SubtitledError
 
+_A = TypeVar("_A")
 _T = TypeVar("_T")
 
 Alive = Callable[[bool], None]
@@ -102,6 +104,26 @@ def call_watched(call: Callable[[], _T], alive: Alive = no_watch) -> _T:
             raise faults.from_engine_error(err, path=None) from err
         raise err
     return outcome[0]
+
+
+def batch_or_each(call: Callable[[Sequence[_A]], list[_T]], items: Sequence[_A],
+                  alive: Alive, release: Callable[[], None], *, what: str,
+                  path: Path, stage: str) -> list[_T]:
+    """`call` on all of `items` in one batch, watched; out of memory, the cache given back
+    (`release`) and each item alone. One item alone that still runs out is the machine's
+    fault, not the file's."""
+    try:
+        return call_watched(partial(call, items), alive)
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        release()
+        if len(items) < 2:
+            raise EnvironmentFault(f"out of memory even on one {what}; use a smaller model "
+                                   "or free the GPU", kind="memory", path=path,
+                                   stage=stage) from err
+    return [found for item in items for found in batch_or_each(
+        call, [item], alive, release, what=what, path=path, stage=stage)]
 
 
 def abandoned() -> int:

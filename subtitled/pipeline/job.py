@@ -15,14 +15,14 @@ import numpy as np
 from subtitled import languages
 from subtitled.config import TranscribeSettings
 from subtitled.cues import Cue, shape_cues
-from subtitled.engines.base import Word, is_out_of_memory
+from subtitled.engines.base import Word
 from subtitled.errors import ConfigError, EnvironmentFault, MediaError
 from subtitled.language import LanguageGuess, label_pieces, vote
 from subtitled.levels import Dialogue, Levels, raised
 from subtitled.media import AudioStream, MediaInfo
 from subtitled.pipeline.decoder import BatchDecoder, Work
 from subtitled.pipeline.decoding import Decoding
-from subtitled.pipeline.engine_calls import call_watched
+from subtitled.pipeline.engine_calls import batch_or_each, call_watched
 from subtitled.pipeline.foreign import ForeignFinder
 from subtitled.pipeline.sampling import sample_language
 from subtitled.pipeline.second_look import second_look
@@ -417,22 +417,12 @@ class MediaJob:
             yield chunk
 
     def _detect_many(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
-        """The clips' languages in one batch; out of memory, the cache is given back and
-        each clip is heard alone (a window alone that still runs out fails as the
-        decoder's would)."""
+        """The clips' languages in one batch; out of memory, each clip heard alone (a
+        window alone that still runs out fails as the decoder's would)."""
         transcriber = self.tools.transcriber
-        try:
-            return call_watched(partial(transcriber.detect_languages, audios),
-                                self.hooks.alive)
-        except Exception as err:
-            if not is_out_of_memory(err):
-                raise
-            transcriber.release_memory()
-            if len(audios) < 2:
-                raise EnvironmentFault("out of memory even on one language window; use a "
-                                       "smaller model or free the GPU", kind="memory",
-                                       path=self.path, stage="language") from err
-        return [found for audio in audios for found in self._detect_many([audio])]
+        return batch_or_each(transcriber.detect_languages, audios, self.hooks.alive,
+                             transcriber.release_memory, what="language window",
+                             path=self.path, stage="language")
 
     def _languages_of(self, chunk: Chunk, file_language: str) -> list[tuple[str, Chunk]]:
         """The chunk whole in the file's language, or in runs of pieces by language

@@ -25,14 +25,13 @@ import numpy as np
 
 from subtitled.audio import SAMPLE_RATE_HZ
 from subtitled.config import TranscribeSettings
-from subtitled.engines.base import Segment, Transcriber, Word, is_out_of_memory
-from subtitled.errors import EnvironmentFault
+from subtitled.engines.base import Segment, Transcriber, Word
 from subtitled.filters import is_anomaly, keep_speech
 from subtitled.language import LanguageGuess, vote
 from subtitled.levels import Levels
 from subtitled.media import MediaInfo
 from subtitled.pipeline.decoder import placed_words
-from subtitled.pipeline.engine_calls import Alive, call_watched
+from subtitled.pipeline.engine_calls import Alive, batch_or_each, call_watched
 from subtitled.pipeline.tools import Tools
 from subtitled.speech import Chunk, Piece
 
@@ -143,20 +142,9 @@ def _read(tools: Tools, media: MediaInfo, start: float, end: float,
 
 def _decode(transcriber: Transcriber, audios: list[np.ndarray], language: str,
             settings: TranscribeSettings, alive: Alive, path: Path) -> list[list[Segment]]:
-    """One batch at temperature 0; out of memory, the cache given back and each window
-    alone."""
-    decode: Callable[[list[np.ndarray]], list[list[Segment]]] = partial(
+    """One batch at temperature 0; out of memory, each window alone."""
+    decode: Callable[[Sequence[np.ndarray]], list[list[Segment]]] = partial(
         transcriber.transcribe_batch, language=language, task=settings.language.task,
         prompt=" ".join(settings.hotwords) or None)
-    try:
-        return call_watched(partial(decode, audios), alive)
-    except Exception as err:
-        if not is_out_of_memory(err):
-            raise
-        transcriber.release_memory()
-        if len(audios) < 2:
-            raise EnvironmentFault("out of memory even on one window; use a smaller model "
-                                   "or free the GPU", kind="memory", path=path,
-                                   stage="transcribe") from err
-    return [found for audio in audios
-            for found in _decode(transcriber, [audio], language, settings, alive, path)]
+    return batch_or_each(decode, audios, alive, transcriber.release_memory, what="window",
+                         path=path, stage="transcribe")

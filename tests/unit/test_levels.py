@@ -14,13 +14,15 @@ import pytest
 
 from subtitled.config import Task, TranscribeSettings
 from subtitled.engines.base import Segment, Word
+from subtitled.errors import EnvironmentFault
 from subtitled.filters import is_anomaly
 from subtitled.levels import FLOOR_DBFS, Levels, dbfs, raised, segment
 from subtitled.media import MediaInfo
 from subtitled.pipeline import process_media_file
+from subtitled.pipeline.engine_calls import batch_or_each
 from subtitled.pipeline.second_look import MIN_WINDOWS, Window, _windows, sure
 from subtitled.speech import Chunk, Piece
-from tests.unit.fakes import FakeMedia, FakeTranscriber, silence, tone
+from tests.unit.fakes import FakeMedia, FakeTranscriber, OutOfMemoryError, silence, tone
 from tests.unit.test_speech import LoudnessProbabilities
 
 RATE = 16_000
@@ -227,3 +229,21 @@ def test_whisper_s_anomaly_rule_needs_words_to_judge() -> None:
     assert not is_anomaly(Segment(0.0, 2.0, " Hello there.", ()))
     # A full stop heard over a chord (its only word): a hallucination.
     assert is_anomaly(Segment(0.0, 2.0, " .", (Word(0.5, 0.52, " .", 0.9),)))
+
+
+def test_out_of_memory_a_batch_is_heard_window_by_window_and_one_window_is_a_fault() -> None:
+    released: list[int] = []
+
+    def call(items: Sequence[int]) -> list[int]:
+        if len(items) > 1 or items[0] == 13:
+            raise OutOfMemoryError("CUDA out of memory")
+        return [items[0] * 2]
+
+    def heard(items: list[int]) -> list[int]:
+        return batch_or_each(call, items, lambda computing: None, lambda: released.append(1),
+                             what="window", path=MOVIE, stage="transcribe")
+
+    assert heard([1, 2, 3]) == [2, 4, 6] and released == [1]
+    with pytest.raises(EnvironmentFault, match="out of memory even on one window") as fault:
+        heard([13])
+    assert fault.value.kind == "memory"
