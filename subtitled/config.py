@@ -391,12 +391,15 @@ class RetrySettings:
     """`max_attempts`: how many times a file may end the process (a crash, a kill) before
     it is dead-lettered. A transient failure (a hung probe, a busy file) retries with a
     doubling backoff for `transient_budget_hours` from its first failure. A fault of the
-    environment (a share down, a full disk) never costs an attempt: the daemon pauses."""
+    environment (a share down, a full disk) never costs an attempt: the daemon pauses, and
+    checks the cause again `fault_probe_seconds` later, doubling up to 5 minutes while it
+    stays."""
 
     max_attempts: Annotated[int, Strict(), Field(ge=1, le=100)] = 3
     backoff_seconds: NonNegative = 60.0
     backoff_max_seconds: NonNegative = 3600.0
     transient_budget_hours: Positive = 24.0
+    fault_probe_seconds: Annotated[float, Strict(), Field(ge=1, le=300)] = 15.0
 
 
 def _network(text: str) -> str:

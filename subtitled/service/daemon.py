@@ -161,7 +161,8 @@ class Daemon:
         self.notifications = Notifications([], ())  # from the configuration, at start
         self.worker: Worker | None = None
         self.breaker = Breaker([r.path for r in settings.watch],
-                               status_file=settings.state_dir / STATUS_NAME)
+                               status_file=settings.state_dir / STATUS_NAME,
+                               first_backoff=settings.retry.fault_probe_seconds)
         self._held: Job | None = None  # a job whose release waits for the job store
         self._state_lock: int | None = None  # released by the kernel when the process ends
         self._admin_paused: control.AdminPause | None = None
@@ -349,6 +350,7 @@ class Daemon:
         the other roots keep working. Each check has PROBE_SECONDS: a hard-mounted share
         that hangs must not hang the daemon."""
         self.breaker.set_roots([r.path for r in self.settings.watch])
+        self.breaker.first_backoff = self.settings.retry.fault_probe_seconds
         for root in self.settings.watch:
             late = _root_fault_with_fix(NO_ANSWER, root.path, "storage")
             fault = faults.within(PROBE_SECONDS, partial(_root_fault, root.path), late)

@@ -38,7 +38,9 @@ class DaemonRun:
             "state_dir": str(self.state),
             "scan": {"settle_seconds": 2, "rescan_interval_seconds": 3600},
             "model": {"name": "tiny.en", "model_dir": str(model_dir), "offline": True},
-            "retry": {"max_attempts": 3, "backoff_seconds": 0},
+            # A fault's cause checked again 2 s after a pause (15 s by default): a test
+            # waits for the resume, not for the probe.
+            "retry": {"max_attempts": 3, "backoff_seconds": 0, "fault_probe_seconds": 2},
         }
         for section, values in overrides.items():
             if isinstance(values, dict):
