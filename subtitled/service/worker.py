@@ -219,7 +219,8 @@ class Worker:
         except (OSError, ValueError, srt.SRTParseError, SubtitledError):
             return False  # the twin moved, or its subtitle is gone: transcribe this one
         self.store.finish(job, "done", Result(twin.language, cues, twin.audio_seconds or 0.0,
-                                              0.0, target, quality=twin.quality))
+                                              0.0, target, quality=twin.quality,
+                                              quiet=twin.quiet))
         self._count("done")
         logger.info("%s: the same file as %s (a hard link); its subtitle copied to %s",
                     job.path, twin.path, target.name)
@@ -489,7 +490,7 @@ class Worker:
     def _finish(self, job: Job, outcome: Outcome) -> None:
         result = Result(outcome.language, outcome.cue_count, outcome.audio_seconds,
                         outcome.wall_seconds, outcome.output, outcome.language_confidence,
-                        outcome.quality)
+                        outcome.quality, outcome.quiet)
         if outcome.status == "detected":
             self.store.finish(job, "done", result)
             logger.info("%s: language %s (%.0f%%), asked for by a client", job.path,

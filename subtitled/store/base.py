@@ -220,7 +220,7 @@ class JobStore:
                    self._local_text(row["written_path"]), row["written_sha256"],
                    bool(row["force"]),
                    row["request"], row["confidence"], row["host"], row["lease"],
-                   row["lease_expires"], row["quality"], _beside(row["beside"]))
+                   row["lease_expires"], row["quality"], _beside(row["beside"]), row["quiet"])
 
     @staticmethod
     def _drop_checkpoints(db: Db, where: str, args: Sequence[Any]) -> None:
@@ -591,10 +591,11 @@ class JobStore:
                 f" last_error = ?, error_class = NULL, {_FRESH}, updated = ?,"
                 " written_path = CASE WHEN ? THEN output ELSE written_path END,"
                 " written_sha256 = CASE WHEN ? THEN output_sha256 ELSE written_sha256"
-                f" END, confidence = ?, quality = ? WHERE {held}",
+                f" END, confidence = ?, quality = ?, quiet = ? WHERE {held}",
                 (state, *values, _text(reason), self._now(db), wrote, wrote,
                  result.confidence if result else None,
-                 _text(result.quality) if result else None, *args)).rowcount
+                 _text(result.quality) if result else None,
+                 _text(result.quiet) if result else None, *args)).rowcount
             failpoints.hit("during-commit", job.path.name)
         if not ended:
             self._lost(job, state)
@@ -739,8 +740,8 @@ class JobStore:
         with self._transaction() as db:
             return bool(db.execute(
                 "UPDATE jobs SET state = 'skipped', last_error = ?, not_before = 0,"
-                " quality = NULL, updated = ? WHERE id = ? AND state IN ('queued', 'failed',"
-                " 'dead')",
+                " quality = NULL, quiet = NULL, updated = ? WHERE id = ? AND state IN"
+                " ('queued', 'failed', 'dead')",
                 (reason, self._now(db), job_id)).rowcount)
 
     # -- what the web page shows
@@ -806,7 +807,8 @@ class JobStore:
             # flagged for what an earlier run said.)
             db.execute("UPDATE jobs SET state = 'done', last_error = NULL, force = 0,"
                        " error_class = NULL, updated = ?, written_path = output,"
-                       " written_sha256 = output_sha256, quality = NULL WHERE id = ?",
+                       " written_sha256 = output_sha256, quality = NULL, quiet = NULL"
+                       " WHERE id = ?",
                        (now, row["id"]))
             finished.append(self._local(row["path"]))
         return finished

@@ -72,6 +72,8 @@ class Job:
     # The subtitles written beside the tracked one (other formats, a translation): each
     # one's name in the file's folder, with the hashes of what was written there.
     beside: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    # Its dialogue's level, when the file was quiet (subtitled.levels).
+    quiet: str | None = None
 
     def wrote(self, subtitle: Path) -> tuple[str, ...] | None:
         """The hashes of what this job wrote at `subtitle`; None: it wrote nothing there
@@ -102,6 +104,7 @@ class Result:
     output: Path | None
     confidence: float | None = None  # of the language, when that was what was asked
     quality: str | None = None  # why the subtitle is likely bad (subtitled.quality)
+    quiet: str | None = None  # its dialogue's level, when the file is quiet (subtitled.levels)
 
 
 def text_sha256(text: str) -> str:

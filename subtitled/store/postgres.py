@@ -113,6 +113,8 @@ _MIGRATIONS: tuple[str, ...] = (
     # 3 → 4: the hashes of the subtitles a job writes beside its tracked one (the other
     # formats, a translation), to tell ours from edited ones there too
     "ALTER TABLE jobs ADD COLUMN beside TEXT",
+    # 4 → 5: the dialogue's level of a file found quiet (subtitled.levels)
+    "ALTER TABLE jobs ADD COLUMN quiet TEXT",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_expires REAL,
     lease_renewed REAL,
     quality TEXT,
-    beside TEXT
+    beside TEXT,
+    quiet TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_recent ON jobs (state, updated);
@@ -109,6 +110,10 @@ def _beside(db: sqlite3.Connection) -> None:
     _add_columns(db, [("beside", "TEXT")])
 
 
+def _quiet(db: sqlite3.Connection) -> None:
+    _add_columns(db, [("quiet", "TEXT")])
+
+
 _FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS jobs_flagged ON jobs (updated)"
                   " WHERE quality IS NOT NULL")
 
@@ -131,6 +136,8 @@ _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     # 6 → 7: the hashes of the subtitles a job writes beside its tracked one (the other
     # formats, a translation), to tell ours from edited ones there too
     _beside,
+    # 7 → 8: the dialogue's level of a file found quiet (subtitled.levels)
+    _quiet,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -210,6 +210,20 @@ def test_likely_bad_subtitles_are_listed_the_last_first_until_done_well(
     assert store.flagged_count() == 1
 
 
+def test_a_quiet_file_keeps_its_dialogue_s_level_until_done_again(store: JobStore) -> None:
+    store.enqueue(FILM, FP, 0)
+    job = store.claim()
+    assert job is not None
+    said = "dialogue at -24 dBFS (3 dB above the sound under it), its loudest passages at -19 dBFS"
+    store.finish(job, "done", Result("en", 3, 60.0, 6.0, None, quiet=said))
+    assert store.get(FILM).quiet == said  # type: ignore[union-attr]
+    store.enqueue(FILM, Fingerprint(200, 2, 1), 0)  # changed: done again, at full level
+    job = store.claim()
+    assert job is not None
+    store.finish(job, "done", Result("en", 3, 60.0, 6.0, None))
+    assert store.get(FILM).quiet is None  # type: ignore[union-attr]
+
+
 def test_a_crash_loop_ends_dead_after_the_attempts(store: JobStore) -> None:
     store.enqueue(Path("/m/poison.mkv"), FP, 0)
     for attempt in (1, 2, 3):
