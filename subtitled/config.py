@@ -193,6 +193,9 @@ class SpeechSettings:
     # Quiet dialogue (subtitled.levels): a file whose dialogue sits this far below its
     # loudest passages is quiet; detection misses lines spoken under its music and effects.
     quiet_margin_db: Annotated[float, Strict(), Field(ge=1, le=60)] = 15.0
+    # ...and so is a file whose dialogue stands less than this above the sound under it
+    # (a voice buried in music or effects as loud as the rest of the film); 0: never so.
+    bed_margin_db: Annotated[float, Strict(), Field(ge=0, le=60)] = 15.0
     # In a quiet file, the decoder listens once more where detection heard no speech but
     # something covers it (pipeline.second_look); its own signs of non-speech decide.
     second_look: Bool = True

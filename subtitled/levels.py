@@ -3,8 +3,10 @@ stretches of at most 30 s as the audio is read (the whole film is never in memor
 number per second of it is kept).
 
 A file whose dialogue sits far below its loudest passages (an action film mastered for a
-cinema, a documentary whose narrator whispers over the score) is quiet: there, speech
-detection misses lines spoken under music and effects (silero hears nothing of a voice
+cinema, a documentary whose narrator whispers over the score), or stands little above the
+sound under it (a voice buried in a bed as loud as the rest of the film: `above_bed`, its
+frames measured with numpy), is quiet: there, speech detection misses lines spoken under
+music and effects (silero hears nothing of a voice
 19 dB under a music bed, which Whisper still transcribes), and `pipeline.second_look`
 lets the decoder listen where detection heard none. A chunk spoken well below the
 file's dialogue is raised to its level before it reaches the engine (`raised`)."""
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,10 +62,17 @@ class Dialogue:
     dialogue_dbfs: float | None  # the median level of its speech (None: none found)
     loud_dbfs: float  # its loudest passages (the 95th percentile of its seconds)
     quiet: bool
+    # How far its speech stands above the sound under it (`above_bed`; the median by
+    # length; None: no speech found).
+    above_bed_db: float | None = None
 
     def describe(self) -> str:
-        said = "no dialogue found" if self.dialogue_dbfs is None else \
-            f"dialogue at {self.dialogue_dbfs:.0f} dBFS"
+        if self.dialogue_dbfs is None:
+            said = "no dialogue found"
+        else:
+            said = f"dialogue at {self.dialogue_dbfs:.0f} dBFS"
+            if self.above_bed_db is not None:
+                said += f" ({max(0.0, self.above_bed_db):.0f} dB above the sound under it)"
         return f"{said}, its loudest passages at {self.loud_dbfs:.0f} dBFS"
 
 
@@ -71,13 +80,17 @@ class Levels:
     """Fed every block of a stream from its start (`add_block`) and each speech chunk as
     detection cuts it (`add_chunk`); says whether the file is quiet and where speech may
     hide (`hiding_places`). `margin_db`: how far the dialogue may sit below the loudest
-    passages before the file is quiet."""
+    passages before the file is quiet; `bed_margin_db`: how far above the sound under it
+    it must stand not to be (`above_bed`)."""
 
-    def __init__(self, margin_db: float) -> None:
+    def __init__(self, margin_db: float, bed_margin_db: float = 15.0) -> None:
         self.margin_db = margin_db
+        self.bed_margin_db = bed_margin_db
         self._seconds = array("f")  # each second's level, from the stream's start
         self._pending = np.empty(0, dtype=np.float32)
         self._speech: list[tuple[float, float]] = []  # each chunk's (level, seconds)
+        # Each chunk's quietest moments (`_floor`) and where it lies (source seconds).
+        self._floors: list[tuple[float, float, float]] = []
         self._spans: list[tuple[float, float]] = []  # speech pieces, source seconds
 
     def add_block(self, block: np.ndarray) -> None:
@@ -92,6 +105,8 @@ class Levels:
     def add_chunk(self, chunk: Chunk) -> None:
         speech = speech_audio(chunk)
         self._speech.append((dbfs(segment(speech)), len(speech) / SAMPLE_RATE_HZ))
+        self._floors.append((_floor(speech), chunk.source_start_seconds,
+                             chunk.source_end_seconds))
         self._spans += [(p.source_start_seconds, p.source_start_seconds + p.duration_seconds)
                         for p in chunk.pieces]
 
@@ -99,15 +114,33 @@ class Levels:
     def dialogue_dbfs(self) -> float | None:
         """The median level of the speech found so far, each chunk weighted by its
         length."""
-        if not self._speech:
+        return _median(self._speech)
+
+    def above_bed(self) -> float | None:
+        """How far the speech stands above the sound under it, in dB (the median by
+        length; None: no speech found). A chunk's speech is the voice and its bed
+        together, so its own level says nothing of a voice buried in music as loud as the
+        rest of the film; the bed is measured where the voice is not: the quietest
+        moments inside the chunk (between words and syllables: minimum statistics, as
+        speech enhancement estimates its noise) or, lower still where there are any, the
+        seconds without speech from 3 s before the chunk to 3 s after it (gaps between its
+        pieces included). The benchmark programmes' dialogue stands 24 to 49 dB above its
+        floor, the quiet programme's 10 dB, a voice under a bed as loud as itself a few
+        (BENCHMARKS.md)."""
+        if not self._floors:
             return None
-        ordered = sorted(self._speech)
-        half, total = sum(s for _, s in ordered) / 2, 0.0
-        for level, seconds in ordered:
-            total += seconds
-            if total >= half:
-                return level
-        return ordered[-1][0]
+        speech = np.zeros(len(self._seconds), dtype=bool)
+        for start, end in self._spans:
+            speech[max(0, math.floor(start)):math.ceil(end)] = True
+        levels = np.asarray(self._seconds)
+        stands = []
+        for (level, seconds), (inside, start, end) in zip(self._speech, self._floors, strict=True):
+            first, last = max(0, math.floor(start) - _BESIDE_SECONDS), \
+                math.ceil(end) + _BESIDE_SECONDS
+            beside = levels[first:last][~speech[first:last]]
+            bed = min(inside, float(np.median(beside))) if len(beside) else inside
+            stands.append((max(0.0, level - bed), seconds))
+        return _median(stands)
 
     def finish(self) -> Dialogue:
         if len(self._pending):
@@ -115,11 +148,13 @@ class Levels:
             self._pending = np.empty(0, dtype=np.float32)
         loud = float(np.percentile(np.asarray(self._seconds), _LOUD_PERCENTILE)) \
             if len(self._seconds) else FLOOR_DBFS
-        dialogue = self.dialogue_dbfs
+        dialogue, above = self.dialogue_dbfs, self.above_bed()
         # No speech found in a file with sound in it: whatever speech there is, detection
         # did not hear it.
-        quiet = loud > _AUDIBLE_DBFS and (dialogue is None or loud - dialogue >= self.margin_db)
-        return Dialogue(dialogue, loud, quiet)
+        quiet = loud > _AUDIBLE_DBFS and (
+            dialogue is None or loud - dialogue >= self.margin_db
+            or (above is not None and above < self.bed_margin_db))
+        return Dialogue(dialogue, loud, quiet, above)
 
     def level(self, start: float, end: float) -> float:
         """The mean level of the seconds from `start` to `end` (source seconds)."""
@@ -142,6 +177,39 @@ class Levels:
                 if second - begun >= min_seconds:
                     yield float(begun), float(second)
                 begun = None
+
+
+def _median(values: Sequence[tuple[float, float]]) -> float | None:
+    """The median of (value, weight) pairs, by weight."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    half, total = sum(w for _, w in ordered) / 2, 0.0
+    for value, weight in ordered:
+        total += weight
+        if total >= half:
+            return value
+    return ordered[-1][0]
+
+
+# A chunk's floor: the level its quietest tenth of 50 ms frames reaches.
+_FRAME_SAMPLES = SAMPLE_RATE_HZ // 20
+_FLOOR_PERCENTILE = 10.0
+# The seconds without speech on either side of a chunk that show the bed under it.
+_BESIDE_SECONDS = 3
+
+
+def _floor(speech: np.ndarray) -> float:
+    """The level of a chunk's quietest moments, in dBFS (its own level when it is
+    shorter than a frame)."""
+    count = len(speech) // _FRAME_SAMPLES
+    if not count:
+        return dbfs(segment(speech))
+    frames = speech[:count * _FRAME_SAMPLES].reshape(count, _FRAME_SAMPLES)
+    power = np.mean(np.square(frames, dtype=np.float64), axis=1)
+    # dBFS as pydub has it: against a full-scale square wave's power (1.0).
+    levels = 10 * np.log10(np.maximum(power, 10 ** (FLOOR_DBFS / 10)))
+    return float(np.percentile(levels, _FLOOR_PERCENTILE))
 
 
 # Quieter than this, a second is silence (a recording's noise floor): nothing to cover a

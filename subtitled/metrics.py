@@ -109,7 +109,8 @@ class Metrics:
                         registry=self.registry)
         flagged.set_function(lambda: float(flagged_files()))
         self.quiet = Counter("subtitled_quiet_files", "Files whose dialogue sits far below "
-                             "their loudest passages (subtitled.levels)",
+                             "their loudest passages or little above the sound under it "
+                             "(subtitled.levels)",
                              registry=self.registry)
         self.second_look_words = Counter(
             "subtitled_second_look_words", "Words the second look at quiet files found where "

@@ -66,7 +66,8 @@ class MediaJob:
         self._finder: ForeignFinder | None = None  # for a forced subtitle
         self._forced_targets: list[Path] | None = None
         self._foreign_saved = 0  # of them, those in checkpoints
-        self._levels = Levels(settings.speech.quiet_margin_db)  # as the audio is read
+        self._levels = Levels(settings.speech.quiet_margin_db,  # as the audio is read
+                              settings.speech.bed_margin_db)
         self.dialogue: Dialogue | None = None  # what the levels said, at the end
         self._second_look_words = 0
 

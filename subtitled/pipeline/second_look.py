@@ -8,9 +8,10 @@ lower would find nothing, so the decoder itself looks. Its cost is bounded: only
 file the levels call quiet (`subtitled.levels`), only over those stretches, each window
 once, and at most half the windows this run's own decoding took, or four where that is
 fewer (a file in which detection found nothing, a run resumed near the end), the loudest
-stretches first. What it hears counts
-only where Whisper's own signs agree: probable text, no loop, no hallucination. A
-sampled retry is never made there (it is what writes words into music)."""
+stretches first; a window that heard a voice is decoded once more, over the stretches
+the voice lies in alone (`_closer`). What it hears counts only where Whisper's own
+signs agree: probable text, no loop, no hallucination. A sampled retry is never made
+there (it is what writes words into music). Memory: one batch of windows at a time."""
 
 from __future__ import annotations
 
@@ -105,8 +106,10 @@ def second_look(path: Path, settings: TranscribeSettings, tools: Tools, alive: A
     if not looked:
         return [], guess
     transcriber = tools.transcriber
-    words: list[Word] = []
     size = max(1, transcriber.batch_size)
+    offset = media.audio.start_offset_seconds
+    words: list[Word] = []
+    closer = 0
     for first in range(0, len(looked), size):
         batch = looked[first:first + size]
         chunks = [_read(tools, media, window.start, window.end, alive) for window in batch]
@@ -117,16 +120,88 @@ def second_look(path: Path, settings: TranscribeSettings, tools: Tools, alive: A
                 return [], None
         decoded = _decode(transcriber, [c.audio for c in chunks], guess.code, settings,
                           alive, path)
-        offset = media.audio.start_offset_seconds
-        for window, chunk, segments in zip(batch, chunks, decoded, strict=True):
-            words += [w for s in sure(segments, settings)
-                      for w in placed_words(chunk, s, offset)
-                      if window.own_start <= (w.start_seconds + w.end_seconds) / 2 - offset
-                      < window.own_end]
+        found = [(window, chunk, heard) for window, chunk, segments
+                 in zip(batch, chunks, decoded, strict=True)
+                 if (heard := _sure_words(window, chunk, segments, settings, offset))]
+        # Where a window heard a voice, the stretches it lies in are heard again alone, as
+        # detection would have cut them had it heard it: the score around a line, heard
+        # with it, pulls the decoder off the words (the JFK line 25 dB under a bed: WER
+        # 0.14 to 0.23 in the whole window, 0.09 alone with faster-whisper; BENCHMARKS.md).
+        # Each stretch keeps what Whisper is sure of there; else the window's words stand.
+        close: list[tuple[Window, list[Word], Chunk]] = []
+        for window, chunk, heard in found:
+            stretches = _closer(window, chunk, heard, offset,
+                                settings.speech.speech_pad_ms / 1000)
+            if stretches is None:
+                words += heard
+            else:
+                close.append((window, heard, stretches))
+        if not close:
+            continue
+        again = _decode(transcriber, [c.audio for _, _, c in close], guess.code, settings,
+                        alive, path)
+        for (window, heard, chunk), segments in zip(close, again, strict=True):
+            heard_again = _sure_words(window, chunk, segments, settings, offset)
+            for piece in chunk.pieces:
+                inside = partial(_inside, piece, offset)
+                better = [w for w in heard_again if inside(w)]
+                closer += bool(better)
+                words += better or [w for w in heard if inside(w)]
     logger.info("%s: a second look over %d windows (%.0f s) where detection heard no "
-                "speech: %d words", path, len(looked),
-                sum(w.own_end - w.own_start for w in looked), len(words))
+                "speech: %d words (%d stretches heard again closer)", path, len(looked),
+                sum(w.own_end - w.own_start for w in looked), len(words), closer)
     return words, guess
+
+
+def _sure_words(window: Window, chunk: Chunk, segments: Sequence[Segment],
+                settings: TranscribeSettings, offset: float) -> list[Word]:
+    """The words of the segments Whisper is sure of that lie in the window's own part."""
+    return [w for s in sure(segments, settings) for w in placed_words(chunk, s, offset)
+            if window.own_start <= _middle(w, offset) < window.own_end]
+
+
+def _middle(word: Word, offset: float) -> float:
+    """A word's middle, in source seconds."""
+    return (word.start_seconds + word.end_seconds) / 2 - offset
+
+
+def _inside(piece: Piece, offset: float, word: Word) -> bool:
+    return piece.source_start_seconds <= _middle(word, offset) < \
+        piece.source_start_seconds + piece.duration_seconds
+
+
+# Stretches shorter than this in all are not heard again: over a scrap of a few seconds
+# Whisper makes words up (BENCHMARKS.md), and the window's words stand.
+_CLOSER_MIN_SECONDS = 5.0
+
+
+def _closer(window: Window, chunk: Chunk, heard: Sequence[Word], offset: float,
+            pad: float) -> Chunk | None:
+    """The stretches of a window's audio its words lie in, `pad` seconds around each, as
+    detection pads its speech (words more than MIN_SECONDS apart are in stretches of
+    their own), glued as one chunk (the window's own chunk: one piece from
+    `window.start`); None where they are too short to be heard alone."""
+    spans: list[list[float]] = []  # window seconds: [first word's start, last word's end]
+    for word in sorted(heard, key=lambda w: w.start_seconds):
+        start = word.start_seconds - offset - window.start
+        end = word.end_seconds - offset - window.start
+        if spans and start - spans[-1][1] < MIN_SECONDS:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    parts, pieces, at = [], [], 0.0
+    for start, end in spans:
+        first = max(0, round((start - pad) * SAMPLE_RATE_HZ))
+        part = chunk.audio[first:max(first, round((end + pad) *
+                                                  SAMPLE_RATE_HZ))]
+        if len(part):
+            parts.append(part)
+            pieces.append(Piece(at, window.start + first / SAMPLE_RATE_HZ,
+                                len(part) / SAMPLE_RATE_HZ))
+            at += len(part) / SAMPLE_RATE_HZ
+    if at < _CLOSER_MIN_SECONDS:
+        return None
+    return Chunk(np.concatenate(parts), tuple(pieces))
 
 
 def _read(tools: Tools, media: MediaInfo, start: float, end: float,

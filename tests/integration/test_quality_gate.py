@@ -15,6 +15,7 @@ from subtitled.store import PRIORITY_NEW, Fingerprint, Result, SqliteStore, text
 from tests.integration.conftest import DATA, ffmpeg, picture
 from tests.integration.daemon_harness import DaemonRun, make_video
 from tests.integration.test_daemon import run_check
+from tests.integration.test_quiet_dialogue import over_a_bed
 from tests.integration.test_systemd_notify import HTTP, http_get, samples
 
 
@@ -55,19 +56,25 @@ def _row(daemon: DaemonRun, name: str) -> dict[str, object]:
 
 def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
         tmp_path: Path, model_dir: Path) -> None:
-    held = tmp_path / "held"
+    held, scenes = tmp_path / "held", tmp_path / "scenes"
     held.mkdir()
+    scenes.mkdir()
     daemon = DaemonRun(tmp_path, model_dir, model={"name": "base"}, http=HTTP,
                        quality={"gate": "review"})
     daemon.config.write_text(daemon.config.read_text().replace(
-        "watch:\n", f"watch:\n- path: {held}\n  quality_gate: hold\n", 1))
+        "watch:\n", f"watch:\n- path: {held}\n  quality_gate: hold\n"
+                    f"- path: {scenes}\n  quality_gate: 'off'\n", 1))
     make_video(daemon.media / "Film.mkv", seconds=11.0)
     _crowd(daemon.media / "Crowd.mkv")
     _crowd(held / "Crowd.mkv")
     _music(held / "Score.mkv")
+    # A line little above the music under it: quiet, and said so in its record.
+    mix = over_a_bed(tmp_path / "scene.wav", 0.0)
+    ffmpeg(*picture(32), "-i", str(mix), "-map", "0:v", "-map", "1:a", "-c:v", "libx264",
+           "-preset", "ultrafast", "-c:a", "aac", str(scenes / "Scene.mkv"))
     daemon.start()
     try:
-        daemon.wait_until(lambda: daemon.all_settled(4), seconds=300)
+        daemon.wait_until(lambda: daemon.all_settled(5), seconds=300)
 
         # A good subtitle passes untouched, unflagged.
         assert (daemon.media / "Film.en.srt").exists()
@@ -86,6 +93,12 @@ def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
         score = _row(daemon, "Score.mkv")
         assert score["state"] == "skipped"
         assert str(score["quality"]).startswith("no words heard in its 40 s of audio")
+        # ...and quiet (no dialogue in a file with sound in it): its record says so.
+        assert str(score["quiet"]).startswith("no dialogue found, its loudest passages at")
+        assert _row(daemon, "media/Film.mkv")["quiet"] is None
+        scene = _row(daemon, "Scene.mkv")
+        assert scene["state"] == "done" and "dB above the sound under it" in str(
+            scene["quiet"]), scene
         assert sorted(p.name for p in held.iterdir()) == ["Crowd.mkv", "Score.mkv"]
 
         status = run_check(daemon.config, "status").stdout
@@ -97,8 +110,10 @@ def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
                    if name == "subtitled_flagged_total"}
         assert reasons.pop("no-speech") == 1 and sum(reasons.values()) >= 2, reasons
         assert scraped[("subtitled_flagged_total", (("reason", "no-speech"),))] == 1
+        assert scraped[("subtitled_quiet_files_total", ())] >= 1
         page = http_get(daemon, "/")[1]
         assert "Likely bad subtitles" in page and "held back" in page
+        assert f'title="{scene["quiet"]}">quiet</span>' in page  # in the history
 
         # The gate opened (flag only) and the file redone: the subtitle itself, and the
         # copy written for review gone.
@@ -112,7 +127,7 @@ def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
         daemon.wait_until(lambda: str(_row(daemon, "media/Crowd.mkv")["output"])
                           .endswith(".srt") and not str(_row(
                               daemon, "media/Crowd.mkv")["output"]).endswith(
-                                  ".review.srt") and daemon.all_settled(4), seconds=300)
+                                  ".review.srt") and daemon.all_settled(5), seconds=300)
         names = [p.name for p in daemon.media.glob("Crowd.*")]
         assert len(names) == 2 and not any(".review." in n for n in names), names
     finally:

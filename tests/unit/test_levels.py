@@ -60,18 +60,65 @@ def test_each_second_is_measured_whatever_the_blocks_and_the_last_part_too() -> 
 
 
 def test_a_file_whose_dialogue_sits_far_below_its_loudest_passages_is_quiet() -> None:
-    music, speech = tone(20, 0.5), tone(10, 0.03)  # -6 and -30 dBFS
-    quiet = fed(np.concatenate([music, speech]), [speech_chunk(0.03, 0.03)]).finish()
-    assert quiet.quiet and quiet.dialogue_dbfs == pytest.approx(-30.5, abs=0.2)
-    assert quiet.describe() == "dialogue at -30 dBFS, its loudest passages at -6 dBFS"
+    music, speech = tone(20, 0.5), voice(10, 0.03)  # -6 and about -32 dBFS, over silence
+    audio = np.concatenate([music, speech])
+    quiet = fed(audio, [spoken(audio, 20, 30)]).finish()
+    assert quiet.quiet and quiet.dialogue_dbfs == pytest.approx(dbfs(segment(speech)), abs=0.1)
+    assert quiet.describe() == "dialogue at -32 dBFS (38 dB above the sound under it), its" \
+        " loudest passages at -6 dBFS"
     # Dialogue as loud as the rest: not quiet.
-    even = fed(np.concatenate([music, tone(10, 0.3)]), [speech_chunk(0.3, 0.3)]).finish()
-    assert not even.quiet
+    audio = np.concatenate([music, voice(10, 0.5)])
+    assert not fed(audio, [spoken(audio, 20, 30)]).finish().quiet
     # No speech found in a file with sound in it: detection heard none of what is there.
     assert fed(tone(30, 0.05)).finish().quiet
     # Nothing but silence, or a recording's noise floor: nothing to hide a voice.
     assert not fed(silence(30)).finish().quiet
     assert not fed(tone(30, 10 ** (-65 / 20))).finish().quiet
+
+
+def voice(seconds: float, level: float) -> np.ndarray:
+    """Syllables: 0.2 s at `level`, then 0.1 s 40 dB under it, as speech dips between
+    them."""
+    syllable = np.concatenate([tone(0.2, level), tone(0.1, level / 100)])
+    return np.tile(syllable, int(np.ceil(seconds / 0.3)))[:int(seconds * RATE)]
+
+
+def noise(seconds: float, level: float) -> np.ndarray:
+    return (np.random.default_rng(0).standard_normal(int(seconds * RATE)) * level).astype(
+        np.float32)
+
+
+def spoken(audio: np.ndarray, start: float, end: float) -> Chunk:
+    """The chunk detection cuts from `audio` where it heard speech, `start` to `end`."""
+    return Chunk(audio[int(start * RATE):int(end * RATE)], (Piece(0.0, start, end - start),))
+
+
+@pytest.mark.parametrize(("bed", "quiet"), [
+    ("none", False),  # dense dialogue over silence: its own dips show the floor
+    ("20 dB under", False),  # a film's score under its dialogue
+    ("as loud", True),  # buried: the chunk's level is the bed's
+    ("10 dB over", True),
+])
+def test_a_voice_buried_in_a_bed_as_loud_as_the_rest_of_the_file_is_quiet(
+        bed: str, quiet: bool) -> None:
+    under = {"none": 0.0, "20 dB under": 0.01, "as loud": 0.1, "10 dB over": 0.3}[bed]
+    # A minute of the bed, the voice over it from 20 s to 40 s: the loudest passages are
+    # the dialogue's own, so only the bed can make the file quiet.
+    audio = noise(60, under) + np.concatenate([silence(20), voice(20, 0.1), silence(20)])
+    dialogue = fed(audio, [spoken(audio, 20, 30), spoken(audio, 30, 40)]).finish()
+    assert dialogue.quiet is quiet, dialogue
+    assert dialogue.above_bed_db is not None
+    assert (dialogue.above_bed_db < 15) is quiet
+    if quiet:
+        assert "dB above the sound under it" in dialogue.describe()
+
+
+def test_a_steady_sound_beside_silence_is_not_taken_for_a_buried_voice() -> None:
+    # No dips in it (the unit tests' tones), but silence on either side: nothing under it.
+    audio = np.concatenate([silence(10), tone(10, 0.1), silence(10)])
+    dialogue = fed(audio, [spoken(audio, 10, 20)]).finish()
+    assert not dialogue.quiet and dialogue.above_bed_db is not None and \
+        dialogue.above_bed_db > 40
 
 
 def test_the_dialogue_level_is_the_median_by_length() -> None:
@@ -157,8 +204,11 @@ def test_a_voice_detection_missed_under_a_bed_is_found_by_a_second_look() -> Non
                                  FakeMedia(audio).tools(transcriber))
     assert outcome.status == "written" and outcome.second_look_words >= 10
     assert outcome.quiet == "no dialogue found, its loudest passages at -26 dBFS"
-    # One window around the 12 s of sound (the whole 16 s file).
-    assert [seconds for seconds, _ in transcriber.calls] == [pytest.approx(16.0)]
+    # One window around the 12 s of sound (the whole 16 s file), then the stretch its
+    # words lie in, heard again alone (a word a second from 2 s to 13.5 s, and 0.2 s
+    # around it, detection's own padding).
+    assert [seconds for seconds, _ in transcriber.calls] == [pytest.approx(16.0),
+                                                             pytest.approx(11.9)]
     # Turned off: nothing is found.
     off = TranscribeSettings()
     off = replace(off, speech=replace(off.speech, second_look=False))
@@ -195,14 +245,80 @@ def test_the_second_look_takes_at_most_its_budget_the_loudest_places_first() -> 
     transcriber = Hearing()
     process_media_file(MOVIE, TranscribeSettings(),
                        FakeMedia(np.concatenate(parts)).tools(transcriber))
-    looked = [seconds for seconds, _ in transcriber.calls]
-    assert len(looked) == MIN_WINDOWS  # no decoding of its own: the least budget
+    looked = [seconds for seconds, _ in transcriber.calls][:MIN_WINDOWS]
+    # No decoding of its own: the least budget, and each window that heard words once
+    # more, closer.
+    assert len(transcriber.calls) == 2 * MIN_WINDOWS
     # Each in a window around it, the last cut short by the end of the file.
     assert looked == [pytest.approx(30.0)] * (MIN_WINDOWS - 1) + [pytest.approx(23.0)]
     # The four loudest, the last four places, in time order (each window reaches into
     # the place after it, louder, but for the last).
-    assert transcriber.peaks == pytest.approx([HIDDEN * (1 + n / 10) for n in (3, 4, 5, 5)],
-                                              abs=1e-3)
+    assert transcriber.peaks[:MIN_WINDOWS] == pytest.approx(
+        [HIDDEN * (1 + n / 10) for n in (3, 4, 5, 5)], abs=1e-3)
+
+
+@dataclass
+class Closer(Hearing):
+    """Hears the first window as `Hearing` does; in each decode after it, as `again`
+    says: "sure" of everything, "unsure" of everything, or "first half": only the words
+    of the first half of the chunk."""
+
+    again: str = "sure"
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
+                         temperature: float = 0.0, prompt: str | None = None
+                         ) -> list[list[Segment]]:
+        found = super().transcribe_batch(audios, language=language, task=task,
+                                         temperature=temperature, prompt=prompt)
+        if len(self.calls) == 1:
+            return found
+        if self.again == "unsure":
+            return [[replace(s, avg_logprob=-2.0) for s in f] for f in found]
+        if self.again == "first half":
+            return [[replace(s, words=tuple(w for w in s.words
+                                            if w.end_seconds <= len(audio) / RATE / 2))
+                     for s in f] for f, audio in zip(found, audios, strict=True)]
+        return found
+
+
+@pytest.mark.parametrize(("again", "words"), [
+    # The fake's words name the second of the chunk they were heard in: 2 to 6 and 12 to
+    # 16 in the window; 0 to 4 and 5 to 8 in the 9.8 s of the two stretches glued.
+    ("sure", [0, 1, 2, 3, 4, 5, 6, 7, 8]),
+    ("unsure", [2, 3, 4, 5, 6, 12, 13, 14, 15, 16]),  # the window's words stand
+    ("first half", [0, 1, 2, 3, 4, 12, 13, 14, 15, 16]),  # each stretch on its own
+])
+def test_where_a_window_hears_a_voice_its_stretches_are_heard_again_alone(
+        again: str, words: list[int]) -> None:
+    # Two lines under a bed that neither detection nor the fake decoder hears (-46 dBFS,
+    # audible): 2.5 s to 6.5 s and 12.5 s to 16.5 s of a 20 s file.
+    bed = 0.005
+    audio = np.concatenate([tone(2.5, bed), tone(4, HIDDEN), tone(6, bed), tone(4, HIDDEN),
+                            tone(3.5, bed)])
+    transcriber, media = Closer(again=again), FakeMedia(audio)
+    outcome = process_media_file(MOVIE, TranscribeSettings(), media.tools(transcriber))
+    # The whole file in one window, then the two stretches its words lie in (a word a
+    # second, 2 s to 6.5 s and 12 s to 16.5 s; 0.2 s around each), glued: 9.8 s.
+    assert [seconds for seconds, _ in transcriber.calls] == [pytest.approx(20.0),
+                                                             pytest.approx(9.8)]
+    assert outcome.status == "written" and outcome.second_look_words == len(words)
+    (cues,) = media.written.values()
+    assert " ".join(cue.text for cue in cues).split() == [f"en{n}" for n in words]
+    # Placed where they were said (the fake's words start on whole seconds of the chunk:
+    # up to 0.7 s early), whichever decode heard them.
+    assert cues[0].start_seconds == pytest.approx(2.2, abs=0.5)
+    assert cues[-1].end_seconds == pytest.approx(16.0, abs=0.7)
+
+
+def test_a_voice_too_short_to_be_heard_alone_keeps_the_window_s_words() -> None:
+    # 2 s of a voice under the bed: its stretch (under 2 s of words) is not decoded
+    # again; Whisper makes words up over scraps that short.
+    audio = np.concatenate([tone(4, 0.005), tone(2, HIDDEN), tone(4, 0.005)])
+    transcriber = Closer(again="unsure")
+    outcome = process_media_file(MOVIE, TranscribeSettings(),
+                                 FakeMedia(audio).tools(transcriber))
+    assert [seconds for seconds, _ in transcriber.calls] == [pytest.approx(10.0)]
+    assert outcome.second_look_words == 2
 
 
 def test_a_track_that_starts_late_is_read_where_its_stretch_is_on_the_programme() -> None:
