@@ -4,7 +4,10 @@ Against the length of the film (the default): a 5-minute and a 60-minute program
 corpus speech (bench.programme, dense: speech with short gaps, so that even the 5-minute one
 fills whole batches), the same settings for both. The ratio shows whether memory stays flat.
 
-    .venv/bin/python -m bench.memory [--model base] [--workdir bench/results] [OPTION ...]
+    .venv/bin/python -m bench.memory [--model base] [--workdir bench/results]
+        [--kind looped|quiet-en|...] [OPTION ...]
+
+(--kind quiet-en: the quiet programme, whose second look reads its hiding places again.)
 
 Options after the known ones go to `subtitled transcribe` (e.g. --beam-size 1).
 
@@ -185,13 +188,14 @@ def _row(name: str, setting: Setting, dims: Dimensions, model: Path, workdir: Pa
           f"{rss / GIB:.2f} | {outcome} |", flush=True)
 
 
-def lengths(model: str, workdir: Path, options: list[str]) -> None:
+def lengths(model: str, workdir: Path, options: list[str], kind: str = "looped") -> None:
     source = resolve(ModelSettings(name=model, engine="faster-whisper"))
     assert source.path is not None, f"no local weights for {model}"
     rows = []
     for minutes in LENGTHS_MINUTES:
-        media = workdir.resolve() / f"speech-{minutes:g}min.mkv"
-        truth = programme.build(media, minutes, dense=True)
+        media = workdir.resolve() / (f"speech-{minutes:g}min.mkv" if kind == "looped"
+                                     else f"{kind}-{minutes:g}min.mkv")
+        truth = programme.build(media, minutes, kind=kind)
         with tempfile.TemporaryDirectory() as folder:
             link = Path(folder) / media.name
             link.symlink_to(media)
@@ -200,7 +204,7 @@ def lengths(model: str, workdir: Path, options: list[str]) -> None:
                                  *options, str(link)])
         rows.append((minutes, truth.duration_seconds, wall, rss))
         print(f"  {minutes:g} min: {wall:.1f} s, {rss:.0f} MiB", file=sys.stderr, flush=True)
-    print(f"model {model}, options {' '.join(options) or '(defaults)'}")
+    print(f"model {model}, programme {kind}, options {' '.join(options) or '(defaults)'}")
     print()
     print("| programme | audio s | wall s | realtime | peak RSS MiB | vs 5 min |")
     print("|---|---|---|---|---|---|")
@@ -220,11 +224,14 @@ def main() -> None:
                         help="with --against-auto: also a random large-v3-shaped model")
     parser.add_argument("--limit-gib", type=float, default=12.0,
                         help="the cgroup memory limit for the large-v3 runs")
+    parser.add_argument("--kind", choices=programme.KINDS, default="looped",
+                        help="against length: the programme (looped: dense corpus speech;"
+                             " quiet-en: dialogue under music and effects, a second look)")
     args, options = parser.parse_known_args()
     if args.against_auto:
         against_auto(args.workdir.resolve(), args.large_v3, args.limit_gib)
     else:
-        lengths(args.model, args.workdir, options)
+        lengths(args.model, args.workdir, options, args.kind)
 
 
 if __name__ == "__main__":
