@@ -151,10 +151,23 @@ def sampling_seed(audios: Sequence[np.ndarray], temperature: float) -> int:
     return seed
 
 
+# One Whisper window of 16 kHz samples: the most a chunk may hold.
+WINDOW_SAMPLES = 30 * 16_000
+
+
+def one_window(audios: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each chunk cut to one window, to the sample. CTranslate2's word alignment reads
+    past the encoder's output for a chunk of more than 3000 frames and corrupts the heap
+    (a window that ffmpeg gave 3 samples over 30 s killed the process in glibc);
+    openai-whisper hears the samples over a little differently."""
+    return [audio[:WINDOW_SAMPLES] for audio in audios]
+
+
 class Decodes:
     """`transcribe_batch` and `transcribe_and_hear` from one `_decode`, which an engine
     writes once: the language of each window is heard only where it is asked for. A
-    sampled decode is seeded from its audio (`sampling_seed`)."""
+    sampled decode is seeded from its audio (`sampling_seed`). No chunk reaches `_decode`
+    longer than a window (`one_window`)."""
 
     def _decode(self, audios: Sequence[np.ndarray], language: str, task: Task,
                 temperature: float, prompt: str | None, *, hear: bool) -> Heard:
@@ -163,8 +176,9 @@ class Decodes:
     def transcribe_batch(self, audios: Sequence[np.ndarray], *, language: str, task: Task,
                          temperature: float = 0.0, prompt: str | None = None
                          ) -> list[list[Segment]]:
-        return self._decode(audios, language, task, temperature, prompt, hear=False)[0]
+        return self._decode(one_window(audios), language, task, temperature, prompt,
+                            hear=False)[0]
 
     def transcribe_and_hear(self, audios: Sequence[np.ndarray], *, language: str,
                             task: Task, prompt: str | None = None) -> Heard:
-        return self._decode(audios, language, task, 0.0, prompt, hear=True)
+        return self._decode(one_window(audios), language, task, 0.0, prompt, hear=True)

@@ -15,6 +15,7 @@ import numpy as np
 from subtitled import models
 from subtitled.config import ModelSettings, Task
 from subtitled.engines.base import (
+    WINDOW_SAMPLES,
     Decodes,
     Heard,
     Segment,
@@ -59,7 +60,7 @@ class FasterWhisperEngine(Decodes):
         # detect_language hears it, not by empty frames (which faster-whisper's own pads
         # with): the model hears the two differently, and a borderline clip changes
         # language between them (espeak-ng Korean: Thai, as Whisper hears it, or Finnish).
-        window = _WINDOW_SAMPLES
+        window = WINDOW_SAMPLES
         extractor = self.model.feature_extractor
         features = np.stack([
             extractor(np.pad(audio[:window], (0, max(0, window - len(audio)))))
@@ -165,8 +166,6 @@ class FasterWhisperEngine(Decodes):
         """Not known: CTranslate2 does not say what it holds."""
         return None
 
-
-_WINDOW_SAMPLES = 30 * 16_000
 
 
 class _Sampling:

@@ -212,6 +212,8 @@ def _read(tools: Tools, media: MediaInfo, start: float, end: float,
     offset = max(0.0, media.audio.start_offset_seconds)
     audio = np.concatenate([np.zeros(0, dtype=np.float32),
                             *tools.open_audio(media, start + offset, end - start)])
+    # ffmpeg's -t gives a few samples more now and then; a window is 30 s to the sample.
+    audio = audio[:round((end - start) * SAMPLE_RATE_HZ)]
     return Chunk(audio, (Piece(0.0, start, len(audio) / SAMPLE_RATE_HZ),))
 
 

@@ -27,6 +27,21 @@ def pcm(name: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
+def test_a_chunk_a_few_samples_over_a_window_is_heard_as_the_window(
+        engine: str, transcriber: Callable[[str, str], Transcriber]) -> None:
+    """ffmpeg's -t can give 3 samples more than 30 s; CTranslate2's alignment of such a
+    chunk read past its encoder output (a heap corruption that killed the process)."""
+    model = transcriber(engine, "base")
+    window = np.resize(pcm(CLIPS[0]), 30 * 16_000)  # JFK, looped to fill the window
+    over = np.concatenate([window, window[:3]])
+    heard = [[(w.text, w.start_seconds, w.end_seconds) for s in found for w in s.words]
+             for found in model.transcribe_batch([over, window], language="en",
+                                                 task="transcribe")]
+    assert heard[0] == heard[1] and heard[0]  # (the two rows of a batch: the same words)
+    assert max(end for _, _, end in heard[0]) <= 30.0
+
+
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
 def test_a_batch_says_what_each_chunk_says_alone(
         engine: str, transcriber: Callable[[str, str], Transcriber]) -> None:
     model = transcriber(engine, "base")

@@ -341,6 +341,22 @@ def test_a_track_that_starts_late_is_read_where_its_stretch_is_on_the_programme(
     assert cues[0].start_seconds == pytest.approx(4.0, abs=0.6)
 
 
+def test_a_window_read_a_few_samples_long_is_cut_to_its_length() -> None:
+    """ffmpeg's -t gives a few samples over now and then; the engine gets 30 s exactly."""
+    media = FakeMedia(np.concatenate([silence(2), tone(40, HIDDEN), silence(2)]))
+    transcriber = Hearing()
+    tools = media.tools(transcriber)
+
+    def open_audio(info: MediaInfo, start: float | None,
+                   duration: float | None) -> Iterable[np.ndarray]:
+        yield from media.open_audio(info, start, duration)
+        if duration is not None:
+            yield np.full(3, HIDDEN, dtype=np.float32)
+
+    process_media_file(MOVIE, TranscribeSettings(), replace(tools, open_audio=open_audio))
+    assert transcriber.calls and max(seconds for seconds, _ in transcriber.calls) <= 30.0
+
+
 def test_whisper_s_anomaly_rule_needs_words_to_judge() -> None:
     assert not is_anomaly(Segment(0.0, 2.0, " Hello there.", ()))
     # A full stop heard over a chord (its only word): a hallucination.
