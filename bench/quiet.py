@@ -3,7 +3,8 @@
 The levels (the default): what `subtitled.levels` says of each programme, computed as a
 job computes it (the audio read in blocks, silero's chunks measured as they are cut):
 its dialogue's level, how far that stands above the sound under it, its loudest passages,
-and whether it is quiet (then a second look runs over it).
+whether it is quiet (then a second look runs over it), and the seconds the level work
+itself took.
 
     .venv/bin/python -m bench.quiet [PROGRAMME.mkv ...]
 
@@ -20,6 +21,9 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,30 +39,43 @@ JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for yo
 _BLOCK_SECONDS = 5
 
 
-def dialogue_of(path: Path) -> Dialogue:
+def dialogue_of(path: Path) -> tuple[Dialogue, float]:
+    """What the levels say of a programme, and the seconds their own work took (speech
+    detection and decoding apart)."""
     settings = TranscribeSettings().speech
     levels = Levels(settings.quiet_margin_db, settings.bed_margin_db)
     chunker = SpeechChunker(SileroSpeechProbabilities(), settings)
     audio = decode(path)
+    spent = 0.0
+
+    def timed(step: Callable[[], object]) -> None:
+        nonlocal spent
+        began = time.perf_counter()
+        step()
+        spent += time.perf_counter() - began
+
     for start in range(0, len(audio), _BLOCK_SECONDS * RATE_HZ):
         block = audio[start:start + _BLOCK_SECONDS * RATE_HZ]
-        levels.add_block(block)
+        timed(partial(levels.add_block, block))
         for chunk in chunker.feed(block):
-            levels.add_chunk(chunk)
+            timed(partial(levels.add_chunk, chunk))
     for chunk in chunker.finish():
-        levels.add_chunk(chunk)
-    return levels.finish()
+        timed(partial(levels.add_chunk, chunk))
+    found: list[Dialogue] = []
+    timed(lambda: found.append(levels.finish()))
+    return found[0], spent
 
 
 def levels_table(paths: list[Path]) -> None:
-    print("| programme | dialogue dBFS | above the sound under it dB | loudest dBFS | quiet |")
-    print("|---|---|---|---|---|")
+    print("| programme | dialogue dBFS | above the sound under it dB | loudest dBFS | quiet |"
+          " level work s |")
+    print("|---|---|---|---|---|---|")
     for path in paths:
-        found = dialogue_of(path)
+        found, spent = dialogue_of(path)
         said = "-" if found.dialogue_dbfs is None else f"{found.dialogue_dbfs:.0f}"
         above = "-" if found.above_bed_db is None else f"{found.above_bed_db:.0f}"
         print(f"| {path.name} | {said} | {above} | {found.loud_dbfs:.0f} | "
-              f"{'yes' if found.quiet else 'no'} |", flush=True)
+              f"{'yes' if found.quiet else 'no'} | {spent:.2f} |", flush=True)
 
 
 def line_table(engine: str, seeds: list[int], gains: list[float]) -> None:
