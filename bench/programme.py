@@ -260,7 +260,10 @@ def _spoken_lines(language: str, rng: random.Random) -> list[tuple[np.ndarray, s
 def _brown(count: int, level: float, rng: random.Random) -> np.ndarray:
     white = np.random.default_rng(rng.randrange(1 << 30)).standard_normal(count)
     brown = np.cumsum(white)
-    brown -= np.convolve(brown, np.ones(RATE_HZ) / RATE_HZ, mode="same")
+    # Its drift taken out over a second (or all of it, when shorter: a crash at a scene's
+    # very end; "same" would give the longer of the two).
+    width = max(1, min(RATE_HZ, count))
+    brown -= np.convolve(brown, np.ones(width) / width, mode="same")
     return (brown * level / (np.abs(brown).max() or 1.0)).astype(np.float32)
 
 
