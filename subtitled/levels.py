@@ -129,9 +129,7 @@ class Levels:
         (BENCHMARKS.md)."""
         if not self._floors:
             return None
-        speech = np.zeros(len(self._seconds), dtype=bool)
-        for start, end in self._spans:
-            speech[max(0, math.floor(start)):math.ceil(end)] = True
+        speech = self._speech_seconds()
         levels = np.asarray(self._seconds)
         stands = []
         for (level, seconds), (inside, start, end) in zip(self._speech, self._floors, strict=True):
@@ -161,14 +159,18 @@ class Levels:
         seconds = self._seconds[max(0, math.floor(start)):max(1, math.ceil(end))]
         return float(np.mean(np.asarray(seconds))) if len(seconds) else FLOOR_DBFS
 
+    def _speech_seconds(self) -> np.ndarray:
+        """For each second measured, whether detection found speech in any of it."""
+        speech = np.zeros(len(self._seconds), dtype=bool)
+        for start, end in self._spans:
+            speech[max(0, math.floor(start)):math.ceil(end)] = True
+        return speech
+
     def hiding_places(self, min_seconds: float) -> Iterator[tuple[float, float]]:
         """Stretches (source seconds) of at least `min_seconds` where detection found no
         speech and something is heard (music, effects, noise: what covers a voice).
         Silence hides nothing: detection hears quiet speech over silence."""
-        speech = np.zeros(len(self._seconds), dtype=bool)
-        for start, end in self._spans:
-            speech[max(0, math.floor(start)):math.ceil(end)] = True
-        covered = ~speech & (np.asarray(self._seconds) > _AUDIBLE_DBFS)
+        covered = ~self._speech_seconds() & (np.asarray(self._seconds) > _AUDIBLE_DBFS)
         begun: int | None = None
         for second, hidden in enumerate([*covered.tolist(), False]):
             if hidden and begun is None:
