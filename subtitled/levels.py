@@ -83,7 +83,7 @@ class Levels:
     passages before the file is quiet; `bed_margin_db`: how far above the sound under it
     it must stand not to be (`above_bed`)."""
 
-    def __init__(self, margin_db: float, bed_margin_db: float = 15.0) -> None:
+    def __init__(self, margin_db: float, bed_margin_db: float) -> None:
         self.margin_db = margin_db
         self.bed_margin_db = bed_margin_db
         self._seconds = array("f")  # each second's level, from the stream's start

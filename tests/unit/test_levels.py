@@ -40,7 +40,7 @@ def speech_chunk(*levels: float, seconds: float = 2.0) -> Chunk:
 
 
 def fed(audio: np.ndarray, chunks: Sequence[Chunk] = (), block: float = 0.7) -> Levels:
-    levels = Levels(margin_db=15.0)
+    levels = Levels(margin_db=15.0, bed_margin_db=15.0)
     size = int(block * RATE)
     for start in range(0, len(audio), size):
         levels.add_block(audio[start:start + size])
