@@ -27,15 +27,15 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from pydub import AudioSegment
 
-from bench.programme import CORPUS, RATE_HZ, decode, music
+from bench.programme import CORPUS, RATE_HZ, decode, manifest, music
 from subtitled.config import ModelSettings, TranscribeSettings
 from subtitled.evaluation import word_error_rate
 from subtitled.levels import Dialogue, Levels, samples, segment
 from subtitled.speech import SileroSpeechProbabilities, SpeechChunker
 
-JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
-            "ask what you can do for your country.")
+JFK = "en_jfk_inaugural.flac"
 _BLOCK_SECONDS = 5
 
 
@@ -78,32 +78,39 @@ def levels_table(paths: list[Path]) -> None:
               f"{'yes' if found.quiet else 'no'} | {spent:.2f} |", flush=True)
 
 
-def line_table(engine: str, seeds: list[int], gains: list[float]) -> None:
-    from pydub import AudioSegment
+def line_over_music(gain_db: float, seed: int = 1, clip: Path = CORPUS / JFK
+                    ) -> AudioSegment:
+    """32 s of bench.programme's music at -20 dBFS with `clip` (the JFK line) laid over it
+    at 10 s, `gain_db` from its own level (tests/integration/test_quiet_dialogue.py mixes
+    it so too, from its own copy of the clip)."""
+    bed = segment(music(32.0, random.Random(seed)))
+    bed = bed.apply_gain(-20.0 - bed.dBFS)
+    voice = AudioSegment.from_file(clip).set_channels(1).set_frame_rate(RATE_HZ) \
+        .set_sample_width(2)
+    return bed.overlay(voice.apply_gain(gain_db), position=10_000)
 
+
+def line_table(engine: str, seeds: list[int], gains: list[float]) -> None:
     from subtitled.engines import build_transcriber
 
     transcriber = build_transcriber(ModelSettings(
         name="base", engine=engine, device="cpu", offline=True,  # type: ignore[arg-type]
         beam_size=5, batch_size=8))
-    voice = AudioSegment.from_file(CORPUS / "en_jfk_inaugural.flac").set_channels(1) \
-        .set_frame_rate(RATE_HZ).set_sample_width(2)
+    said = manifest()[JFK]["transcript"]
     print(f"engine {engine}, model base, beam 5")
     print()
     print("| music seed | the line's gain dB | WER, whole window | WER, alone | alone says |")
     print("|---|---|---|---|---|")
     for seed in seeds:
         for gain in gains:
-            bed = segment(music(32.0, random.Random(seed)))
-            bed = bed.apply_gain(-20.0 - bed.dBFS)
-            mix = samples(bed.overlay(voice.apply_gain(gain), position=10_000))
+            mix = samples(line_over_music(gain, seed))
             window = mix[:30 * RATE_HZ]
             alone = np.ascontiguousarray(mix[int(9.5 * RATE_HZ):int(21.5 * RATE_HZ)])
             texts = [" ".join(s.text.strip() for s in found) for found in
                      transcriber.transcribe_batch([window, alone], language="en",
                                                   task="transcribe")]
-            print(f"| {seed} | {gain:g} | {word_error_rate(JFK_TEXT, texts[0]):.2f} | "
-                  f"{word_error_rate(JFK_TEXT, texts[1]):.2f} | {texts[1]} |", flush=True)
+            print(f"| {seed} | {gain:g} | {word_error_rate(said, texts[0]):.2f} | "
+                  f"{word_error_rate(said, texts[1]):.2f} | {texts[1]} |", flush=True)
 
 
 def main() -> None:

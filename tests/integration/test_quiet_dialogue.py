@@ -9,16 +9,13 @@ it is looked at again there too, and must still get no cue."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 import srt
-from pydub import AudioSegment
 
-from bench.programme import music
+from bench.quiet import line_over_music
 from subtitled.evaluation import word_error_rate
-from subtitled.levels import segment
 from tests.integration.conftest import DATA, JFK_TEXT, Transcribe
 
 SPEECH_AT_SECONDS = 10.0
@@ -26,12 +23,8 @@ SPEECH_AT_SECONDS = 10.0
 
 def over_a_bed(path: Path, gain_db: float) -> Path:
     """32 s of music at -20 dBFS with the JFK clip `gain_db` from its own level laid over
-    it at 10 s."""
-    bed = segment(music(32.0, random.Random(1)))
-    bed = bed.apply_gain(-20.0 - bed.dBFS)
-    voice = AudioSegment.from_file(DATA / "en_jfk_inaugural.flac").set_channels(1)
-    bed.overlay(voice.apply_gain(gain_db), position=int(SPEECH_AT_SECONDS * 1000)).export(
-        path, format="wav")
+    it at 10 s (SPEECH_AT_SECONDS), as bench.quiet mixes it."""
+    line_over_music(gain_db, clip=DATA / "en_jfk_inaugural.flac").export(path, format="wav")
     return path
 
 
