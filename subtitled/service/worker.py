@@ -75,17 +75,20 @@ class PausedByAdmin(Cancelled):
 
 
 class StoredCheckpoints:
-    """A job's decoded words, kept in the job store after each batch."""
+    """A job's decoded words, kept in the job store after each batch; `held` raises when
+    the job is no longer this process's."""
 
-    def __init__(self, store: JobStore, job: Job) -> None:
-        self.store, self.job = store, job
+    def __init__(self, store: JobStore, job: Job, held: Callable[[], None]) -> None:
+        self.store, self.job, self.held = store, job, held
 
     def load(self) -> Resume | None:
+        self.held()
         return saved_words.decode(*self.store.checkpoint(self.job))
 
     def save(self, decoded_seconds: float, language: LanguageGuess, words: list[Word],
              translated: list[Word] | None = None,
              foreign: Sequence[tuple[float, float]] | None = None) -> None:
+        self.held()
         self.store.add_checkpoint(self.job, decoded_seconds,
                                   saved_words.encode(language, words, translated, foreign))
 
@@ -113,8 +116,15 @@ class Worker:
     # The job in hand, its phase (probing, language, decoding, writing) and its language
     # once known, for the web page.
     phase: tuple[int, str, str | None] | None = None
+    # The clock of the lease's own deadline (monotonic: no wall-clock step moves it).
+    clock: Callable[[], float] = time.monotonic
     # Set by the lease keeper when another host has taken the running job.
     _lease_lost: threading.Event = field(default_factory=threading.Event)
+    # Until when (by `clock`) the job is worked on: half its lease after the start of the
+    # last renewal that got through (two renewals failed). The work then ends within one
+    # store call's wait (the store bounds it to a renewal interval) and its engine call:
+    # before the lease runs out, and another host may take the job.
+    _lease_until: float = float("inf")
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         """Take the claimed job to its end (or back to the queue). In a shared store its
@@ -138,19 +148,26 @@ class Worker:
     @contextmanager
     def _leased(self, job: Job) -> Iterator[None]:
         self._lease_lost.clear()
+        self._lease_until = float("inf")
         if not self.store.shared:
             yield
             return
         done = threading.Event()
+        interval = self.store.lease_seconds / 4
+        # Claimed a moment ago (the claim's own call is far shorter than an interval).
+        self._lease_until = self.clock() + self.store.lease_seconds / 2
 
         def renew() -> None:
-            while not done.wait(self.store.lease_seconds / 4):
+            while not done.wait(interval):
+                started = self.clock()
                 try:
                     if not self.store.renew(job):
                         self._lease_lost.set()
                         return
                 except STORE_ERRORS as err:  # the next renewal may get through
                     logger.warning("%s: its lease was not renewed: %s", job.path, err)
+                    continue
+                self._lease_until = started + self.store.lease_seconds / 2
 
         keeper = threading.Thread(target=renew, name="lease", daemon=True)
         keeper.start()
@@ -231,7 +248,8 @@ class Worker:
         hooks = Hooks(progress=lambda done, total, language:
                       self._progress(job, done, total, language),
                       alive=lambda computing: self._alive(job, computing),
-                      checkpoints=StoredCheckpoints(self.store, job),
+                      checkpoints=StoredCheckpoints(self.store, job,
+                                                    partial(self._check_lease, job)),
                       # Forced: whatever subtitle is there in its language is replaced.
                       previous=None if job.force else partial(_previous, job),
                       wrote=partial(_previous, job),
@@ -260,8 +278,19 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.progress.set(0)
 
+    def _check_lease(self, job: Job) -> None:
+        """Raises LeaseLost once the job is, or soon may be, another host's: taken (a
+        renewal said so), or half its lease gone without a renewal that got through (the
+        database down or cut off: once the lease runs out, the other hosts may claim it the
+        moment the database answers them)."""
+        if self._lease_lost.is_set():
+            raise LeaseLost(job.path)
+        if self.clock() > self._lease_until:
+            raise LeaseLost(job.path, "its lease could not be renewed for half its term")
+
     def _progress(self, job: Job, done: float, total: float | None,
                   language: str | None) -> None:
+        self._check_lease(job)
         try:
             self.store.set_progress(job, done, total)
         except STORE_ERRORS as err:  # a blip: the figure is for `status`, the work goes on
@@ -285,8 +314,7 @@ class Worker:
             self.health.beat(f"transcribing {job.path.name}")
         if self.stop.is_set():
             raise Cancelled
-        if self._lease_lost.is_set():
-            raise LeaseLost(job.path)
+        self._check_lease(job)
         if self.admin_paused():
             raise PausedByAdmin
         self.reload_now()

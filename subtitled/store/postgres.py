@@ -37,7 +37,9 @@ _ENQUEUE_LOCK = _SCHEMA_LOCK + 1
 # How long a start waits for the server before it gives up (systemd starts it again).
 CONNECT_SECONDS = 30.0
 # How long a store call waits for a connection (the server down: it fails, the daemon
-# pauses and probes), and a health probe.
+# pauses and probes), at most; and a health probe. A call waits no longer than one
+# renewal interval (a quarter of the lease): a host that holds a job finds the server gone
+# before its lease runs out, and lets the job go before another host may take it.
 _WAIT_SECONDS = 10.0
 _PROBE_SECONDS = 5.0
 # A server that vanishes without closing the connection (a network cut) is found dead in
@@ -181,7 +183,7 @@ class PostgresStore(JobStore):
                                     kwargs={"row_factory": _rows, "application_name":
                                             f"subtitled@{self.host}", **_CONNECTION},
                                     check=ConnectionPool.check_connection,
-                                    timeout=_WAIT_SECONDS,
+                                    timeout=min(_WAIT_SECONDS, lease_seconds / 4),
                                     name="subtitled")
         try:  # one connection first: its error says why (the pool's only that it waited)
             psycopg.connect(url, **_CONNECTION).close()  # type: ignore[arg-type]

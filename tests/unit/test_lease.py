@@ -1,0 +1,113 @@
+"""The running job's lease, held by the worker in a shared store: renewed while the job
+runs; given up at the next engine call once it may be another host's (a renewal said so),
+or when half of it passed without a renewal that got through (the database down: the
+other hosts may claim the job the moment it answers them, once the lease runs out)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from subtitled.health import Health
+from subtitled.notify import Notifier
+from subtitled.service.breaker import Breaker
+from subtitled.service.worker import Worker
+from subtitled.store import Fingerprint, Job, LeaseLost
+
+LEASE_SECONDS = 0.2  # renewed every 0.05 s of real time; its deadline on the test's clock
+
+
+class Database:
+    """The shared store as the lease keeper sees it: up (each renewal counted), down (each
+    renewal fails as psycopg does when the server is gone), or the job taken."""
+
+    shared = True
+    lease_seconds = LEASE_SECONDS
+
+    def __init__(self) -> None:
+        self.state = "up"
+        self.renewed = threading.Event()
+
+    def renew(self, job: Job) -> bool:
+        if self.state == "down":
+            raise psycopg.OperationalError("connection refused")
+        self.renewed.set()
+        return self.state == "up"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _worker(database: Database, clock: Clock) -> Worker:
+    return Worker(database, Health(60.0), Notifier({}), None,  # type: ignore[arg-type]
+                  threading.Event(), 0.0, Breaker([]), clock=clock)
+
+
+def _job(tmp_path: Path) -> Job:
+    return Job(1, tmp_path / "Film.mkv", Fingerprint(1, 1, 1), "running", 0, 0, None,
+               None, 0.0, None, None, None, None, None, lease=1)
+
+
+def _renewal(database: Database) -> None:
+    """A renewal that began after this call and got through (the keeper's thread, on
+    real time): the second one seen, as the first may have begun before."""
+    for _ in range(2):
+        database.renewed.clear()
+        assert database.renewed.wait(15), "the keeper renewed nothing"
+
+
+def test_a_lease_that_no_renewal_could_extend_is_given_up_before_it_runs_out(
+        tmp_path: Path) -> None:
+    database, clock = Database(), Clock()
+    worker, job = _worker(database, clock), _job(tmp_path)
+    database.state = "down"
+    with worker._leased(job):
+        worker._alive(job, True)  # claimed just now
+        clock.now += LEASE_SECONDS * 0.45
+        worker._alive(job, True)
+        clock.now += LEASE_SECONDS * 0.1  # half the lease gone, and no renewal
+        with pytest.raises(LeaseLost, match=re.escape(
+                "Film.mkv: no longer ours (its lease could not be renewed for half its term)")):
+            worker._alive(job, True)
+        with pytest.raises(LeaseLost):  # nor is its progress recorded
+            worker._progress(job, 1.0, 2.0, "en")
+
+
+def test_a_renewed_lease_holds_past_its_first_term_and_a_failed_renewal_ends_it_later(
+        tmp_path: Path) -> None:
+    database, clock = Database(), Clock()
+    worker, job = _worker(database, clock), _job(tmp_path)
+    with worker._leased(job):
+        clock.now += 10 * LEASE_SECONDS
+        _renewal(database)  # started at the clock's new time: the lease runs from there
+        worker._alive(job, True)
+        database.state = "down"
+        time.sleep(4 * LEASE_SECONDS)  # renewals fail meanwhile; the deadline stays put
+        clock.now += LEASE_SECONDS * 0.45
+        worker._alive(job, True)
+        clock.now += LEASE_SECONDS * 0.1
+        with pytest.raises(LeaseLost, match="could not be renewed"):
+            worker._alive(job, True)
+
+
+def test_a_job_another_host_took_is_given_up_at_once(tmp_path: Path) -> None:
+    database, clock = Database(), Clock()
+    worker, job = _worker(database, clock), _job(tmp_path)
+    database.state = "taken"
+    with worker._leased(job):
+        deadline = time.monotonic() + 15
+        while not worker._lease_lost.is_set():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(LeaseLost, match="another host has claimed it"):
+            worker._alive(job, True)
