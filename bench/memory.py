@@ -5,7 +5,7 @@ corpus speech (bench.programme, dense: speech with short gaps, so that even the 
 fills whole batches), the same settings for both. The ratio shows whether memory stays flat.
 
     .venv/bin/python -m bench.memory [--model base] [--workdir bench/results]
-        [--kind looped|quiet-en|...] [OPTION ...]
+        [--kind looped|quiet-en|...] [--minutes 5 60] [OPTION ...]
 
 (--kind quiet-en: the quiet programme, whose second look reads its hiding places again.)
 
@@ -34,6 +34,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,11 +189,12 @@ def _row(name: str, setting: Setting, dims: Dimensions, model: Path, workdir: Pa
           f"{rss / GIB:.2f} | {outcome} |", flush=True)
 
 
-def lengths(model: str, workdir: Path, options: list[str], kind: str = "looped") -> None:
+def lengths(model: str, workdir: Path, options: list[str], kind: str = "looped",
+            minutes_list: Sequence[float] = LENGTHS_MINUTES) -> None:
     source = resolve(ModelSettings(name=model, engine="faster-whisper"))
     assert source.path is not None, f"no local weights for {model}"
     rows = []
-    for minutes in LENGTHS_MINUTES:
+    for minutes in minutes_list:
         media = workdir.resolve() / (f"speech-{minutes:g}min.mkv" if kind == "looped"
                                      else f"{kind}-{minutes:g}min.mkv")
         truth = programme.build(media, minutes, kind=kind)
@@ -206,7 +208,7 @@ def lengths(model: str, workdir: Path, options: list[str], kind: str = "looped")
         print(f"  {minutes:g} min: {wall:.1f} s, {rss:.0f} MiB", file=sys.stderr, flush=True)
     print(f"model {model}, programme {kind}, options {' '.join(options) or '(defaults)'}")
     print()
-    print("| programme | audio s | wall s | realtime | peak RSS MiB | vs 5 min |")
+    print(f"| programme | audio s | wall s | realtime | peak RSS MiB | vs {rows[0][0]:g} min |")
     print("|---|---|---|---|---|---|")
     for minutes, seconds, wall, rss in rows:
         print(f"| {minutes:g} min | {seconds:.0f} | {wall:.1f} | {seconds / wall:.1f}x | "
@@ -227,11 +229,13 @@ def main() -> None:
     parser.add_argument("--kind", choices=programme.KINDS, default="looped",
                         help="against length: the programme (looped: dense corpus speech;"
                              " quiet-en: dialogue under music and effects, a second look)")
+    parser.add_argument("--minutes", type=float, nargs="+", default=LENGTHS_MINUTES,
+                        help="against length: the programmes' lengths, the first the base")
     args, options = parser.parse_known_args()
     if args.against_auto:
         against_auto(args.workdir.resolve(), args.large_v3, args.limit_gib)
     else:
-        lengths(args.model, args.workdir, options, args.kind)
+        lengths(args.model, args.workdir, options, args.kind, args.minutes)
 
 
 if __name__ == "__main__":
