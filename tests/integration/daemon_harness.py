@@ -114,6 +114,24 @@ class DaemonRun:
             time.sleep(0.2)
         raise AssertionError(f"timed out; jobs: {self.rows()}")
 
+    def wait_working(self, condition: Callable[[], bool], stalled_seconds: float = 300
+                     ) -> None:
+        """Wait for `condition` for as long as the daemon's work moves: a job's state or
+        progress changes at least every `stalled_seconds`. A hang fails the wait; a machine
+        busy with other work only makes it longer."""
+        last: list[dict[str, Any]] | None = None
+        since = time.monotonic()
+        while not condition():
+            if self.process is not None and self.process.poll() is not None:
+                self.finish()
+                raise AssertionError("the daemon exited:\n" + self.logs[-1])
+            rows = self.rows()
+            if rows != last:
+                last, since = rows, time.monotonic()
+            elif time.monotonic() - since > stalled_seconds:
+                raise AssertionError(f"no work moved in {stalled_seconds:g} s; jobs: {rows}")
+            time.sleep(0.2)
+
     def all_settled(self, count: int) -> bool:
         rows = self.rows()
         return len(rows) == count and all(r["state"] in ("done", "skipped", "failed", "dead")

@@ -74,7 +74,7 @@ def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
            "-preset", "ultrafast", "-c:a", "aac", str(scenes / "Scene.mkv"))
     daemon.start()
     try:
-        daemon.wait_until(lambda: daemon.all_settled(5), seconds=300)
+        daemon.wait_working(lambda: daemon.all_settled(5))
 
         # A good subtitle passes untouched, unflagged.
         assert (daemon.media / "Film.en.srt").exists()
@@ -124,10 +124,10 @@ def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
                            str(daemon.media / "Crowd.mkv"))
         assert forced.returncode == 0, forced.stderr
         daemon.start()
-        daemon.wait_until(lambda: str(_row(daemon, "media/Crowd.mkv")["output"])
-                          .endswith(".srt") and not str(_row(
-                              daemon, "media/Crowd.mkv")["output"]).endswith(
-                                  ".review.srt") and daemon.all_settled(5), seconds=300)
+        daemon.wait_working(lambda: str(_row(daemon, "media/Crowd.mkv")["output"])
+                            .endswith(".srt") and not str(_row(
+                                daemon, "media/Crowd.mkv")["output"]).endswith(
+                                    ".review.srt") and daemon.all_settled(5))
         names = [p.name for p in daemon.media.glob("Crowd.*")]
         assert len(names) == 2 and not any(".review." in n for n in names), names
     finally:
