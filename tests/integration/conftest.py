@@ -41,7 +41,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def large_v3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random model with large-v3's real dimensions, as a CTranslate2 folder (3.1 GB)."""
+    """A model with large-v3's real dimensions that decodes as a random one, as a
+    CTranslate2 folder (3.1 GB; `large_v3.sparse_folder`)."""
     from tests.integration.large_v3 import full_size_folder
 
     return full_size_folder(tmp_path_factory.mktemp("large-v3") / "random-large-v3")

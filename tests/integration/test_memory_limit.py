@@ -2,10 +2,11 @@
 old defaults (openai-whisper, batch 8, beam 5) cannot run in it; the auto settings read the
 limit, size the batch to it, load, and transcribe the whole file within it.
 
-The random weights decode every window as nothing (`large_v3.random_model`), so the file
-ends with "no speech found" after its batches and the second look at each stretch they
-left without words: the engine's full work for a minute and a half of speech (four chunks:
-a whole batch of the three or four that fit, then the rest), at large-v3's size.
+The model decodes every window as nothing (`large_v3.sparse_folder`, as a random one
+would), so the file ends with "no speech found" after its batches and the second look at
+each stretch they left without words: the engine's full work for a minute and a half of
+speech (four chunks: a whole batch of the three or four that fit, then the rest), at
+large-v3's size.
 """
 
 from __future__ import annotations
