@@ -18,9 +18,9 @@ PRIORITY_BACKFILL = 0  # the existing library
 
 class LeaseLost(Exception):
     """The job is no longer this process's to finish: its lease expired and another host
-    claimed it (a shared store), its lease ran out while the database could not renew it
-    (another host may claim it the moment the database answers), or it was put back
-    meanwhile. Nothing of it is written."""
+    claimed it (a shared store), half its lease passed without a renewal that got through
+    (the database down: once the lease runs out, another host may claim it the moment the
+    database answers), or it was put back meanwhile. Nothing of it is written."""
 
     def __init__(self, path: Path, why: str = "another host has claimed it") -> None:
         super().__init__(f"{path}: no longer ours ({why})")
