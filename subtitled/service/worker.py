@@ -94,6 +94,21 @@ class StoredCheckpoints:
 
 
 @dataclass
+class _Lease:
+    """A running job's hold in a shared store, kept by its renewing thread."""
+
+    # Until when (by the worker's clock) the job is worked on: half its lease after the
+    # start of the last renewal that got through (renewals come every quarter of the
+    # lease, and four times as often after one fails). The work then ends at its next
+    # engine call, progress note or checkpoint: in time, unless a store call hangs past
+    # its wait for a connection (a network cut: keepalives end it in about 30 s), before
+    # the lease runs out and another host may take the job.
+    until: float = float("inf")
+    # Set when a renewal found the job taken by another host.
+    lost: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Worker:
     """Runs claimed jobs. The daemon owns the threads and hands over what it has."""
 
@@ -118,13 +133,8 @@ class Worker:
     phase: tuple[int, str, str | None] | None = None
     # The clock of the lease's own deadline (monotonic: no wall-clock step moves it).
     clock: Callable[[], float] = time.monotonic
-    # Set by the lease keeper when another host has taken the running job.
-    _lease_lost: threading.Event = field(default_factory=threading.Event)
-    # Until when (by `clock`) the job is worked on: half its lease after the start of the
-    # last renewal that got through (two renewals failed). The work then ends within one
-    # store call's wait (the store bounds it to a renewal interval) and its engine call:
-    # before the lease runs out, and another host may take the job.
-    _lease_until: float = float("inf")
+    # The running job's lease, as its keeper thread last knew it.
+    _lease: _Lease = field(default_factory=_Lease)
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         """Take the claimed job to its end (or back to the queue). In a shared store its
@@ -147,35 +157,39 @@ class Worker:
 
     @contextmanager
     def _leased(self, job: Job) -> Iterator[None]:
-        self._lease_lost.clear()
-        self._lease_until = float("inf")
+        lease = self._lease = _Lease()
         if not self.store.shared:
             yield
             return
         done = threading.Event()
         interval = self.store.lease_seconds / 4
         # Claimed a moment ago (the claim's own call is far shorter than an interval).
-        self._lease_until = self.clock() + self.store.lease_seconds / 2
+        lease.until = self.clock() + self.store.lease_seconds / 2
 
         def renew() -> None:
-            while not done.wait(interval):
+            wait = interval
+            while not done.wait(wait):
                 started = self.clock()
                 try:
                     if not self.store.renew(job):
-                        self._lease_lost.set()
+                        lease.lost.set()
                         return
                 except STORE_ERRORS as err:  # the next renewal may get through
                     logger.warning("%s: its lease was not renewed: %s", job.path, err)
+                    # Tried again soon: one blip must not cost the job its half lease.
+                    wait = interval / 4
                     continue
-                self._lease_until = started + self.store.lease_seconds / 2
+                lease.until = started + self.store.lease_seconds / 2
+                wait = interval
 
-        keeper = threading.Thread(target=renew, name="lease", daemon=True)
-        keeper.start()
+        # Not waited for at the end: a renewal in hand may wait for a connection as long
+        # as an interval, and the job is let go now. What it learns goes to this job's
+        # lease alone.
+        threading.Thread(target=renew, name="lease", daemon=True).start()
         try:
             yield
         finally:
             done.set()
-            keeper.join()
 
     def _work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         path = job.path
@@ -283,9 +297,9 @@ class Worker:
         renewal said so), or half its lease gone without a renewal that got through (the
         database down or cut off: once the lease runs out, the other hosts may claim it the
         moment the database answers them)."""
-        if self._lease_lost.is_set():
+        if self._lease.lost.is_set():
             raise LeaseLost(job.path)
-        if self.clock() > self._lease_until:
+        if self.clock() > self._lease.until:
             raise LeaseLost(job.path, "its lease could not be renewed for half its term")
 
     def _progress(self, job: Job, done: float, total: float | None,

@@ -37,9 +37,11 @@ _ENQUEUE_LOCK = _SCHEMA_LOCK + 1
 # How long a start waits for the server before it gives up (systemd starts it again).
 CONNECT_SECONDS = 30.0
 # How long a store call waits for a connection (the server down: it fails, the daemon
-# pauses and probes), at most; and a health probe. A call waits no longer than one
-# renewal interval (a quarter of the lease): a host that holds a job finds the server gone
-# before its lease runs out, and lets the job go before another host may take it.
+# pauses and probes), at most; and a health probe. A call waits for a connection no
+# longer than one renewal interval (a quarter of the lease): a host that holds a job finds
+# the server gone before its lease runs out, and lets the job go before another host may
+# take it. (A query on a connection that a network cut left open waits for the keepalives
+# below.)
 _WAIT_SECONDS = 10.0
 _PROBE_SECONDS = 5.0
 # A server that vanishes without closing the connection (a network cut) is found dead in

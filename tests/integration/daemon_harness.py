@@ -114,14 +114,17 @@ class DaemonRun:
             time.sleep(0.2)
         raise AssertionError(f"timed out; jobs: {self.rows()}")
 
-    def wait_working(self, condition: Callable[[], bool], stalled_seconds: float = 300
-                     ) -> None:
+    def wait_working(self, condition: Callable[[], bool], stalled_seconds: float = 300,
+                     seconds: float = 3600) -> None:
         """Wait for `condition` for as long as the daemon's work moves: a job's state or
         progress changes at least every `stalled_seconds`. A hang fails the wait; a machine
-        busy with other work only makes it longer."""
+        busy with other work only makes it longer, up to `seconds` (work that moves
+        forever, a loop of retries, fails there)."""
         last: list[dict[str, Any]] | None = None
         since = time.monotonic()
+        end = since + seconds
         while not condition():
+            assert time.monotonic() < end, f"not done in {seconds:g} s; jobs: {self.rows()}"
             if self.process is not None and self.process.poll() is not None:
                 self.finish()
                 raise AssertionError("the daemon exited:\n" + self.logs[-1])

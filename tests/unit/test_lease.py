@@ -5,6 +5,7 @@ other hosts may claim the job the moment it answers them, once the lease runs ou
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -31,12 +32,12 @@ class Database:
 
     def __init__(self) -> None:
         self.state = "up"
-        self.renewed = threading.Event()
+        self.attempts: list[float] = []  # when each renewal was tried (real time)
 
     def renew(self, job: Job) -> bool:
+        self.attempts.append(time.monotonic())
         if self.state == "down":
             raise psycopg.OperationalError("connection refused")
-        self.renewed.set()
         return self.state == "up"
 
 
@@ -58,12 +59,12 @@ def _job(tmp_path: Path) -> Job:
                None, 0.0, None, None, None, None, None, lease=1)
 
 
-def _renewal(database: Database) -> None:
-    """A renewal that began after this call and got through (the keeper's thread, on
-    real time): the second one seen, as the first may have begun before."""
-    for _ in range(2):
-        database.renewed.clear()
-        assert database.renewed.wait(15), "the keeper renewed nothing"
+def _renewed_at(worker: Worker, clock: Clock) -> None:
+    """Until the keeper's thread (on real time) has renewed the lease at the clock's time."""
+    deadline = time.monotonic() + 15
+    while worker._lease.until != clock.now + LEASE_SECONDS / 2:
+        assert time.monotonic() < deadline, "the keeper renewed nothing"
+        time.sleep(0.01)
 
 
 def test_a_lease_that_no_renewal_could_extend_is_given_up_before_it_runs_out(
@@ -89,7 +90,7 @@ def test_a_renewed_lease_holds_past_its_first_term_and_a_failed_renewal_ends_it_
     worker, job = _worker(database, clock), _job(tmp_path)
     with worker._leased(job):
         clock.now += 10 * LEASE_SECONDS
-        _renewal(database)  # started at the clock's new time: the lease runs from there
+        _renewed_at(worker, clock)  # the lease runs from there
         worker._alive(job, True)
         database.state = "down"
         time.sleep(4 * LEASE_SECONDS)  # renewals fail meanwhile; the deadline stays put
@@ -100,13 +101,30 @@ def test_a_renewed_lease_holds_past_its_first_term_and_a_failed_renewal_ends_it_
             worker._alive(job, True)
 
 
+def test_a_failed_renewal_is_tried_again_sooner_than_the_next_one_was_due(
+        tmp_path: Path) -> None:
+    """One blip (a restart) must not cost the job its half lease: after a failure the
+    keeper tries every sixteenth of the lease, not every quarter. A wait never ends early,
+    so at the quarter every gap would be at least a quarter; load only makes gaps longer."""
+    database, clock = Database(), Clock()
+    worker, job = _worker(database, clock), _job(tmp_path)
+    database.state = "down"
+    with worker._leased(job):
+        deadline = time.monotonic() + 15
+        while len(database.attempts) < 6:
+            assert time.monotonic() < deadline, database.attempts
+            time.sleep(0.01)
+    gaps = [b - a for a, b in itertools.pairwise(database.attempts)]
+    assert min(gaps) < LEASE_SECONDS / 4, gaps
+
+
 def test_a_job_another_host_took_is_given_up_at_once(tmp_path: Path) -> None:
     database, clock = Database(), Clock()
     worker, job = _worker(database, clock), _job(tmp_path)
     database.state = "taken"
     with worker._leased(job):
         deadline = time.monotonic() + 15
-        while not worker._lease_lost.is_set():
+        while not worker._lease.lost.is_set():
             assert time.monotonic() < deadline
             time.sleep(0.01)
         with pytest.raises(LeaseLost, match="another host has claimed it"):
