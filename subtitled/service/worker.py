@@ -46,6 +46,7 @@ from subtitled.service import requests
 from subtitled.service.breaker import Breaker
 from subtitled.service.requests import Request
 from subtitled.store import (
+    RENEWALS_PER_LEASE,
     STORE_ERRORS,
     Fingerprint,
     Job,
@@ -162,7 +163,7 @@ class Worker:
             yield
             return
         done = threading.Event()
-        interval = self.store.lease_seconds / 4
+        interval = self.store.lease_seconds / RENEWALS_PER_LEASE
         # Claimed a moment ago (the claim's own call is far shorter than an interval).
         lease.until = self.clock() + self.store.lease_seconds / 2
 

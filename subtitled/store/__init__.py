@@ -11,6 +11,7 @@ from subtitled.store.base import JobStore
 from subtitled.store.model import (
     PRIORITY_BACKFILL,
     PRIORITY_NEW,
+    RENEWALS_PER_LEASE,
     STATES,
     Fingerprint,
     Job,
@@ -50,6 +51,7 @@ def open_store(state: StateSettings, state_dir: Path, *, read_only: bool = False
 # daemon pauses on these instead of ending.
 STORE_ERRORS = _errors()
 
-__all__ = ["DATABASE_NAME", "PRIORITY_BACKFILL", "PRIORITY_NEW", "SCHEMA_VERSION", "STATES",
-           "STORE_ERRORS", "Fingerprint", "Job", "JobStore", "LeaseLost", "Result",
-           "SqliteStore", "State", "file_sha256", "open_store", "text_sha256"]
+__all__ = ["DATABASE_NAME", "PRIORITY_BACKFILL", "PRIORITY_NEW", "RENEWALS_PER_LEASE",
+           "SCHEMA_VERSION", "STATES", "STORE_ERRORS", "Fingerprint", "Job", "JobStore",
+           "LeaseLost", "Result", "SqliteStore", "State", "file_sha256", "open_store",
+           "text_sha256"]

@@ -14,6 +14,9 @@ State = Literal["queued", "running", "done", "failed", "skipped", "dead"]
 STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "skipped", "dead")
 PRIORITY_NEW = 10  # a file that just arrived
 PRIORITY_BACKFILL = 0  # the existing library
+# A running job's lease (a shared store) is renewed this many times in its length; one
+# renewal interval is the most a store call waits for a connection there.
+RENEWALS_PER_LEASE = 4
 
 
 class LeaseLost(Exception):

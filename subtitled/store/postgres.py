@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 from subtitled.config import PathMapping
 from subtitled.errors import ConfigError
 from subtitled.store.base import JobStore, check_version
+from subtitled.store.model import RENEWALS_PER_LEASE
 
 logger = logging.getLogger(__name__)
 # The pool logs every failed reconnection; the daemon says once that the database fails.
@@ -38,10 +39,10 @@ _ENQUEUE_LOCK = _SCHEMA_LOCK + 1
 CONNECT_SECONDS = 30.0
 # How long a store call waits for a connection (the server down: it fails, the daemon
 # pauses and probes), at most; and a health probe. A call waits for a connection no
-# longer than one renewal interval (a quarter of the lease): a host that holds a job finds
-# the server gone before its lease runs out, and lets the job go before another host may
-# take it. (A query on a connection that a network cut left open waits for the keepalives
-# below.)
+# longer than one renewal interval (the lease over RENEWALS_PER_LEASE): a host that
+# holds a job finds the server gone before its lease runs out, and lets the job go before
+# another host may take it. (A query on a connection that a network cut left open waits
+# for the keepalives below.)
 _WAIT_SECONDS = 10.0
 _PROBE_SECONDS = 5.0
 # A server that vanishes without closing the connection (a network cut) is found dead in
@@ -185,7 +186,8 @@ class PostgresStore(JobStore):
                                     kwargs={"row_factory": _rows, "application_name":
                                             f"subtitled@{self.host}", **_CONNECTION},
                                     check=ConnectionPool.check_connection,
-                                    timeout=min(_WAIT_SECONDS, lease_seconds / 4),
+                                    timeout=min(_WAIT_SECONDS,
+                                                lease_seconds / RENEWALS_PER_LEASE),
                                     name="subtitled")
         try:  # one connection first: its error says why (the pool's only that it waited)
             psycopg.connect(url, **_CONNECTION).close()  # type: ignore[arg-type]
