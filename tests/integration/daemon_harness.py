@@ -108,11 +108,15 @@ class DaemonRun:
         while time.monotonic() < deadline:
             if condition():
                 return
-            if self.process is not None and self.process.poll() is not None:
-                self.finish()
-                raise AssertionError("the daemon exited:\n" + self.logs[-1])
+            self._still_running()
             time.sleep(0.2)
         raise AssertionError(f"timed out; jobs: {self.rows()}")
+
+    def _still_running(self) -> None:
+        """Fails a wait at once, with the daemon's log, when it has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            self.finish()
+            raise AssertionError("the daemon exited:\n" + self.logs[-1])
 
     def wait_working(self, condition: Callable[[], bool], stalled_seconds: float = 300,
                      seconds: float = 3600) -> None:
@@ -125,9 +129,7 @@ class DaemonRun:
         end = since + seconds
         while not condition():
             assert time.monotonic() < end, f"not done in {seconds:g} s; jobs: {self.rows()}"
-            if self.process is not None and self.process.poll() is not None:
-                self.finish()
-                raise AssertionError("the daemon exited:\n" + self.logs[-1])
+            self._still_running()
             rows = self.rows()
             if rows != last:
                 last, since = rows, time.monotonic()

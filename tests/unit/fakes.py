@@ -18,6 +18,16 @@ from tests.unit.test_speech import LoudnessProbabilities
 RATE = 16_000
 
 
+class Clock:
+    """A clock the test moves by hand (`now`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class OutOfMemoryError(RuntimeError):
     """Named like torch.cuda.OutOfMemoryError, which is what the engine seam sees on a GPU."""
 

@@ -14,6 +14,7 @@ import pytest
 from subtitled import faults
 from subtitled.errors import EngineStuck, EnvironmentFault, MediaError
 from subtitled.service.breaker import Breaker, read_status
+from tests.unit.fakes import Clock
 
 MOVIE = Path("/library/nas/Movie.mkv")
 
@@ -101,14 +102,6 @@ def test_a_probe_that_does_not_answer_has_failed() -> None:
 
     assert faults.within(0.2, hangs, "no answer") == "no answer"
     assert faults.within(5, lambda: "still down", "no answer") == "still down"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fault(kind: str, name: str, folder: Path) -> EnvironmentFault:

@@ -13,15 +13,7 @@ import pytest
 from subtitled.config import DaemonSettings, ModelSettings, TranscribeSettings
 from subtitled.engines.faster_whisper import FasterWhisperEngine
 from subtitled.service.daemon import Daemon
-from tests.unit.fakes import FakeTranscriber
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.fakes import Clock, FakeTranscriber
 
 
 def idle_daemon(tmp_path: Path, wait_seconds: float) -> Daemon:

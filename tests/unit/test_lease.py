@@ -19,6 +19,7 @@ from subtitled.notify import Notifier
 from subtitled.service.breaker import Breaker
 from subtitled.service.worker import Worker
 from subtitled.store import Fingerprint, Job, LeaseLost
+from tests.unit.fakes import Clock
 
 LEASE_SECONDS = 0.2  # renewed every 0.05 s of real time; its deadline on the test's clock
 
@@ -39,14 +40,6 @@ class Database:
         if self.state == "down":
             raise psycopg.OperationalError("connection refused")
         return self.state == "up"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _worker(database: Database, clock: Clock) -> Worker:
