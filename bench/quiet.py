@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from pydub import AudioSegment
@@ -37,6 +38,7 @@ from subtitled.speech import SileroSpeechProbabilities, SpeechChunker
 
 JFK = "en_jfk_inaugural.flac"
 _BLOCK_SECONDS = 5
+T = TypeVar("T")
 
 
 def dialogue_of(path: Path) -> tuple[Dialogue, float]:
@@ -48,11 +50,13 @@ def dialogue_of(path: Path) -> tuple[Dialogue, float]:
     audio = decode(path)
     spent = 0.0
 
-    def timed(step: Callable[[], object]) -> None:
+    def timed(step: Callable[[], T]) -> T:
         nonlocal spent
         began = time.perf_counter()
-        step()
-        spent += time.perf_counter() - began
+        try:
+            return step()
+        finally:
+            spent += time.perf_counter() - began
 
     for start in range(0, len(audio), _BLOCK_SECONDS * RATE_HZ):
         block = audio[start:start + _BLOCK_SECONDS * RATE_HZ]
@@ -61,9 +65,8 @@ def dialogue_of(path: Path) -> tuple[Dialogue, float]:
             timed(partial(levels.add_chunk, chunk))
     for chunk in chunker.finish():
         timed(partial(levels.add_chunk, chunk))
-    found: list[Dialogue] = []
-    timed(lambda: found.append(levels.finish()))
-    return found[0], spent
+    found = timed(levels.finish)
+    return found, spent
 
 
 def levels_table(paths: list[Path]) -> None:

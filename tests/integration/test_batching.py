@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from subtitled.engines import Transcriber
-from subtitled.engines.base import token_budget
+from subtitled.engines.base import WINDOW_SAMPLES, token_budget
 from subtitled.evaluation import word_error_rate
 from tests.integration.conftest import DATA
 
@@ -32,7 +32,7 @@ def test_a_chunk_a_few_samples_over_a_window_is_heard_as_the_window(
     """ffmpeg's -t can give 3 samples more than 30 s; CTranslate2's alignment of such a
     chunk read past its encoder output (a heap corruption that killed the process)."""
     model = transcriber(engine, "base")
-    window = np.resize(pcm(CLIPS[0]), 30 * 16_000)  # JFK, looped to fill the window
+    window = np.resize(pcm(CLIPS[0]), WINDOW_SAMPLES)  # JFK, looped to fill the window
     over = np.concatenate([window, window[:3]])
     heard = [[(w.text, w.start_seconds, w.end_seconds) for s in found for w in s.words]
              for found in model.transcribe_batch([over, window], language="en",
