@@ -36,7 +36,7 @@ from subtitled.service.intake import Intake
 from subtitled.service.requests import PRIORITY_REQUESTS, REQUESTS_FOLDER, Requests
 from subtitled.service.worker import Worker
 from subtitled.settle import Settler
-from subtitled.store import DATABASE_NAME, STORE_ERRORS, Job, JobStore, open_store
+from subtitled.store import DATABASE_NAME, STORE_ERRORS, JobStore, open_store
 from subtitled.subtitles import SUBTITLE_SUFFIXES
 from subtitled.watcher import Watcher
 from subtitled.web.refresh import Refresher
@@ -163,7 +163,6 @@ class Daemon:
         self.breaker = Breaker([r.path for r in settings.watch],
                                status_file=settings.state_dir / STATUS_NAME,
                                first_backoff=settings.retry.fault_probe_seconds)
-        self._held: Job | None = None  # a job whose release waits for the job store
         self._state_lock: int | None = None  # released by the kernel when the process ends
         self._admin_paused: control.AdminPause | None = None
         self._backfill_queued = threading.Event()  # see _backfill_ordered
@@ -240,7 +239,7 @@ class Daemon:
             self._probe_pauses()
             job = None
             if self._admin_pause() is None and not self.breaker.paused_everything() and \
-                    self._backfill_ordered():
+                    self._backfill_ordered() and self._give_back_owed(worker):
                 job = self._store_call(partial(
                     self.store.claim, self.breaker.paused_folders(),
                     roots=[(self.settings.state_dir / REQUESTS_FOLDER, PRIORITY_REQUESTS),
@@ -257,9 +256,28 @@ class Daemon:
             try:
                 worker.work(job, self.settings, self.tools)
             except STORE_ERRORS as err:  # the job could not be recorded: put back later
-                self._held = job
+                worker.owed.append(job)
                 self._state_failed(err)
             idle_since = None
+
+    def _give_back_owed(self, worker: Worker) -> bool:
+        """The jobs let go while the job database failed (a lease that could not be
+        renewed, an end that could not be recorded) get their attempts back before the
+        next claim, wherever they went meanwhile: the outage was not the files' failure.
+        False while the database still fails."""
+        assert self.store is not None
+        while worker.owed:
+            job = worker.owed[0]
+            try:
+                done = self.store.give_back(job)
+            except STORE_ERRORS as err:
+                self._state_failed(err)
+                return False
+            worker.owed.pop(0)
+            if done is not None:
+                logger.info("%s: let go while the job database failed (%s): its attempt "
+                            "is given back", job.path, done)
+        return True
 
     def _written(self, path: Path) -> None:
         if self.refresher is not None:
@@ -331,13 +349,6 @@ class Daemon:
             return
         assert self.store is not None
         for pause in self.breaker.probe_due():
-            if self._held is not None:
-                try:  # the job the failing store could not put back
-                    self.store.release(self._held)
-                except STORE_ERRORS as err:
-                    self._state_failed(err)
-                    return
-                self._held = None
             folder = None if pause.scope == "all" else Path(pause.scope)
             woken = self._store_call(partial(self.store.wake, folder)) or 0
             logger.warning("resumed%s after %.0f s: the %s fault has cleared; %d waiting "

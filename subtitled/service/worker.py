@@ -52,6 +52,7 @@ from subtitled.store import (
     Job,
     JobStore,
     LeaseLost,
+    LeaseUnrenewed,
     Result,
     file_sha256,
     text_sha256,
@@ -136,6 +137,10 @@ class Worker:
     clock: Callable[[], float] = time.monotonic
     # The running job's lease, as its keeper thread last knew it.
     _lease: _Lease = field(default_factory=_Lease)
+    # Jobs let go while the job database failed (a lease that could not be renewed, an
+    # end that could not be recorded): the daemon gives their attempts back once the
+    # database answers (`JobStore.give_back`).
+    owed: list[Job] = field(default_factory=list)
 
     def work(self, job: Job, settings: DaemonSettings, tools: Tools) -> None:
         """Take the claimed job to its end (or back to the queue). In a shared store its
@@ -152,6 +157,8 @@ class Worker:
         except LeaseLost as lost:
             logger.warning("%s; nothing of it is written here", lost)
             self._engine_done(job)  # the engine call given up on, before the next file
+            if isinstance(lost, LeaseUnrenewed):  # its attempt is owed, not spent
+                self.owed.append(job)
         finally:
             logger.log(level, "%s: let go by %s (lease %d)", job.path,
                        self.store.host or "this host", job.lease)
@@ -301,7 +308,7 @@ class Worker:
         if self._lease.lost.is_set():
             raise LeaseLost(job.path)
         if self.clock() > self._lease.until:
-            raise LeaseLost(job.path, "its lease could not be renewed for half its term")
+            raise LeaseUnrenewed(job.path)
 
     def _progress(self, job: Job, done: float, total: float | None,
                   language: str | None) -> None:

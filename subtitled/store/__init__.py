@@ -16,6 +16,7 @@ from subtitled.store.model import (
     Fingerprint,
     Job,
     LeaseLost,
+    LeaseUnrenewed,
     Result,
     State,
     file_sha256,
@@ -53,5 +54,5 @@ STORE_ERRORS = _errors()
 
 __all__ = ["DATABASE_NAME", "PRIORITY_BACKFILL", "PRIORITY_NEW", "RENEWALS_PER_LEASE",
            "SCHEMA_VERSION", "STATES", "STORE_ERRORS", "Fingerprint", "Job", "JobStore",
-           "LeaseLost", "Result", "SqliteStore", "State", "file_sha256", "open_store",
-           "text_sha256"]
+           "LeaseLost", "LeaseUnrenewed", "Result", "SqliteStore", "State", "file_sha256",
+           "open_store", "text_sha256"]

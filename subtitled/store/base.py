@@ -54,6 +54,9 @@ _FLAGGED = "quality IS NOT NULL AND state IN ('done', 'skipped')"
 _REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
             " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
             " ORDER BY c.seq DESC LIMIT 1), 0)")
+# A job requeued because its host's lease ran out (`give_back` looks for it).
+_EXPIRED = "LeaseExpired"
+_EXPIRED_WHY = "its host stopped renewing its lease (it ended, or lost the database)"
 # An attempt given back (never below 0).
 _REFUNDED = "attempts - (CASE WHEN attempts > 0 THEN 1 ELSE 0 END)"
 
@@ -342,7 +345,7 @@ class JobStore:
                 for path in self._finish_written(db, expired, now):
                     logger.warning("%s: its subtitle was written by a host whose lease "
                                    "expired; recorded as done", path)
-                for path in self._recover(db, expired, max_attempts, now):
+                for path in self._recover(db, expired, max_attempts, now, expired=True):
                     logger.warning("%s: the host working on it stopped renewing its lease; "
                                    "requeued", path)
             row = db.execute(
@@ -657,6 +660,35 @@ class JobStore:
             db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
                        f" updated = ? WHERE {held}", (self._now(db), *args))
 
+    def give_back(self, job: Job) -> str | None:
+        """This host let the job go because its lease could not be renewed (the database
+        was away: not the file's doing, and not a crash). The attempt it was charged is
+        given back wherever the job went since: still this claim's (back to the queue, as
+        `release`), requeued or dead-lettered by another host's claim that took the
+        expired lease for a crash (back to the queue, the attempt refunded), or claimed
+        again since (the new claim's count less this one). Returns what was done, or None
+        when nothing was left to give back (done, failed or reclaimed again since)."""
+        mine = (job.id, job.lease)
+        with self._transaction() as db:
+            now = self._now(db)
+            if db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
+                          " updated = ? WHERE id = ? AND lease = ? AND state = 'running'",
+                          (now, *mine)).rowcount:
+                return "back in the queue"
+            if db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
+                          " last_error = NULL, error_class = NULL, updated = ? WHERE id = ?"
+                          " AND lease = ? AND (state = 'dead' AND error_class = 'Crash' OR"
+                          f" state = 'queued' AND error_class = '{_EXPIRED}')",
+                          (now, *mine)).rowcount:
+                return "back in the queue"
+            # (Not `updated`: a running row's is when its subtitle was noted as written.)
+            if db.execute(f"UPDATE jobs SET attempts = {_REFUNDED}, last_error = NULL,"
+                          " error_class = NULL WHERE id = ? AND lease = ?"
+                          f" AND state IN ('running', 'queued') AND error_class = '{_EXPIRED}'",
+                          (job.id, job.lease + 1)).rowcount:
+                return "claimed again since"
+            return None
+
     def forget(self, job: Job) -> None:
         """The file is gone: nothing to do for it any more (unless another claim than
         this job's holds it now)."""
@@ -813,7 +845,11 @@ class JobStore:
             finished.append(self._local(row["path"]))
         return finished
 
-    def _recover(self, db: Db, which: Where, max_attempts: int, now: float) -> list[Path]:
+    def _recover(self, db: Db, which: Where, max_attempts: int, now: float, *,
+                 expired: bool = False) -> list[Path]:
+        """(`expired`: another host's lease ran out. The attempt it keeps is marked, so
+        that the host can give it back if it was alive and only lost the database:
+        `give_back`.)"""
         where, args = which
         rows = db.execute(f"SELECT id, path FROM jobs WHERE state = 'running' AND {where}"
                           f" ORDER BY id{self._SKIP_LOCKED}", args).fetchall()
@@ -830,7 +866,9 @@ class JobStore:
                    " ' times' END, error_class = 'Crash',"
                    f" updated = ? WHERE {running} AND attempts >= ?",
                    (now, *ids, max_attempts))
-        db.execute(f"UPDATE jobs SET state = 'queued', updated = ? WHERE {running}",
+        marked = f", last_error = '{_EXPIRED_WHY}', error_class = '{_EXPIRED}'" \
+            if expired else ""
+        db.execute(f"UPDATE jobs SET state = 'queued', updated = ?{marked} WHERE {running}",
                    (now, *ids))
         return [self._local(row["path"]) for row in rows]
 

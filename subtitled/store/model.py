@@ -30,6 +30,14 @@ class LeaseLost(Exception):
         self.path = path
 
 
+class LeaseUnrenewed(LeaseLost):
+    """Half the job's lease passed without a renewal that got through: the job is let go,
+    and its attempt is given back once the database answers (`JobStore.give_back`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "its lease could not be renewed for half its term")
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     size: int

@@ -99,6 +99,61 @@ def test_an_expired_lease_goes_to_another_host_and_the_first_writes_nothing(
     assert done is not None and (done.state, done.language) == ("done", "de")
 
 
+def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_went(
+        hosts: dict[str, PostgresStore]) -> None:
+    """a let its job go because its lease could not be renewed (the database away); b's
+    claims took the expired lease for a crash and counted the attempt. Once a reaches the
+    database again, the attempt is a's to give back, once."""
+    a, b = hosts["a"], hosts["b"]
+
+    def claimed_by_a(name: str) -> tuple[Job, Path]:
+        path = Path(f"/library/{name}.mkv")
+        a.enqueue(path, FP, PRIORITY_NEW)
+        return _claimed(a), path
+
+    def row(path: Path) -> tuple[str, int, str | None]:
+        job = b.get(path)
+        assert job is not None
+        return job.state, job.attempts, job.error_class
+
+    def done_by_b(path: Path) -> None:
+        job = _claimed(b)
+        assert job.path == path
+        b.finish(job, "done", Result("en", 1, 1.0, 1.0, None))
+
+    # Still a's claim: back to the queue, as a release.
+    job, path = claimed_by_a("still")
+    assert a.give_back(job) == "back in the queue"
+    assert row(path) == ("queued", 0, None)
+    done_by_b(path)
+    # Requeued by b's claim (which found nothing else to take), the attempt kept.
+    job, path = claimed_by_a("requeued")
+    _expired(job, b)
+    assert b.claim(exclude=[Path("/library")]) is None
+    assert row(path) == ("queued", 1, "LeaseExpired")
+    assert a.give_back(job) == "back in the queue"
+    assert row(path) == ("queued", 0, None)
+    done_by_b(path)
+    # Dead-lettered by b's claim: its one attempt was used up by a "crash".
+    job, path = claimed_by_a("dead")
+    _expired(job, b)
+    assert b.claim(max_attempts=1) is None
+    assert row(path) == ("dead", 1, "Crash")
+    assert a.give_back(job) == "back in the queue"
+    assert row(path) == ("queued", 0, None)
+    done_by_b(path)
+    # Claimed again by b: b's claim counts one attempt, not two; and only once.
+    job, path = claimed_by_a("again")
+    _expired(job, b)
+    again = _claimed(b)
+    assert (again.path, again.attempts) == (path, 2)
+    assert a.give_back(job) == "claimed again since"
+    assert row(path) == ("running", 1, None)
+    assert a.give_back(job) is None
+    assert row(path) == ("running", 1, None)
+    b.finish(again, "done", Result("en", 1, 1.0, 1.0, None))
+
+
 def test_a_renewed_lease_is_kept(hosts: dict[str, PostgresStore]) -> None:
     a, b = hosts["a"], hosts["b"]
     a.enqueue(Path("/library/film.mkv"), FP, PRIORITY_NEW)
