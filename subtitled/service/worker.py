@@ -109,6 +109,11 @@ class _Lease:
     # Set when a renewal found the job taken by another host.
     lost: threading.Event = field(default_factory=threading.Event)
 
+    def renewed(self, started: float, lease_seconds: float) -> None:
+        """A renewal (the keeper's, or a progress note's) that started at `started` got
+        through."""
+        self.until = max(self.until, started + lease_seconds / 2)
+
 
 @dataclass
 class Worker:
@@ -187,7 +192,7 @@ class Worker:
                     # Tried again soon: one blip must not cost the job its half lease.
                     wait = interval / 4
                     continue
-                lease.until = started + self.store.lease_seconds / 2
+                lease.renewed(started, self.store.lease_seconds)
                 wait = interval
 
         # Not waited for at the end: a renewal in hand may wait for a connection as long
@@ -313,10 +318,16 @@ class Worker:
     def _progress(self, job: Job, done: float, total: float | None,
                   language: str | None) -> None:
         self._check_lease(job)
+        started = self.clock()
         try:
-            self.store.set_progress(job, done, total)
+            held = self.store.set_progress(job, done, total)
         except STORE_ERRORS as err:  # a blip: the figure is for `status`, the work goes on
             logger.warning("%s: progress not recorded: %s", job.path, err)
+        else:  # the note renews the lease in a shared store
+            if self.store.shared and held:
+                self._lease.renewed(started, self.store.lease_seconds)
+            elif self.store.shared:
+                self._lease.lost.set()
         self.phase = (job.id, "writing" if total and done >= total else "decoding"
                       if language else "language", language)
         if done > 0:

@@ -485,14 +485,16 @@ class JobStore:
 
     # -- the running job
 
-    def set_progress(self, job: Job, done_seconds: float, total_seconds: float | None) -> None:
-        """Note how far the job is; the lease is renewed with it."""
+    def set_progress(self, job: Job, done_seconds: float, total_seconds: float | None) -> bool:
+        """Note how far the job is; the lease is renewed with it. False when the job is no
+        longer this claim's."""
         held, args = self._held(job)
         with self._transaction() as db:
             now = self._now(db)
-            db.execute("UPDATE jobs SET progress_seconds = ?, total_seconds = ?,"
+            return bool(db.execute("UPDATE jobs SET progress_seconds = ?, total_seconds = ?,"
                        f" lease_expires = ?, lease_renewed = ? WHERE {held}",
-                       (done_seconds, total_seconds, now + self.lease_seconds, now, *args))
+                       (done_seconds, total_seconds, now + self.lease_seconds, now,
+                        *args)).rowcount)
 
     def add_checkpoint(self, job: Job, decoded_seconds: float, data: str) -> None:
         """Append one checkpoint: the file is decoded up to `decoded_seconds` (source time);

@@ -41,6 +41,13 @@ class Database:
             raise psycopg.OperationalError("connection refused")
         return self.state == "up"
 
+    def set_progress(self, job: Job, done: float, total: float | None) -> bool:
+        """A progress note, which renews the lease too; it may get through where the
+        keeper's renewals did not (another connection of the pool)."""
+        return self.progress_held
+
+    progress_held = True
+
 
 def _worker(database: Database, clock: Clock) -> Worker:
     return Worker(database, Health(60.0), Notifier({}), None,  # type: ignore[arg-type]
@@ -92,6 +99,22 @@ def test_a_renewed_lease_holds_past_its_first_term_and_a_failed_renewal_ends_it_
         worker._alive(job, True)
         clock.now += LEASE_SECONDS * 0.1
         with pytest.raises(LeaseLost, match="could not be renewed"):
+            worker._alive(job, True)
+
+
+def test_a_progress_note_that_got_through_renews_the_lease_as_the_keeper_does(
+        tmp_path: Path) -> None:
+    database, clock = Database(), Clock()
+    worker, job = _worker(database, clock), _job(tmp_path)
+    database.state = "down"  # the keeper's renewals fail
+    with worker._leased(job):
+        clock.now += LEASE_SECONDS * 0.45
+        worker._progress(job, 1.0, 2.0, "en")  # renewed the lease at 0.45
+        clock.now += LEASE_SECONDS * 0.45
+        worker._alive(job, True)  # 0.9 of a lease since the claim: still held
+        database.progress_held = False  # the note found the job another claim's
+        worker._progress(job, 1.5, 2.0, "en")
+        with pytest.raises(LeaseLost, match="another host has claimed it"):
             worker._alive(job, True)
 
 
