@@ -245,7 +245,8 @@ class Daemon:
                     roots=[(self.settings.state_dir / REQUESTS_FOLDER, PRIORITY_REQUESTS),
                            *((r.path, r.priority) for r in self.settings.watch)],
                     newest_first=self.settings.scan.backfill == "newest-first",
-                    max_attempts=self.settings.retry.max_attempts))
+                    max_attempts=self.settings.retry.max_attempts,
+                    dead=lambda path, why: self._gave_up(path, "dead", why)))
             if job is None:
                 idle_since = self._idle(idle_since)
                 self._report_idle()

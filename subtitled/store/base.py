@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple
 from pathlib import Path
@@ -324,7 +324,8 @@ class JobStore:
     # -- claims and leases
 
     def claim(self, exclude: Sequence[Path] = (), *, roots: Sequence[tuple[Path, int]] = (),
-              newest_first: bool = False, max_attempts: int = 3) -> Job | None:
+              newest_first: bool = False, max_attempts: int = 3,
+              dead: Callable[[Path, str], None] = lambda path, why: None) -> Job | None:
         """The next job outside the `exclude`d folders, now `running` under a new lease
         held by this host, this attempt counted and how far its checkpoints reach noted
         (`recover` refunds the attempt if a crash comes after more). Next: the highest
@@ -332,7 +333,18 @@ class JobStore:
         arrivals before the backfill, then (with `newest_first`) the most recently
         modified, then the order they were found in. In a shared store, the claims of
         hosts whose leases expired are recovered first, as `recover` does after a crash
-        (`max_attempts`)."""
+        (`max_attempts`); `dead` hears of each that this dead-letters (path, why), once the
+        claim is committed."""
+        dead_letters: list[tuple[Path, str]] = []
+        try:
+            return self._claim(exclude, roots, newest_first, max_attempts, dead_letters)
+        finally:
+            for path, why in dead_letters:
+                dead(path, why)
+
+    def _claim(self, exclude: Sequence[Path], roots: Sequence[tuple[Path, int]],
+               newest_first: bool, max_attempts: int,
+               dead_letters: list[tuple[Path, str]]) -> Job | None:
         outside, args = self._outside(exclude)
         if self.shared:  # another host's request waits for that host
             outside, args = f"{outside} AND (request IS NULL OR host = ?)", (*args, self.host)
@@ -345,7 +357,12 @@ class JobStore:
                 for path in self._finish_written(db, expired, now):
                     logger.warning("%s: its subtitle was written by a host whose lease "
                                    "expired; recorded as done", path)
-                for path in self._recover(db, expired, max_attempts, now, expired=True):
+                for path, why in self._recover(db, expired, max_attempts, now, expired=True):
+                    if why is not None:
+                        logger.error("%s: the host working on it stopped renewing its lease;"
+                                     " dead-lettered: %s", path, why)
+                        dead_letters.append((path, why))
+                        continue
                     logger.warning("%s: the host working on it stopped renewing its lease; "
                                    "requeued", path)
             row = db.execute(
@@ -817,7 +834,8 @@ class JobStore:
         process: that crash does not count, and it is requeued whatever its attempts.
         Returns their paths."""
         with self._transaction() as db:
-            return self._recover(db, self._mine(), max_attempts, self._now(db))
+            return [path for path, _ in self._recover(db, self._mine(), max_attempts,
+                                                      self._now(db))]
 
     def _finish_written(self, db: Db, which: Where, now: float) -> list[Path]:
         where, args = which
@@ -848,9 +866,10 @@ class JobStore:
         return finished
 
     def _recover(self, db: Db, which: Where, max_attempts: int, now: float, *,
-                 expired: bool = False) -> list[Path]:
-        """(`expired`: another host's lease ran out. The attempt it keeps is marked, so
-        that the host can give it back if it was alive and only lost the database:
+                 expired: bool = False) -> list[tuple[Path, str | None]]:
+        """The paths recovered, each with why it was dead-lettered (None: requeued).
+        (`expired`: another host's lease ran out. The attempt it keeps is marked, so that
+        the host can give it back if it was alive and only lost the database:
         `give_back`.)"""
         where, args = which
         rows = db.execute(f"SELECT id, path FROM jobs WHERE state = 'running' AND {where}"
@@ -863,16 +882,21 @@ class JobStore:
                    f" WHERE {running} AND {_REACHED} > COALESCE(claimed_seconds, 0)",
                    (now, *ids))
         self._drop_checkpoints(db, f"{running} AND attempts >= ?", (*ids, max_attempts))
-        db.execute("UPDATE jobs SET state = 'dead', last_error = 'the process died while"
-                   " working on it ' || CASE WHEN attempts = 1 THEN 'once' ELSE attempts ||"
-                   " ' times' END, error_class = 'Crash',"
+        died = "its host stopped renewing its lease" if expired \
+            else "the process died while working on it"
+        db.execute(f"UPDATE jobs SET state = 'dead', last_error = '{died} ' || CASE WHEN"
+                   " attempts = 1 THEN 'once' ELSE attempts || ' times' END,"
+                   " error_class = 'Crash',"
                    f" updated = ? WHERE {running} AND attempts >= ?",
                    (now, *ids, max_attempts))
         marked = f", last_error = '{_EXPIRED_WHY}', error_class = '{_EXPIRED}'" \
             if expired else ""
         db.execute(f"UPDATE jobs SET state = 'queued', updated = ?{marked} WHERE {running}",
                    (now, *ids))
-        return [self._local(row["path"]) for row in rows]
+        dead = {row["id"]: row["last_error"] for row in db.execute(
+            f"SELECT id, last_error FROM jobs WHERE id IN ({', '.join('?' * len(ids))})"
+            " AND state = 'dead'", ids).fetchall()}
+        return [(self._local(row["path"]), dead.get(row["id"])) for row in rows]
 
     def _adopt_legacy_output(self, db: Db, row: Any) -> None:
         """A file done by a release that did not record the subtitle's hash, now changed:

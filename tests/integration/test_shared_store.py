@@ -137,8 +137,10 @@ def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_w
     # Dead-lettered by b's claim: its one attempt was used up by a "crash".
     job, path = claimed_by_a("dead")
     _expired(job, b)
-    assert b.claim(max_attempts=1) is None
+    dead: list[tuple[Path, str]] = []
+    assert b.claim(max_attempts=1, dead=lambda *letter: dead.append(letter)) is None
     assert row(path) == ("dead", 1, "Crash")
+    assert dead == [(path, "its host stopped renewing its lease once")]  # to notify
     assert a.give_back(job) == "back in the queue"
     assert row(path) == ("queued", 0, None)
     done_by_b(path)
