@@ -238,8 +238,9 @@ class Daemon:
                 self._do_reload()
             self._probe_pauses()
             job = None
-            if self._admin_pause() is None and not self.breaker.paused_everything() and \
-                    self._backfill_ordered() and self._give_back_owed(worker):
+            # (The attempts owed are given back whatever an admin pause says.)
+            if not self.breaker.paused_everything() and self._give_back_owed(worker) and \
+                    self._admin_pause() is None and self._backfill_ordered():
                 job = self._store_call(partial(
                     self.store.claim, self.breaker.paused_folders(),
                     roots=[(self.settings.state_dir / REQUESTS_FOLDER, PRIORITY_REQUESTS),
@@ -276,8 +277,10 @@ class Daemon:
                 return False
             worker.owed.pop(0)
             if done is not None:
-                logger.info("%s: let go while the job database failed (%s): its attempt "
-                            "is given back", job.path, done)
+                # (A dead letter taken back was announced as one: this says otherwise.)
+                logger.log(logging.WARNING if "dead" in done else logging.INFO,
+                           "%s: let go while the job database failed (%s): its attempt is "
+                           "given back", job.path, done)
         return True
 
     def _written(self, path: Path) -> None:
@@ -701,6 +704,9 @@ class Daemon:
             self.http.stop()
         if self.refresher is not None:
             self.refresher.stop()
+        if self.store is not None and self.worker is not None and self.worker.owed and \
+                not self.breaker.paused_everything():  # (else a call could outlast the stop)
+            self._give_back_owed(self.worker)
         self.notifications.close()
         if self.store is not None:
             self.store.close()

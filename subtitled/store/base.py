@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 # What a job starts from again when its file changed or someone asked for a retry; and a
 # `force` asked for by `retry --force` goes with it (retry sets it as asked).
-_RESTART = "first_failure = NULL, failures = 0, sticky_exits = 0"
+_RESTART = "first_failure = NULL, failures = 0, sticky_exits = 0, kept_lease = NULL"
 _FRESH = f"{_RESTART}, force = 0"
 # A changed file's length and progress are its old content's: probed again (the backlog).
 _UNMEASURED = "progress_seconds = NULL, total_seconds = NULL"
@@ -54,9 +54,6 @@ _FLAGGED = "quality IS NOT NULL AND state IN ('done', 'skipped')"
 _REACHED = ("COALESCE((SELECT c.decoded_seconds FROM checkpoints c WHERE c.job_id = jobs.id"
             " AND c.size = jobs.size AND c.mtime_ns = jobs.mtime_ns AND c.inode = jobs.inode"
             " ORDER BY c.seq DESC LIMIT 1), 0)")
-# A job requeued because its host's lease ran out (`give_back` looks for it).
-_EXPIRED = "LeaseExpired"
-_EXPIRED_WHY = "its host stopped renewing its lease (it ended, or lost the database)"
 # An attempt given back (never below 0).
 _REFUNDED = "attempts - (CASE WHEN attempts > 0 THEN 1 ELSE 0 END)"
 
@@ -336,11 +333,10 @@ class JobStore:
         (`max_attempts`); `dead` hears of each that this dead-letters (path, why), once the
         claim is committed."""
         dead_letters: list[tuple[Path, str]] = []
-        try:
-            return self._claim(exclude, roots, newest_first, max_attempts, dead_letters)
-        finally:
-            for path, why in dead_letters:
-                dead(path, why)
+        job = self._claim(exclude, roots, newest_first, max_attempts, dead_letters)
+        for path, why in dead_letters:
+            dead(path, why)
+        return job
 
     def _claim(self, exclude: Sequence[Path], roots: Sequence[tuple[Path, int]],
                newest_first: bool, max_attempts: int,
@@ -680,13 +676,14 @@ class JobStore:
                        f" updated = ? WHERE {held}", (self._now(db), *args))
 
     def give_back(self, job: Job) -> str | None:
-        """This host let the job go because its lease could not be renewed (the database
-        was away: not the file's doing, and not a crash). The attempt it was charged is
-        given back wherever the job went since: still this claim's (back to the queue, as
-        `release`), requeued or dead-lettered by another host's claim that took the
-        expired lease for a crash (back to the queue, the attempt refunded), or claimed
-        again since (the new claim's count less this one). Returns what was done, or None
-        when nothing was left to give back (done, failed or reclaimed again since)."""
+        """This host let the job go because the job database failed (its lease could not
+        be renewed, or its end not recorded): not the file's doing, and not a crash. The
+        attempt it was charged is given back wherever the job went since: still this
+        claim's (back to the queue, as `release`); or another host's claim took the expired
+        lease for a crash and kept the attempt (`kept_lease`): requeued or claimed again
+        since (one attempt off its count), or dead-lettered for it (back to the queue).
+        Once; None when nothing was left to give back (done, failed, or the lease's
+        attempt kept no more: a later lease's expiry, or a retry, has reset it)."""
         mine = (job.id, job.lease)
         with self._transaction() as db:
             now = self._now(db)
@@ -695,17 +692,16 @@ class JobStore:
                           (now, *mine)).rowcount:
                 return "back in the queue"
             if db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
-                          " last_error = NULL, error_class = NULL, updated = ? WHERE id = ?"
-                          " AND lease = ? AND (state = 'dead' AND error_class = 'Crash' OR"
-                          f" state = 'queued' AND error_class = '{_EXPIRED}')",
+                          " kept_lease = NULL, last_error = NULL, error_class = NULL,"
+                          " updated = ? WHERE id = ? AND lease = ? AND kept_lease = lease"
+                          " AND state = 'dead' AND error_class = 'Crash'",
                           (now, *mine)).rowcount:
-                return "back in the queue"
+                return "dead-lettered by another host's claim; back in the queue"
             # (Not `updated`: a running row's is when its subtitle was noted as written.)
-            if db.execute(f"UPDATE jobs SET attempts = {_REFUNDED}, last_error = NULL,"
-                          " error_class = NULL WHERE id = ? AND lease = ?"
-                          f" AND state IN ('running', 'queued') AND error_class = '{_EXPIRED}'",
-                          (job.id, job.lease + 1)).rowcount:
-                return "claimed again since"
+            if db.execute(f"UPDATE jobs SET attempts = {_REFUNDED}, kept_lease = NULL"
+                          " WHERE id = ? AND kept_lease = ? AND state IN ('queued', 'running')",
+                          mine).rowcount:
+                return "requeued by another host's claim"
             return None
 
     def forget(self, job: Job) -> None:
@@ -868,9 +864,9 @@ class JobStore:
     def _recover(self, db: Db, which: Where, max_attempts: int, now: float, *,
                  expired: bool = False) -> list[tuple[Path, str | None]]:
         """The paths recovered, each with why it was dead-lettered (None: requeued).
-        (`expired`: another host's lease ran out. The attempt it keeps is marked, so that
-        the host can give it back if it was alive and only lost the database:
-        `give_back`.)"""
+        (`expired`: another host's lease ran out. The lease whose attempt is kept is
+        noted, `kept_lease`, so that its host can give the attempt back if it was alive
+        and only lost the database: `give_back`.)"""
         where, args = which
         rows = db.execute(f"SELECT id, path FROM jobs WHERE state = 'running' AND {where}"
                           f" ORDER BY id{self._SKIP_LOCKED}", args).fetchall()
@@ -882,16 +878,15 @@ class JobStore:
                    f" WHERE {running} AND {_REACHED} > COALESCE(claimed_seconds, 0)",
                    (now, *ids))
         self._drop_checkpoints(db, f"{running} AND attempts >= ?", (*ids, max_attempts))
-        died = "its host stopped renewing its lease" if expired \
-            else "the process died while working on it"
-        db.execute(f"UPDATE jobs SET state = 'dead', last_error = '{died} ' || CASE WHEN"
-                   " attempts = 1 THEN 'once' ELSE attempts || ' times' END,"
+        died = "'its host stopped renewing its lease on attempt ' || attempts" if expired \
+            else ("'the process died while working on it ' || CASE WHEN attempts = 1"
+                  " THEN 'once' ELSE attempts || ' times' END")
+        kept = ", kept_lease = lease" if expired else ""
+        db.execute(f"UPDATE jobs SET state = 'dead', last_error = {died}{kept},"
                    " error_class = 'Crash',"
                    f" updated = ? WHERE {running} AND attempts >= ?",
                    (now, *ids, max_attempts))
-        marked = f", last_error = '{_EXPIRED_WHY}', error_class = '{_EXPIRED}'" \
-            if expired else ""
-        db.execute(f"UPDATE jobs SET state = 'queued', updated = ?{marked} WHERE {running}",
+        db.execute(f"UPDATE jobs SET state = 'queued', updated = ?{kept} WHERE {running}",
                    (now, *ids))
         dead = {row["id"]: row["last_error"] for row in db.execute(
             f"SELECT id, last_error FROM jobs WHERE id IN ({', '.join('?' * len(ids))})"

@@ -120,6 +120,9 @@ _MIGRATIONS: tuple[str, ...] = (
     "ALTER TABLE jobs ADD COLUMN beside TEXT",
     # 4 → 5: the dialogue's level of a file found quiet (subtitled.levels)
     "ALTER TABLE jobs ADD COLUMN quiet TEXT",
+    # 5 → 6: the lease whose attempt another host's claim kept when it took the expired
+    # lease for a crash, for its host to give back (`give_back`)
+    "ALTER TABLE jobs ADD COLUMN kept_lease BIGINT",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -264,7 +267,8 @@ class PostgresStore(JobStore):
                           if name in paths else value for name, value in row.items()}
                 if values["state"] == "running":  # (migrate-db recovers these first)
                     values["state"] = "queued"
-                values.update(host=None, lease=0, lease_expires=None, lease_renewed=None)
+                values.update(host=None, lease=0, lease_expires=None, lease_renewed=None,
+                              kept_lease=None)
                 db.execute(f"INSERT INTO jobs ({', '.join(values)}) VALUES"
                            f" ({', '.join('?' * len(values))})", tuple(values.values()))
             for row in checkpoints:

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_renewed REAL,
     quality TEXT,
     beside TEXT,
-    quiet TEXT
+    quiet TEXT,
+    kept_lease INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_recent ON jobs (state, updated);
@@ -114,6 +115,10 @@ def _quiet(db: sqlite3.Connection) -> None:
     _add_columns(db, [("quiet", "TEXT")])
 
 
+def _kept_lease(db: sqlite3.Connection) -> None:
+    _add_columns(db, [("kept_lease", "INTEGER")])
+
+
 _FLAGGED_INDEX = ("CREATE INDEX IF NOT EXISTS jobs_flagged ON jobs (updated)"
                   " WHERE quality IS NOT NULL")
 
@@ -138,6 +143,9 @@ _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _beside,
     # 7 → 8: the dialogue's level of a file found quiet (subtitled.levels)
     _quiet,
+    # 8 → 9: the lease whose attempt another host's claim kept when it took the expired
+    # lease for a crash, for its host to give back (`give_back`)
+    _kept_lease,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -30,6 +30,7 @@ class Database:
 
     shared = True
     lease_seconds = LEASE_SECONDS
+    host = "h1"
 
     def __init__(self) -> None:
         self.state = "up"
@@ -146,3 +147,19 @@ def test_a_job_another_host_took_is_given_up_at_once(tmp_path: Path) -> None:
             time.sleep(0.01)
         with pytest.raises(LeaseLost, match="another host has claimed it"):
             worker._alive(job, True)
+
+
+@pytest.mark.parametrize(("lost", "owed"), [(LeaseUnrenewed, True), (LeaseLost, False)])
+def test_a_job_let_go_for_an_unrenewed_lease_is_owed_its_attempt_and_a_taken_one_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost: type[LeaseLost],
+        owed: bool) -> None:
+    database, clock = Database(), Clock()
+    worker, job = _worker(database, clock), _job(tmp_path)
+
+    def work(*_: object) -> None:
+        raise lost(job.path)
+
+    monkeypatch.setattr(worker, "_work", work)
+    worker.work(job, None, None)  # type: ignore[arg-type]
+    assert worker.owed == ([job] if owed else [])
+
