@@ -238,9 +238,10 @@ class Daemon:
                 self._do_reload()
             self._probe_pauses()
             job = None
-            # (The attempts owed are given back whatever an admin pause says.)
-            if not self.breaker.paused_everything() and self._give_back_owed(worker) and \
-                    self._admin_pause() is None and self._backfill_ordered():
+            if worker.owed and not any(p.kind == "state" for p in self.breaker.pauses()):
+                self._give_back_owed(worker)  # whatever else is paused
+            if self._admin_pause() is None and not self.breaker.paused_everything() and \
+                    self._backfill_ordered():
                 job = self._store_call(partial(
                     self.store.claim, self.breaker.paused_folders(),
                     roots=[(self.settings.state_dir / REQUESTS_FOLDER, PRIORITY_REQUESTS),
@@ -262,11 +263,11 @@ class Daemon:
                 self._state_failed(err)
             idle_since = None
 
-    def _give_back_owed(self, worker: Worker) -> bool:
+    def _give_back_owed(self, worker: Worker) -> None:
         """The jobs let go while the job database failed (a lease that could not be
         renewed, an end that could not be recorded) get their attempts back before the
         next claim, wherever they went meanwhile: the outage was not the files' failure.
-        False while the database still fails."""
+        A failure opens the state pause, which holds the claims back."""
         assert self.store is not None
         while worker.owed:
             job = worker.owed[0]
@@ -274,14 +275,13 @@ class Daemon:
                 done = self.store.give_back(job)
             except STORE_ERRORS as err:
                 self._state_failed(err)
-                return False
+                return
             worker.owed.pop(0)
             if done is not None:
                 # (A dead letter taken back was announced as one: this says otherwise.)
                 logger.log(logging.WARNING if "dead" in done else logging.INFO,
                            "%s: let go while the job database failed (%s): its attempt is "
                            "given back", job.path, done)
-        return True
 
     def _written(self, path: Path) -> None:
         if self.refresher is not None:
@@ -704,9 +704,8 @@ class Daemon:
             self.http.stop()
         if self.refresher is not None:
             self.refresher.stop()
-        if self.store is not None and self.worker is not None and self.worker.owed and \
-                not self.breaker.paused_everything():  # (else a call could outlast the stop)
-            self._give_back_owed(self.worker)
+        # (What is still owed is not given back here: a call to a database that does not
+        # answer could outlast the stop. The next start counts it, as a crash.)
         self.notifications.close()
         if self.store is not None:
             self.store.close()

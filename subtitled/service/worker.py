@@ -108,11 +108,14 @@ class _Lease:
     until: float = float("inf")
     # Set when a renewal found the job taken by another host.
     lost: threading.Event = field(default_factory=threading.Event)
+    # The last renewal tried failed in the database (not a host too stalled to try).
+    failing: bool = False
 
     def renewed(self, started: float, lease_seconds: float) -> None:
         """A renewal (the keeper's, or a progress note's) that started at `started` got
         through."""
         self.until = max(self.until, started + lease_seconds / 2)
+        self.failing = False
 
 
 @dataclass
@@ -188,6 +191,7 @@ class Worker:
                         lease.lost.set()
                         return
                 except STORE_ERRORS as err:  # the next renewal may get through
+                    lease.failing = True
                     logger.warning("%s: its lease was not renewed: %s", job.path, err)
                     # Tried again soon: one blip must not cost the job its half lease.
                     wait = interval / 4
@@ -313,7 +317,10 @@ class Worker:
         if self._lease.lost.is_set():
             raise LeaseLost(job.path)
         if self.clock() > self._lease.until:
-            raise LeaseUnrenewed(job.path)
+            if self._lease.failing:  # the database's doing: the attempt is owed
+                raise LeaseUnrenewed(job.path)
+            # A host too stalled to renew (swapping, a paused machine): its own doing.
+            raise LeaseLost(job.path, "its lease was not renewed in time")
 
     def _progress(self, job: Job, done: float, total: float | None,
                   language: str | None) -> None:
@@ -322,6 +329,7 @@ class Worker:
         try:
             held = self.store.set_progress(job, done, total)
         except STORE_ERRORS as err:  # a blip: the figure is for `status`, the work goes on
+            self._lease.failing = True
             logger.warning("%s: progress not recorded: %s", job.path, err)
         else:  # the note renews the lease in a shared store
             if self.store.shared and held:

@@ -679,7 +679,8 @@ class JobStore:
         """This host let the job go because the job database failed (its lease could not
         be renewed, or its end not recorded): not the file's doing, and not a crash. The
         attempt it was charged is given back wherever the job went since: still this
-        claim's (back to the queue, as `release`); or another host's claim took the expired
+        claim's (back to the queue, as `release`, or done if the subtitle it noted is in
+        place: its end was what could not be recorded); or another host's claim took the expired
         lease for a crash and kept the attempt (`kept_lease`): requeued or claimed again
         since (one attempt off its count), or dead-lettered for it (back to the queue).
         Once; None when nothing was left to give back (done, failed, or the lease's
@@ -687,6 +688,8 @@ class JobStore:
         mine = (job.id, job.lease)
         with self._transaction() as db:
             now = self._now(db)
+            if self._finish_written(db, ("id = ? AND lease = ?", mine), now):
+                return "its subtitle was in place: recorded as done"
             if db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
                           " updated = ? WHERE id = ? AND lease = ? AND state = 'running'",
                           (now, *mine)).rowcount:

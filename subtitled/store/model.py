@@ -31,8 +31,9 @@ class LeaseLost(Exception):
 
 
 class LeaseUnrenewed(LeaseLost):
-    """Half the job's lease passed without a renewal that got through: the job is let go,
-    and its attempt is given back once the database answers (`JobStore.give_back`)."""
+    """Half the job's lease passed without a renewal that got through, the database
+    failing them: the job is let go, and its attempt is given back once the database
+    answers (`JobStore.give_back`)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, "its lease could not be renewed for half its term")

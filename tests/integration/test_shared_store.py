@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from subtitled.config import PathMapping
-from subtitled.store import PRIORITY_NEW, Fingerprint, Job, LeaseLost, Result
+from subtitled.store import PRIORITY_NEW, Fingerprint, Job, LeaseLost, Result, file_sha256
 from subtitled.store.postgres import PostgresStore
 
 FP = Fingerprint(100, 1, 1)
@@ -100,7 +100,7 @@ def test_an_expired_lease_goes_to_another_host_and_the_first_writes_nothing(
 
 
 def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_went(
-        hosts: dict[str, PostgresStore]) -> None:
+        hosts: dict[str, PostgresStore], tmp_path: Path) -> None:
     """a let its job go because the database failed (its lease could not be renewed); b's
     claims took the expired lease for a crash and kept the attempt. Once a reaches the
     database again, the attempt is a's to give back, once."""
@@ -167,6 +167,25 @@ def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_w
     assert a.give_back(second) is None
     assert a.give_back(first) == "requeued by another host's claim"
     assert row(path) == ("queued", 0)
+    done_by_b(path)
+    # The file changed meanwhile: a new job, nothing of the old one's to give back.
+    job, path = claimed_by_a("changed")
+    _expired(job, b)
+    assert b.claim(exclude=[Path("/library")]) is None
+    b.enqueue(path, Fingerprint(200, 2, 2), PRIORITY_NEW)
+    assert a.give_back(job) is None
+    done_by_b(path)
+    # Its end was what could not be recorded: the subtitle it noted is in place.
+    job, path = claimed_by_a("written")
+    subtitle = tmp_path / "written.en.srt"
+    subtitle.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello.\n")
+    written = file_sha256(subtitle)
+    assert written is not None
+    a.writing(job, subtitle, 1, written)
+    with a.fenced(job):
+        pass
+    assert a.give_back(job) == "its subtitle was in place: recorded as done"
+    assert row(path) == ("done", 1)
 
 
 def test_a_renewed_lease_is_kept(hosts: dict[str, PostgresStore]) -> None:

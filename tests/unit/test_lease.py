@@ -35,9 +35,12 @@ class Database:
     def __init__(self) -> None:
         self.state = "up"
         self.attempts: list[float] = []  # when each renewal was tried (real time)
+        self.resume = threading.Event()
 
     def renew(self, job: Job) -> bool:
         self.attempts.append(time.monotonic())
+        if self.state == "stalled":  # a host too slow to renew: no answer, no error
+            self.resume.wait(15)
         if self.state == "down":
             raise psycopg.OperationalError("connection refused")
         return self.state == "up"
@@ -68,6 +71,14 @@ def _renewed_at(worker: Worker, clock: Clock) -> None:
         time.sleep(0.01)
 
 
+def _failed_once(worker: Worker) -> None:
+    """Until a renewal by the keeper's thread (on real time) has failed."""
+    deadline = time.monotonic() + 15
+    while not worker._lease.failing:
+        assert time.monotonic() < deadline, "no renewal was tried"
+        time.sleep(0.01)
+
+
 def test_a_lease_that_no_renewal_could_extend_is_given_up_before_it_runs_out(
         tmp_path: Path) -> None:
     database, clock = Database(), Clock()
@@ -75,6 +86,7 @@ def test_a_lease_that_no_renewal_could_extend_is_given_up_before_it_runs_out(
     database.state = "down"
     with worker._leased(job):
         worker._alive(job, True)  # claimed just now
+        _failed_once(worker)
         clock.now += LEASE_SECONDS * 0.45
         worker._alive(job, True)
         clock.now += LEASE_SECONDS * 0.1  # half the lease gone, and no renewal
@@ -95,6 +107,7 @@ def test_a_renewed_lease_holds_past_its_first_term_and_a_failed_renewal_ends_it_
         _renewed_at(worker, clock)  # the lease runs from there
         worker._alive(job, True)
         database.state = "down"
+        _failed_once(worker)
         time.sleep(4 * LEASE_SECONDS)  # renewals fail meanwhile; the deadline stays put
         clock.now += LEASE_SECONDS * 0.45
         worker._alive(job, True)
@@ -162,4 +175,20 @@ def test_a_job_let_go_for_an_unrenewed_lease_is_owed_its_attempt_and_a_taken_one
     monkeypatch.setattr(worker, "_work", work)
     worker.work(job, None, None)  # type: ignore[arg-type]
     assert worker.owed == ([job] if owed else [])
+
+
+def test_a_lease_that_ran_late_without_a_failed_renewal_is_not_owed_its_attempt(
+        tmp_path: Path) -> None:
+    """A host too stalled to renew (swapping, a paused machine) lets the job go all the
+    same, but the attempt is its own doing: not owed, so a file that stalls the host still
+    uses up its attempts."""
+    database, clock = Database(), Clock()
+    worker, job = _worker(database, clock), _job(tmp_path)
+    database.state = "stalled"
+    with worker._leased(job):
+        clock.now += LEASE_SECONDS * 0.55
+        with pytest.raises(LeaseLost, match="not renewed in time") as lost:
+            worker._alive(job, True)
+        assert not isinstance(lost.value, LeaseUnrenewed)
+        database.resume.set()
 
