@@ -57,12 +57,18 @@ def ours(path: Path, transcriber: Transcriber) -> str:
 
 def whisper_own(path: Path, model: object) -> str:
     """openai-whisper's detect_language on the first 30 s, as `whisper.transcribe` does."""
+    return whisper_ranking(path, model)[0]
+
+
+def whisper_ranking(path: Path, model: object) -> list[str]:
+    """The languages of openai-whisper's detect_language on the first 30 s, likeliest
+    first."""
     import whisper
 
     audio = whisper.pad_or_trim(whisper.load_audio(str(path)))
     mel = whisper.log_mel_spectrogram(audio, model.dims.n_mels)  # type: ignore[attr-defined]
     _, probabilities = model.detect_language(mel)  # type: ignore[attr-defined]
-    return str(max(probabilities, key=probabilities.get))
+    return [str(code) for code in sorted(probabilities, key=probabilities.get, reverse=True)]
 
 
 def main() -> None:

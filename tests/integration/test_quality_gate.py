@@ -46,8 +46,15 @@ def _music(path: Path) -> Path:
 def _bad(quality: object) -> bool:
     """Flagged for what is wrong with a crowd: few words heard, words not believed, or a
     language hardly found (which of them varies from run to run: a window that fails
-    Whisper's checks is decoded again by sampling, as Whisper does)."""
-    return str(quality).startswith(("music or noise?", "improbable text", "unsure language"))
+    Whisper's checks is decoded again by sampling, as Whisper does), or none heard at all.
+    Which one depends on the language its babble is heard as, a near thing that int8 on
+    one CPU decides otherwise than on another (Yiddish at 52 %, and not a word kept, on
+    one with AMX)."""
+    return str(quality).startswith(("music or noise?", "improbable text", "unsure language",
+                                    _UNHEARD))
+
+
+_UNHEARD = "no words heard in its 60 s of audio"
 
 
 def _row(daemon: DaemonRun, name: str) -> dict[str, object]:
@@ -82,12 +89,17 @@ def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
         # review: written where players do not take it for the subtitle, and flagged.
         crowd = _row(daemon, "media/Crowd.mkv")
         assert _bad(crowd["quality"]), crowd
+        heard = not str(crowd["quality"]).startswith(_UNHEARD)  # else nothing to review
         review = [p.name for p in daemon.media.glob("Crowd.*")]
-        assert len(review) == 2 and any(n.endswith(".review.srt") for n in review), review
-        assert str(crowd["output"]).endswith(".review.srt")
+        if heard:
+            assert len(review) == 2 and any(n.endswith(".review.srt") for n in review), \
+                review
+            assert str(crowd["output"]).endswith(".review.srt")
+        else:
+            assert crowd["state"] == "skipped" and review == ["Crowd.mkv"], (crowd, review)
         # hold (this folder's own gate): nothing written, flagged.
         kept = _row(daemon, "held/Crowd.mkv")
-        assert kept["state"] == "done" and kept["output"] is None
+        assert kept["state"] in ("done", "skipped") and kept["output"] is None
         assert _bad(kept["quality"]), kept
         # Music alone, 40 s without a word: nothing written, and said.
         score = _row(daemon, "Score.mkv")
@@ -108,12 +120,13 @@ def test_likely_bad_subtitles_are_flagged_reviewed_or_held_and_good_ones_pass(
         assert scraped[("subtitled_flagged_files", ())] == 3
         reasons = {labels[0][1]: value for (name, labels), value in scraped.items()
                    if name == "subtitled_flagged_total"}
-        assert reasons.pop("no-speech") == 1 and sum(reasons.values()) >= 2, reasons
-        assert scraped[("subtitled_flagged_total", (("reason", "no-speech"),))] == 1
+        assert reasons.pop("no-speech") >= 1 and sum(reasons.values()) >= 2 * heard, reasons
         assert scraped[("subtitled_quiet_files_total", ())] >= 1
         page = http_get(daemon, "/")[1]
-        assert "Likely bad subtitles" in page and "held back" in page
+        assert "Likely bad subtitles" in page and ("held back" in page or not heard)
         assert f'title="{scene["quiet"]}">quiet</span>' in page  # in the history
+        if not heard:
+            return
 
         # The gate opened (flag only) and the file redone: the subtitle itself, and the
         # copy written for review gone.
