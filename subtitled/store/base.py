@@ -680,11 +680,11 @@ class JobStore:
         be renewed, or its end not recorded): not the file's doing, and not a crash. The
         attempt it was charged is given back wherever the job went since: still this
         claim's (back to the queue, as `release`, or done if the subtitle it noted is in
-        place: its end was what could not be recorded); or another host's claim took the expired
-        lease for a crash and kept the attempt (`kept_lease`): requeued or claimed again
-        since (one attempt off its count), or dead-lettered for it (back to the queue).
-        Once; None when nothing was left to give back (done, failed, or the lease's
-        attempt kept no more: a later lease's expiry, or a retry, has reset it)."""
+        place: its end was what could not be recorded); or another host's claim took the
+        expired lease for a crash and kept the attempt (`kept_lease`): requeued or claimed
+        again since (one attempt off its count), or dead-lettered for it (back to the
+        queue). Once; None when nothing was left to give back (done, failed, or the
+        lease's attempt kept no more: a later lease's expiry, or a retry, has reset it)."""
         mine = (job.id, job.lease)
         with self._transaction() as db:
             now = self._now(db)

@@ -116,6 +116,11 @@ def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_w
         assert job is not None
         return job.state, job.attempts
 
+    def requeued_by_b(job: Job) -> None:
+        """a's lease runs out; b's claim takes it back (and finds nothing else to take)."""
+        _expired(job, b)
+        assert b.claim(exclude=[Path("/library")]) is None
+
     def done_by_b(path: Path) -> None:
         job = _claimed(b)
         assert job.path == path
@@ -128,8 +133,7 @@ def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_w
     done_by_b(path)
     # Requeued by b's claim (which found nothing else to take), the attempt kept.
     job, path = claimed_by_a("requeued")
-    _expired(job, b)
-    assert b.claim(exclude=[Path("/library")]) is None
+    requeued_by_b(job)
     assert row(path) == ("queued", 1)
     assert a.give_back(job) == "requeued by another host's claim"
     assert row(path) == ("queued", 0)
@@ -157,12 +161,10 @@ def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_w
     # Two leases in a row ran out; the second had made progress, so b's claim refunded it
     # itself: only the first one's attempt is left to give back.
     first, path = claimed_by_a("twice")
-    _expired(first, b)
-    assert b.claim(exclude=[Path("/library")]) is None
+    requeued_by_b(first)
     second = _claimed(a)
     a.add_checkpoint(second, 30.0, "[]")
-    _expired(second, b)
-    assert b.claim(exclude=[Path("/library")]) is None
+    requeued_by_b(second)
     assert row(path) == ("queued", 1)
     assert a.give_back(second) is None
     assert a.give_back(first) == "requeued by another host's claim"
@@ -170,8 +172,7 @@ def test_a_host_that_lost_the_database_gives_the_attempt_back_wherever_the_job_w
     done_by_b(path)
     # The file changed meanwhile: a new job, nothing of the old one's to give back.
     job, path = claimed_by_a("changed")
-    _expired(job, b)
-    assert b.claim(exclude=[Path("/library")]) is None
+    requeued_by_b(job)
     b.enqueue(path, Fingerprint(200, 2, 2), PRIORITY_NEW)
     assert a.give_back(job) is None
     done_by_b(path)
