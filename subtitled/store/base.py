@@ -686,13 +686,13 @@ class JobStore:
         queue). Once; None when nothing was left to give back (done, failed, or the
         lease's attempt kept no more: a later lease's expiry, or a retry, has reset it)."""
         mine = (job.id, job.lease)
+        held, args = self._held(job)
         with self._transaction() as db:
             now = self._now(db)
-            if self._finish_written(db, ("id = ? AND lease = ?", mine), now):
+            if self._finish_written(db, (held, args), now):
                 return "its subtitle was in place: recorded as done"
             if db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
-                          " updated = ? WHERE id = ? AND lease = ? AND state = 'running'",
-                          (now, *mine)).rowcount:
+                          f" updated = ? WHERE {held}", (now, *args)).rowcount:
                 return "back in the queue"
             if db.execute(f"UPDATE jobs SET state = 'queued', attempts = {_REFUNDED},"
                           " kept_lease = NULL, last_error = NULL, error_class = NULL,"
